@@ -1,0 +1,59 @@
+"""Where the local cluster keeps its files: `.local/` at the repository root (git-ignored),
+or `$LOCALKUBE_DIR` when set."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class LocalPaths:
+    root: Path
+
+    @property
+    def state(self) -> Path:
+        return self.root / "cluster.json"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.root / "kubeconfig"
+
+    def kubeconfig_for(self, user: str) -> Path:
+        return self.pki / f"{user}.kubeconfig"
+
+    @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def logs(self) -> Path:
+        return self.root / "logs"
+
+    @property
+    def etcd_data(self) -> Path:
+        return self.root / "etcd"
+
+    @property
+    def node_state(self) -> Path:
+        return self.root / "node"
+
+    @property
+    def node_config(self) -> Path:
+        return self.root / "node-config.json"
+
+    @property
+    def no_agent_marker(self) -> Path:
+        """Present while the cluster runs without the node agent (agent development)."""
+        return self.root / "NO_AGENT"
+
+    @property
+    def bin(self) -> Path:
+        return self.root / "bin"
+
+
+def local_paths() -> LocalPaths:
+    return LocalPaths(Path(os.environ.get("LOCALKUBE_DIR") or REPO_ROOT / ".local"))

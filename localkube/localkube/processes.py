@@ -1,0 +1,113 @@
+"""Start, watch and stop the harness's long-running processes.
+
+Each process gets its own session (process group), so stopping it also stops whatever
+it started, and its output goes to a log file under `.local/logs/`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def start(argv: list[str], log_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start a detached process writing to log_file; return its pid."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    return process.pid
+
+
+def alive(pid: int) -> bool:
+    """True while the process exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            state = stat.read().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    if state == "Z":
+        _reap(pid)
+        return False
+    return True
+
+
+def _reap(pid: int) -> None:
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
+def stop(pid: int, grace_seconds: float = 10.0) -> None:
+    """SIGTERM the process group, wait up to the grace period, then SIGKILL it."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace_seconds
+        while time.monotonic() < deadline:
+            if not alive(pid):
+                _kill_group_leftovers(pid)
+                return
+            time.sleep(0.1)
+
+
+def _kill_group_leftovers(pgid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
+def log_tail(log_file: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log_file.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def wait_healthy(
+    name: str,
+    url: str,
+    pid: int,
+    log_file: Path,
+    timeout: float,
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Poll url until it answers 200; fail early with the log's tail if the process dies."""
+    deadline = time.monotonic() + timeout
+    last_error = ""
+    while time.monotonic() < deadline:
+        if not alive(pid):
+            raise RuntimeError(
+                f"{name} exited during start-up. Last log lines:\n{log_tail(log_file)}"
+            )
+        try:
+            with urllib.request.urlopen(url, timeout=2, context=tls) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError) as error:
+            last_error = str(error)
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"{name} was not healthy at {url} within {timeout:.0f} s ({last_error}). "
+        f"Last log lines:\n{log_tail(log_file)}"
+    )

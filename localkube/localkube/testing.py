@@ -1,0 +1,59 @@
+"""Helpers for tests against the local cluster: namespaces that are really gone afterwards,
+and waits that say what they were waiting for when they time out."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from localkube.readiness import api_client, wait_for_default_service_account
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60,
+             interval: float = 0.25) -> T:
+    """Call probe until it returns something truthy; fail naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def create_namespace(kubeconfig: Path, prefix: str = "t") -> str:
+    name = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    core = client.CoreV1Api(api_client(kubeconfig))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    wait_for_default_service_account(kubeconfig, name, timeout=60)
+    return name
+
+
+def delete_namespace(kubeconfig: Path, name: str, timeout: float = 180) -> None:
+    """Delete the namespace and wait until it is gone (the namespace controller and
+    the node agent must both do their part)."""
+    core = client.CoreV1Api(api_client(kubeconfig))
+    try:
+        core.delete_namespace(name)
+    except ApiException as error:
+        if error.status == 404:
+            return
+        raise
+
+    def gone() -> bool:
+        try:
+            core.read_namespace(name)
+        except ApiException as error:
+            return bool(error.status == 404)
+        return False
+
+    wait_for(f"namespace {name} to be deleted", gone, timeout=timeout, interval=0.5)
