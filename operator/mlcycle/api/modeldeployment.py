@@ -1,0 +1,237 @@
+"""The ModelDeployment kind: a registered model served behind a Service, following an alias."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlcycle.api.common import (
+    CONDITION_LIST,
+    ApiModel,
+    CelRule,
+    Condition,
+    ConditionType,
+    ImageReference,
+    IntOrPercent,
+    ModelAlias,
+    ModelName,
+    ResourceRequirements,
+    cel_rules,
+    count_set,
+    exactly_one_of,
+)
+from mlcycle.api.resource import (
+    AGE_COLUMN,
+    READY_COLUMN,
+    PrinterColumn,
+    ResourceDefinition,
+    ScaleSubresource,
+)
+from mlcycle.constants import MODEL_DEPLOYMENT
+
+HISTORY_LIMIT = 10
+
+
+class ModelReference(ApiModel):
+    """A registered MLflow model: a fixed version, or an alias the deployment follows."""
+
+    model_config = ConfigDict(json_schema_extra=cel_rules(exactly_one_of("version", "alias")))
+
+    name: ModelName = Field(description="Registered model name.")
+    version: int | None = Field(default=None, ge=1, description="A fixed model version.")
+    alias: ModelAlias | None = Field(
+        default=None, description="An alias to follow, e.g. champion; moving it rolls out."
+    )
+
+    @model_validator(mode="after")
+    def _version_or_alias(self) -> ModelReference:
+        if count_set(self, "version", "alias") != 1:
+            raise ValueError("exactly one of version, alias must be set")
+        return self
+
+
+class Autoscaling(ApiModel):
+    """A HorizontalPodAutoscaler on CPU; when enabled it owns the replica count."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            CelRule(
+                rule="!has(self.minReplicas) || !has(self.maxReplicas) || "
+                "self.maxReplicas >= self.minReplicas",
+                message="maxReplicas must be at least minReplicas",
+                field_path=".maxReplicas",
+            )
+        )
+    )
+
+    enabled: bool = Field(default=False, description="Create an autoscaler.")
+    min_replicas: int = Field(default=1, ge=1, le=100, description="Fewest replicas.")
+    max_replicas: int = Field(default=5, ge=1, le=100, description="Most replicas.")
+    target_cpu_utilization: int = Field(
+        default=80, ge=1, le=100, description="Target average CPU utilization, percent of requests."
+    )
+
+    @model_validator(mode="after")
+    def _max_at_least_min(self) -> Autoscaling:
+        if self.max_replicas < self.min_replicas:
+            raise ValueError("maxReplicas must be at least minReplicas")
+        return self
+
+
+class Rollout(ApiModel):
+    """Rolling update of the serving Deployment; by default no ready replica is lost."""
+
+    max_surge: IntOrPercent = Field(
+        default="25%", description="Extra pods during a rollout: a number or a percentage."
+    )
+    max_unavailable: IntOrPercent = Field(
+        default=0, description="Pods that may be unavailable during a rollout."
+    )
+
+
+class Serving(ApiModel):
+    """Settings of the model server."""
+
+    max_batch_size: int = Field(
+        default=64, ge=1, le=4096, description="Most rows predicted in one batched call."
+    )
+    max_batch_wait_ms: int = Field(
+        default=2, ge=0, le=1000, description="Longest wait to fill a batch, in milliseconds."
+    )
+    workers: int = Field(default=1, ge=1, le=16, description="Server worker processes per pod.")
+
+
+class Monitoring(ApiModel):
+    """Monitoring of the served model."""
+
+    drift: bool = Field(
+        default=False, description="Compare inputs with the training data profile and report drift."
+    )
+
+
+class ModelDeploymentSpec(ApiModel):
+    """The desired state of a ModelDeployment."""
+
+    model: ModelReference = Field(description="The registered model to serve.")
+    replicas: int = Field(
+        default=1, ge=0, le=100, description="Serving pods, unless autoscaling is enabled."
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Resources of each serving pod."
+    )
+    autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Autoscaling.")
+    rollout: Rollout = Field(default_factory=Rollout, description="Rolling update settings.")
+    serving: Serving = Field(default_factory=Serving, description="Model server settings.")
+    poll_interval_seconds: int = Field(
+        default=30, ge=5, le=3600, description="How often the alias is checked for a new version."
+    )
+    image: ImageReference | None = Field(default=None, description="Override of the serving image.")
+    monitoring: Monitoring = Field(default_factory=Monitoring, description="Monitoring.")
+
+
+class ModelDeploymentPhase(StrEnum):
+    """Coarse lifecycle stage; conditions carry the details."""
+
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    AVAILABLE = "Available"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ModelDeploymentConditionType(StrEnum):
+    """Conditions a ModelDeployment reports."""
+
+    READY = ConditionType.READY.value
+    PROGRESSING = ConditionType.PROGRESSING.value
+    DEGRADED = ConditionType.DEGRADED.value
+    AVAILABLE = "Available"
+    RUNTIME_MISMATCH = "RuntimeMismatch"
+    DRIFT_DETECTED = "DriftDetected"
+
+
+class ModelRuntime(ApiModel):
+    """Versions of the runtime a model was trained in; serving must match them."""
+
+    python: str | None = Field(default=None, max_length=32, description="Python version.")
+    sklearn: str | None = Field(default=None, max_length=32, description="scikit-learn version.")
+    numpy: str | None = Field(default=None, max_length=32, description="NumPy version.")
+
+
+class RolloutRecord(ApiModel):
+    """One rollout of a model version."""
+
+    version: int = Field(ge=1, description="Model version rolled out.")
+    model_uri: str = Field(max_length=2048, description="Its model URI.")
+    started_at: datetime = Field(description="When the rollout started.")
+    completed_at: datetime | None = Field(default=None, description="When all replicas were ready.")
+
+
+class DriftReport(ApiModel):
+    """The latest drift check of served inputs against the training data profile."""
+
+    detected: bool = Field(description="Whether drift was found.")
+    score: float | None = Field(default=None, ge=0, description="Largest per-feature drift score.")
+    features: list[str] = Field(
+        default_factory=list, max_length=50, description="Features that drifted."
+    )
+    checked_at: datetime = Field(description="When the check ran.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    """The observed state of a ModelDeployment, written by the operator."""
+
+    phase: ModelDeploymentPhase | None = Field(default=None, description="Coarse lifecycle stage.")
+    served_version: int | None = Field(
+        default=None, ge=1, description="Model version the ready pods serve."
+    )
+    model_uri: str | None = Field(default=None, max_length=2048, description="Its model URI.")
+    replicas: int | None = Field(
+        default=None, ge=0, description="Serving pods (scale subresource)."
+    )
+    ready_replicas: int | None = Field(default=None, ge=0, description="Ready serving pods.")
+    selector: str | None = Field(
+        default=None, max_length=1024, description="Label selector of the pods (scale subresource)."
+    )
+    url: str | None = Field(
+        default=None, max_length=2048, description="In-cluster URL of the model."
+    )
+    runtime: ModelRuntime | None = Field(default=None, description="Runtime of the served model.")
+    history: list[RolloutRecord] = Field(
+        default_factory=list,
+        max_length=HISTORY_LIMIT,
+        description=f"Rollouts, newest first, at most {HISTORY_LIMIT}.",
+    )
+    drift: DriftReport | None = Field(default=None, description="Latest drift check.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITION_LIST,
+        description="Current conditions: Ready, Available, Progressing, RuntimeMismatch, Degraded.",
+    )
+
+
+MODEL_DEPLOYMENT_RESOURCE = ResourceDefinition(
+    names=MODEL_DEPLOYMENT,
+    description="A registered model served over HTTP, rolled out when its alias moves.",
+    spec=ModelDeploymentSpec,
+    status=ModelDeploymentStatus,
+    printer_columns=(
+        PrinterColumn("Model", "string", ".spec.model.name", "Registered model name."),
+        PrinterColumn("Served Version", "integer", ".status.servedVersion", "Version served."),
+        PrinterColumn("Ready Replicas", "integer", ".status.readyReplicas", "Ready pods."),
+        READY_COLUMN,
+        AGE_COLUMN,
+        PrinterColumn("Alias", "string", ".spec.model.alias", "Followed alias.", priority=1),
+        PrinterColumn("URL", "string", ".status.url", "In-cluster URL.", priority=1),
+    ),
+    scale=ScaleSubresource(
+        spec_replicas_path=".spec.replicas",
+        status_replicas_path=".status.replicas",
+        label_selector_path=".status.selector",
+    ),
+)

@@ -1,0 +1,358 @@
+"""The TrainingJob kind: one training run or hyperparameter search on a pinned Dataset version."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, Field, model_validator
+
+from mlcycle.api.common import (
+    CONDITION_LIST,
+    ApiModel,
+    CelRule,
+    Condition,
+    ConditionType,
+    CronSchedule,
+    FreeFormObject,
+    ImageReference,
+    ModelAlias,
+    ModelName,
+    ObjectName,
+    ResourceRequirements,
+    cel_list,
+    cel_rules,
+)
+from mlcycle.api.evaluation import Objective, ValidationSpec
+from mlcycle.api.learning import (
+    CLASSIFICATION_METRICS,
+    CLASSIFIERS,
+    DEFAULT_METRIC,
+    Algorithm,
+    Metric,
+    Task,
+    algorithm_task,
+    gate_metric_task,
+    metric_direction,
+    metric_task,
+)
+from mlcycle.api.resource import AGE_COLUMN, PrinterColumn, ResourceDefinition
+from mlcycle.api.search import SearchSpec
+from mlcycle.constants import TRAINING_JOB
+
+LEADERBOARD_LIMIT = 10
+
+_CLASSIFIERS = cel_list(sorted(CLASSIFIERS))
+_CLASSIFICATION_METRICS = cel_list(sorted(CLASSIFICATION_METRICS))
+_PREDICTIVE_METRICS = cel_list([metric.value for metric in Metric])
+
+
+def _for_each_candidate(predicate: str) -> str:
+    """CEL: `predicate` (over `{a}`) holds for spec.algorithm or every search.algorithms entry."""
+    return (
+        f"(has(self.algorithm) ? ({predicate.format(a='self.algorithm')}) : "
+        f"(!has(self.search) || !has(self.search.algorithms) || "
+        f"self.search.algorithms.all(a, {predicate.format(a='a')})))"
+    )
+
+
+class DatasetReference(ApiModel):
+    """The Dataset to train on, optionally pinned to one version."""
+
+    name: ObjectName = Field(description="Name of the Dataset in the same namespace.")
+    version: str | None = Field(
+        default=None, max_length=64, description="Dataset version to use; the current one if unset."
+    )
+
+
+class Scaling(StrEnum):
+    """Scaling of numeric features."""
+
+    NONE = "none"
+    STANDARD = "standard"
+    MINMAX = "minmax"
+
+
+class Preprocessing(ApiModel):
+    """Feature preprocessing steps of the pipeline, fit on training data only."""
+
+    scaling: Scaling = Field(default=Scaling.STANDARD, description="Numeric feature scaling.")
+    one_hot_encode: bool = Field(default=True, description="One-hot encode categorical columns.")
+
+
+class RegistrySpec(ApiModel):
+    """Where the trained model is registered in MLflow."""
+
+    model_name: ModelName | None = Field(
+        default=None, description="Registered model name; the TrainingJob's name when unset."
+    )
+    alias: ModelAlias | None = Field(
+        default=None,
+        description="Alias moved to the new version when all gates pass, e.g. champion.",
+    )
+
+
+class RetrainTriggers(ApiModel):
+    """What starts a new training run by itself."""
+
+    on_new_data: bool = Field(
+        default=False, description="Retrain when the Dataset gets a new version."
+    )
+    on_drift: bool = Field(
+        default=False, description="Retrain when a ModelDeployment serving the model reports drift."
+    )
+
+
+class TrainingJobSpec(ApiModel):
+    """The desired state of a TrainingJob."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            CelRule(
+                rule="has(self.algorithm) != (has(self.search) && has(self.search.algorithms))",
+                message="set exactly one of algorithm and search.algorithms",
+            ),
+            CelRule(
+                rule="!has(self.task) || "
+                + _for_each_candidate(
+                    f"({{a}} in {_CLASSIFIERS}) == (self.task == 'classification')"
+                ),
+                message="task does not match the algorithm",
+                field_path=".task",
+            ),
+            CelRule(
+                rule="!has(self.objective) || "
+                + _for_each_candidate(
+                    f"({{a}} in {_CLASSIFIERS}) == "
+                    f"(self.objective.metric in {_CLASSIFICATION_METRICS})"
+                ),
+                message="objective.metric does not fit the algorithm's task",
+                field_path=".objective.metric",
+            ),
+            CelRule(
+                rule="!has(self.validation) || !has(self.validation.gates) || "
+                f"self.validation.gates.all(g, !(g.metric in {_PREDICTIVE_METRICS}) || "
+                + _for_each_candidate(
+                    f"({{a}} in {_CLASSIFIERS}) == (g.metric in {_CLASSIFICATION_METRICS})"
+                )
+                + ")",
+                message="a gate's metric does not fit the algorithm's task",
+                field_path=".validation.gates",
+            ),
+            CelRule(
+                rule="!has(self.search) || !has(self.search.space) || self.search.space.all(k, "
+                "has(self.algorithm) ? k == self.algorithm : "
+                "(has(self.search.algorithms) && k in self.search.algorithms))",
+                message="search.space may only name the algorithms being trained",
+                field_path=".search.space",
+            ),
+        )
+    )
+
+    dataset_ref: DatasetReference = Field(description="The Dataset to train on.")
+    algorithm: Algorithm | None = Field(
+        default=None, description="Estimator to train; unset for AutoML (search.algorithms)."
+    )
+    task: Task | None = Field(
+        default=None, description="classification or regression; follows from the algorithm."
+    )
+    hyperparameters: FreeFormObject = Field(
+        default_factory=dict,
+        description="Estimator parameters, e.g. {n_estimators: 200}, checked by the operator. "
+        "The apiserver drops null values: an omitted parameter keeps the estimator's default.",
+    )
+    preprocessing: Preprocessing = Field(
+        default_factory=Preprocessing, description="Feature preprocessing."
+    )
+    objective: Objective | None = Field(
+        default=None, description="Metric that ranks models; accuracy or r2 when unset."
+    )
+    validation: ValidationSpec = Field(
+        default_factory=ValidationSpec, description="Evaluation and gates."
+    )
+    search: SearchSpec | None = Field(default=None, description="Hyperparameter search / AutoML.")
+    registry: RegistrySpec = Field(default_factory=RegistrySpec, description="MLflow registration.")
+    resources: ResourceRequirements | None = Field(
+        default=None, description="Resources of each training or trial pod."
+    )
+    schedule: CronSchedule | None = Field(
+        default=None, description="Cron schedule for periodic retraining, e.g. '0 3 * * *'."
+    )
+    retrain: RetrainTriggers = Field(
+        default_factory=RetrainTriggers, description="Automatic retraining triggers."
+    )
+    image: ImageReference | None = Field(default=None, description="Override of the trainer image.")
+    backoff_limit: int = Field(default=1, ge=0, le=10, description="Retries of a failed pod.")
+    active_deadline_seconds: int | None = Field(
+        default=None, ge=1, description="Time limit of each training or trial Job."
+    )
+
+    @property
+    def candidate_algorithms(self) -> list[Algorithm]:
+        """spec.algorithm, or the AutoML candidates."""
+        if self.algorithm is not None:
+            return [self.algorithm]
+        return list(self.search.algorithms or []) if self.search is not None else []
+
+    @property
+    def effective_task(self) -> Task:
+        """The declared task, or the one the algorithm(s) solve."""
+        return self.task or algorithm_task(self.candidate_algorithms[0])
+
+    @property
+    def effective_objective(self) -> Objective:
+        """The declared objective with its direction filled in, or the task's default."""
+        metric = self.objective.metric if self.objective else DEFAULT_METRIC[self.effective_task]
+        return Objective(metric=metric, direction=metric_direction(metric))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainingJobSpec:
+        automl = self.search is not None and self.search.algorithms is not None
+        if (self.algorithm is not None) == automl:
+            raise ValueError("set exactly one of algorithm and search.algorithms")
+        task = algorithm_task(self.candidate_algorithms[0])
+        if self.task is not None and self.task != task:
+            raise ValueError("task does not match the algorithm")
+        if self.objective is not None and metric_task(self.objective.metric) != task:
+            raise ValueError("objective.metric does not fit the algorithm's task")
+        if any(gate_metric_task(gate.metric) not in (None, task) for gate in self.validation.gates):
+            raise ValueError("a gate's metric does not fit the algorithm's task")
+        space = self.search.space if self.search is not None else None
+        if space is not None and not set(space) <= set(self.candidate_algorithms):
+            raise ValueError("search.space may only name the algorithms being trained")
+        if self.hyperparameters and self.algorithm is None:
+            raise ValueError("hyperparameters apply to spec.algorithm; for AutoML use search.space")
+        return self
+
+
+class TrainingJobPhase(StrEnum):
+    """Coarse lifecycle stage; conditions carry the details."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+class TrainingJobConditionType(StrEnum):
+    """Conditions a TrainingJob reports."""
+
+    READY = ConditionType.READY.value
+    PROGRESSING = ConditionType.PROGRESSING.value
+    DEGRADED = ConditionType.DEGRADED.value
+    VALIDATED = "Validated"
+    REGISTERED = "Registered"
+
+
+class TrialState(StrEnum):
+    """State of one trial."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    PRUNED = "Pruned"
+    FAILED = "Failed"
+
+
+class TrainingProgress(ApiModel):
+    """Trial counts of the current run; a run without search is one trial."""
+
+    total_trials: int = Field(ge=0, description="Trials planned.")
+    completed_trials: int = Field(default=0, ge=0, description="Trials finished successfully.")
+    running_trials: int = Field(default=0, ge=0, description="Trials running now.")
+    pruned_trials: int = Field(default=0, ge=0, description="Trials stopped early.")
+    failed_trials: int = Field(default=0, ge=0, description="Trials that failed.")
+
+
+class ObjectiveValue(ApiModel):
+    """The objective metric of the best model so far."""
+
+    metric: Metric = Field(description="Objective metric.")
+    value: float = Field(description="Its value on held-out data.")
+
+
+class TrialResult(ApiModel):
+    """One trial of a search."""
+
+    number: int = Field(ge=0, description="Trial number, from 0.")
+    algorithm: Algorithm = Field(description="Estimator of the trial.")
+    params: FreeFormObject = Field(default_factory=dict, description="Sampled hyperparameters.")
+    value: float | None = Field(default=None, description="Objective value, once complete.")
+    state: TrialState = Field(description="Running, Complete, Pruned or Failed.")
+    job_name: str | None = Field(default=None, max_length=63, description="The trial's Job.")
+
+
+class RegisteredModelVersion(ApiModel):
+    """The model version registered in MLflow by the last successful run."""
+
+    name: ModelName = Field(description="Registered model name.")
+    version: int = Field(ge=1, description="Model version.")
+    uri: str = Field(max_length=2048, description="Model URI, models:/<name>/<version>.")
+
+
+class MlflowRun(ApiModel):
+    """The MLflow run of the last run (the parent run of a search)."""
+
+    run_id: str = Field(max_length=64, description="MLflow run id.")
+    run_url: str | None = Field(
+        default=None, max_length=2048, description="Link to the run in the UI."
+    )
+    experiment_id: str | None = Field(
+        default=None, max_length=64, description="MLflow experiment id."
+    )
+
+
+class TrainingJobStatus(ApiModel):
+    """The observed state of a TrainingJob, written by the operator."""
+
+    phase: TrainingJobPhase | None = Field(default=None, description="Coarse lifecycle stage.")
+    progress: TrainingProgress | None = Field(default=None, description="Trial counts.")
+    start_time: datetime | None = Field(default=None, description="When the current run started.")
+    completion_time: datetime | None = Field(default=None, description="When it finished.")
+    last_schedule_time: datetime | None = Field(
+        default=None, description="When spec.schedule last started a run."
+    )
+    dataset_version: str | None = Field(
+        default=None, max_length=64, description="Dataset version the run trained on."
+    )
+    job_name: str | None = Field(default=None, max_length=63, description="The training Job.")
+    metrics: dict[str, float] | None = Field(
+        default=None, max_length=100, description="Metrics of the best model (holdout, cv, timing)."
+    )
+    objective: ObjectiveValue | None = Field(
+        default=None, description="Objective of the best model."
+    )
+    best_trial: TrialResult | None = Field(default=None, description="Best trial of a search.")
+    leaderboard: list[TrialResult] = Field(
+        default_factory=list,
+        max_length=LEADERBOARD_LIMIT,
+        description=f"Best trials, best first, at most {LEADERBOARD_LIMIT}.",
+    )
+    model: RegisteredModelVersion | None = Field(default=None, description="Registered model.")
+    mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        json_schema_extra=CONDITION_LIST,
+        description="Current conditions: Ready, Progressing, Validated, Registered, Degraded.",
+    )
+
+
+TRAINING_JOB_RESOURCE = ResourceDefinition(
+    names=TRAINING_JOB,
+    description="A training run or hyperparameter search on a Dataset, registered in MLflow.",
+    spec=TrainingJobSpec,
+    status=TrainingJobStatus,
+    printer_columns=(
+        PrinterColumn("Phase", "string", ".status.phase", "Lifecycle stage."),
+        PrinterColumn("Metric", "string", ".status.objective.metric", "Objective metric."),
+        PrinterColumn("Value", "number", ".status.objective.value", "Objective of the best model."),
+        PrinterColumn("Model Version", "integer", ".status.model.version", "Registered version."),
+        AGE_COLUMN,
+        PrinterColumn("Algorithm", "string", ".spec.algorithm", "Estimator.", priority=1),
+        PrinterColumn(
+            "Dataset Version", "string", ".status.datasetVersion", "Trained on.", priority=1
+        ),
+    ),
+)
