@@ -5,24 +5,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localkube import build, cluster
+from localkube import build, cluster, stack
 from localkube.paths import local_paths
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localkube", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    up = commands.add_parser("up", help="start the cluster (reused when already running)")
+    up = commands.add_parser(
+        "up", help="start the cluster, MinIO, MLflow and the operator (reusing what runs)")
+    up.add_argument("--cluster-only", action="store_true", help="start the cluster alone")
     up.add_argument("--no-node-agent", action="store_true",
                     help="start the control plane only (for node agent development)")
-    commands.add_parser("down", help="stop every process the cluster started")
+    commands.add_parser("down", help="stop everything `up` started")
     commands.add_parser("status", help="exit 0 when the cluster is running")
     commands.add_parser("build", help="build (or find cached) every pinned binary")
     commands.add_parser("env", help="print shell exports for kubectl")
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        state = cluster.up(node_agent=not args.no_node_agent)
+        if args.cluster_only or args.no_node_agent:
+            state = cluster.up(node_agent=not args.no_node_agent)
+        else:
+            whole = stack.up()
+            state = whole.cluster
+            print(f"\nMLflow UI: {whole.services.mlflow_url}   S3: {whole.services.s3_endpoint}")
         print(
             "\nThe local cluster is running. Use it with:\n"
             f"  export KUBECONFIG={state.kubeconfig}\n"
@@ -31,12 +38,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Logs: {local_paths().logs}/   Stop: make down"
         )
     elif args.command == "down":
-        cluster.down()
+        stack.down()
     elif args.command == "status":
         recorded = cluster.load_state()
-        running = cluster.is_running(recorded)
-        print(f"running at {recorded.server}" if running and recorded else "not running")
-        return 0 if running else 1
+        up_now = cluster.is_running(recorded)
+        print(f"running at {recorded.server}" if up_now and recorded else "not running")
+        return 0 if up_now else 1
     elif args.command == "build":
         for name, path in build.ensure_binaries(list(build.BINARY_FAMILY)).items():
             print(f"{name}: {path}")

@@ -212,6 +212,9 @@ class DatasetStatus(ApiModel):
         max_length=HISTORY_LIMIT,
         description=f"Past versions, newest first, at most {HISTORY_LIMIT}.",
     )
+    job_name: str | None = Field(
+        default=None, max_length=63, description="The latest ingestion Job."
+    )
     last_ingestion_time: datetime | None = Field(
         default=None, description="When the source was last fetched, changed or not."
     )

@@ -1,0 +1,157 @@
+"""The services the ML lifecycle needs beside the cluster: MinIO (S3) and an MLflow server.
+
+Both listen on the bridge address, so the host and every pod reach them. MinIO is built
+from the Go module proxy like the control plane. MLflow keeps runs and registered models
+in SQLite by default (PostgreSQL or any SQL store through `MLCYCLE_MLFLOW_BACKEND_URI`)
+and proxies artifacts to a MinIO bucket. The S3 credentials are generated once per
+start, written only to a 0600 file and handed to processes through their environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+import boto3
+from pydantic import BaseModel
+
+from localkube import build, processes
+from localkube.paths import LocalPaths
+
+MLFLOW_BUCKET = "mlflow"
+DATA_BUCKET = "mlcycle-data"
+BACKEND_URI_VARIABLE = "MLCYCLE_MLFLOW_BACKEND_URI"
+
+
+class S3Credentials(BaseModel):
+    access_key: str
+    secret_key: str
+
+    def __repr__(self) -> str:  # never print the secret, even by accident
+        return f"S3Credentials(access_key={self.access_key!r}, secret_key=***)"
+
+    __str__ = __repr__
+
+
+class ServicesState(BaseModel):
+    s3_endpoint: str
+    mlflow_url: str
+    mlflow_bucket: str = MLFLOW_BUCKET
+    data_bucket: str = DATA_BUCKET
+    pids: dict[str, int]
+
+
+def credentials_file(paths: LocalPaths) -> Path:
+    return paths.root / "s3-credentials.json"
+
+
+def load_credentials(paths: LocalPaths) -> S3Credentials:
+    return S3Credentials.model_validate_json(credentials_file(paths).read_text())
+
+
+def s3_client(state: ServicesState, credentials: S3Credentials) -> object:
+    return boto3.client(
+        "s3",
+        endpoint_url=state.s3_endpoint,
+        aws_access_key_id=credentials.access_key,
+        aws_secret_access_key=credentials.secret_key,
+        region_name="us-east-1",
+    )
+
+
+def s3_environment(state: ServicesState, credentials: S3Credentials) -> dict[str, str]:
+    """The standard variables that boto3 and MLflow read."""
+    return {
+        "AWS_ACCESS_KEY_ID": credentials.access_key,
+        "AWS_SECRET_ACCESS_KEY": credentials.secret_key,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "MLFLOW_S3_ENDPOINT_URL": state.s3_endpoint,
+    }
+
+
+def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) -> ServicesState:
+    """Start MinIO and MLflow with fresh data; record their pids and addresses."""
+    minio = build.ensure_binaries(["minio"], progress)["minio"]
+    for fresh in (paths.root / "minio", paths.root / "mlflow"):
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir(parents=True)
+    credentials = S3Credentials(access_key="mlcycle", secret_key=secrets.token_urlsafe(24))
+    credentials_file(paths).write_text(credentials.model_dump_json())
+    credentials_file(paths).chmod(0o600)
+
+    s3_port, mlflow_port = processes.free_port(host_ip), processes.free_port(host_ip)
+    state = ServicesState(
+        s3_endpoint=f"http://{host_ip}:{s3_port}",
+        mlflow_url=f"http://{host_ip}:{mlflow_port}",
+        pids={},
+    )
+    minio_log = paths.logs / "minio.log"
+    state.pids["minio"] = processes.start(
+        [str(minio), "server", str(paths.root / "minio"), "--quiet",
+         "--address", f"{host_ip}:{s3_port}",
+         "--console-address", f"127.0.0.1:{processes.free_port()}"],
+        minio_log,
+        env={**os.environ, "MINIO_ROOT_USER": credentials.access_key,
+             "MINIO_ROOT_PASSWORD": credentials.secret_key, "MINIO_BROWSER": "off"},
+    )
+    _save(paths, state)
+    processes.wait_healthy("minio", f"{state.s3_endpoint}/minio/health/live",
+                           state.pids["minio"], minio_log, 60)
+    s3 = s3_client(state, credentials)
+    for bucket in (MLFLOW_BUCKET, DATA_BUCKET):
+        s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
+    progress(f"MinIO is serving S3 on {state.s3_endpoint}")
+
+    backend = os.environ.get(BACKEND_URI_VARIABLE) or f"sqlite:///{paths.root / 'mlflow/mlflow.db'}"
+    mlflow_log = paths.logs / "mlflow.log"
+    state.pids["mlflow"] = processes.start(
+        [sys.executable, "-m", "mlflow", "server",
+         "--backend-store-uri", backend,
+         "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
+         "--host", host_ip, "--port", str(mlflow_port), "--workers", "1",
+         "--allowed-hosts", f"{host_ip}:{mlflow_port},localhost:{mlflow_port},"
+                            f"127.0.0.1:{mlflow_port}"],
+        mlflow_log,
+        env={**os.environ, **s3_environment(state, credentials)},
+    )
+    _save(paths, state)
+    processes.wait_healthy("mlflow", f"{state.mlflow_url}/health", state.pids["mlflow"],
+                           mlflow_log, 120)
+    progress(f"MLflow is serving on {state.mlflow_url} (UI and API)")
+    return state
+
+
+def _state_file(paths: LocalPaths) -> Path:
+    return paths.root / "services.json"
+
+
+def _save(paths: LocalPaths, state: ServicesState) -> None:
+    _state_file(paths).write_text(state.model_dump_json(indent=2))
+
+
+def load_state(paths: LocalPaths) -> ServicesState | None:
+    if not _state_file(paths).is_file():
+        return None
+    return ServicesState.model_validate_json(_state_file(paths).read_text())
+
+
+def is_running(state: ServicesState | None) -> bool:
+    return state is not None and all(processes.alive(pid) for pid in state.pids.values())
+
+
+def down(paths: LocalPaths, progress: build.Progress = build.say) -> None:
+    state = load_state(paths)
+    if state is None:
+        return
+    for name, pid in reversed(list(state.pids.items())):
+        processes.stop(pid)
+        progress(f"Stopped {name}")
+    _state_file(paths).unlink(missing_ok=True)
+
+
+def describe(state: ServicesState) -> str:
+    return json.dumps({"s3": state.s3_endpoint, "mlflow": state.mlflow_url})

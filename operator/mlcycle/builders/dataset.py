@@ -1,0 +1,44 @@
+"""The ingestion Job of a Dataset."""
+
+from __future__ import annotations
+
+import json
+
+from mlcycle import constants, contract
+from mlcycle.api.dataset import DatasetSpec
+from mlcycle.builders.common import (
+    Manifest,
+    child_name,
+    labels,
+    owner_environment,
+    storage_environment,
+    trainer_job,
+)
+from mlcycle.settings import Settings
+
+
+def ingest_job_name(dataset: Manifest, trigger: str) -> str:
+    """One Job per (uid, generation, trigger): a spec change or a refresh makes a new one."""
+    metadata = dataset["metadata"]
+    return child_name(metadata["name"], "ingest", metadata["uid"], metadata["generation"], trigger)
+
+
+def build_ingest_job(
+    dataset: Manifest, spec: DatasetSpec, settings: Settings, trigger: str = ""
+) -> Manifest:
+    name = dataset["metadata"]["name"]
+    env = [
+        *owner_environment(dataset, settings.trainer_image),
+        *storage_environment(settings),
+        {"name": contract.ENV_DATASET_SPEC, "value": json.dumps(spec.to_wire(), sort_keys=True)},
+    ]
+    return trainer_job(
+        name=ingest_job_name(dataset, trigger),
+        owner=dataset,
+        job_labels=labels(constants.LABEL_DATASET, name, constants.COMPONENT_INGEST),
+        image=settings.trainer_image,
+        command=contract.COMMAND_INGEST,
+        env=env,
+        settings=settings,
+        backoff_limit=2,
+    )

@@ -1,0 +1,126 @@
+"""Every kopf registration, in one place; each delegates at once to a per-kind reconciler.
+
+Status is written with `kube.patch_status` from every path (create, resume, Job events),
+never through kopf's handler results, which strict schemas would prune.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import urllib3.exceptions
+from kubernetes.client.exceptions import ApiException
+
+from mlcycle import constants, kube
+from mlcycle.constants import ResourceNames
+from mlcycle.reconcile.common import Manifest, Outcome, post_events
+from mlcycle.reconcile.dataset import dataset_outcome, reconcile_dataset
+from mlcycle.reconcile.trainingjob import reconcile_training_job, training_outcome
+from mlcycle.settings import Settings
+
+SETTINGS = Settings.from_env()
+GROUP, VERSION = constants.API_GROUP, constants.API_VERSION
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    prefix = constants.KOPF_ANNOTATION_PREFIX
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=prefix, key="last-handled-configuration")
+    settings.posting.level = logging.WARNING  # our own Events mark the transitions
+    settings.watching.server_timeout = 120
+    settings.watching.client_timeout = 150
+
+
+@contextlib.contextmanager
+def retry_transient() -> Iterator[None]:
+    """API conflicts, throttling, server errors and lost connections: try again later."""
+    try:
+        yield
+    except ApiException as error:
+        if error.status in (409, 429) or (error.status or 0) >= 500:
+            raise kopf.TemporaryError(f"Kubernetes API: {error.status} {error.reason}",
+                                      delay=5) from error
+        raise
+    except (urllib3.exceptions.HTTPError, ConnectionError) as error:
+        raise kopf.TemporaryError(f"Kubernetes API unreachable: {error}", delay=10) from error
+
+
+def write(names: ResourceNames, body: Manifest, outcome: Outcome | None) -> None:
+    if outcome is None:
+        return
+    metadata = body["metadata"]
+    kube.patch_status(names, metadata["namespace"], metadata["name"], outcome.status)
+    post_events(body, outcome.events)
+
+
+@kopf.on.resume(GROUP, VERSION, constants.DATASET.plural)
+@kopf.on.create(GROUP, VERSION, constants.DATASET.plural)
+@kopf.on.update(GROUP, VERSION, constants.DATASET.plural)
+def dataset_changed(body: kopf.Body, **_: Any) -> None:
+    with retry_transient():
+        write(constants.DATASET, dict(body), reconcile_dataset(dict(body), SETTINGS))
+
+
+@kopf.on.resume(GROUP, VERSION, constants.TRAINING_JOB.plural)
+@kopf.on.create(GROUP, VERSION, constants.TRAINING_JOB.plural)
+@kopf.on.update(GROUP, VERSION, constants.TRAINING_JOB.plural)
+def training_job_changed(body: kopf.Body, **_: Any) -> None:
+    with retry_transient():
+        write(constants.TRAINING_JOB, dict(body), reconcile_training_job(dict(body), SETTINGS))
+
+
+@kopf.on.event("batch", "v1", "jobs",
+               labels={constants.LABEL_MANAGED_BY: constants.MANAGED_BY})
+def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A Job we own changed: recompute its owner's status from it."""
+    if type == "DELETED":
+        return
+    job = dict(body)
+    owner_kind = next((ref["kind"] for ref in job["metadata"].get("ownerReferences") or []
+                       if ref.get("controller")), None)
+    namespace = job["metadata"]["namespace"]
+    with retry_transient():
+        if owner_kind == constants.DATASET.kind:
+            dataset_job_changed(job, namespace)
+        elif owner_kind == constants.TRAINING_JOB.kind:
+            training_job_job_changed(job, namespace)
+
+
+def dataset_job_changed(job: Manifest, namespace: str) -> None:
+    name = job["metadata"]["labels"][constants.LABEL_DATASET]
+    dataset = kube.read_custom(constants.DATASET, namespace, name)
+    if dataset is None or (dataset.get("status") or {}).get("jobName") not in (
+        None, job["metadata"]["name"]
+    ):
+        return  # deleted, or this is an older Job's late event
+    outcome = dataset_outcome(dataset, job, kube.job_pods(namespace, job["metadata"]["name"]))
+    write(constants.DATASET, dataset, outcome)
+    if outcome.status.get("phase") == "Ready":
+        wake_training_jobs(namespace, name)
+
+
+def training_job_job_changed(job: Manifest, namespace: str) -> None:
+    name = job["metadata"]["labels"][constants.LABEL_TRAINING_JOB]
+    training_job = kube.read_custom(constants.TRAINING_JOB, namespace, name)
+    if training_job is None or (training_job.get("status") or {}).get("jobName") not in (
+        None, job["metadata"]["name"]
+    ):
+        return
+    pods = kube.job_pods(namespace, job["metadata"]["name"])
+    write(constants.TRAINING_JOB, training_job,
+          training_outcome(training_job, job, pods, SETTINGS))
+
+
+def wake_training_jobs(namespace: str, dataset_name: str) -> None:
+    """TrainingJobs that were waiting for this Dataset can start now."""
+    for training_job in kube.list_custom(constants.TRAINING_JOB, namespace):
+        waiting = (training_job.get("status") or {}).get("phase") in (None, "Pending")
+        if waiting and training_job["spec"]["datasetRef"]["name"] == dataset_name:
+            write(constants.TRAINING_JOB, training_job,
+                  reconcile_training_job(training_job, SETTINGS))

@@ -1,0 +1,153 @@
+"""Idempotent Kubernetes I/O: the only module that talks to the API for the reconcilers.
+
+`ensure_*` functions create what is missing and return what exists, so a retried or
+restarted reconcile never makes a twin: child names are deterministic and a 409 on
+create means "already there".
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from functools import cache
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from kubernetes.dynamic import DynamicClient
+
+from mlcycle import constants
+from mlcycle.constants import ResourceNames
+
+logger = logging.getLogger(__name__)
+FIELD_MANAGER = "mlcycle-operator"
+Manifest = dict[str, Any]
+
+
+@cache
+def api_client() -> client.ApiClient:
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+def core() -> client.CoreV1Api:
+    return client.CoreV1Api(api_client())
+
+
+def batch() -> client.BatchV1Api:
+    return client.BatchV1Api(api_client())
+
+
+def custom() -> client.CustomObjectsApi:
+    return client.CustomObjectsApi(api_client())
+
+
+@cache
+def dynamic() -> DynamicClient:
+    return DynamicClient(api_client())
+
+
+def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
+    """Create the Job unless a Job of that name exists; return the Job as it is now."""
+    name = manifest["metadata"]["name"]
+    try:
+        created = batch().create_namespaced_job(namespace, manifest)
+        logger.info("Created Job %s/%s", namespace, name)
+        return dict(api_client().sanitize_for_serialization(created))
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return read_job(namespace, name) or {}
+
+
+def read_job(namespace: str, name: str) -> Manifest | None:
+    try:
+        job = batch().read_namespaced_job(name, namespace)
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(api_client().sanitize_for_serialization(job))
+
+
+def apply(manifest: Manifest) -> Manifest:
+    """Server-side apply, as the operator's field manager, forcing ownership of its fields."""
+    resource = dynamic().resources.get(api_version=manifest["apiVersion"], kind=manifest["kind"])
+    applied = resource.server_side_apply(
+        body=manifest,
+        name=manifest["metadata"]["name"],
+        namespace=manifest["metadata"].get("namespace"),
+        field_manager=FIELD_MANAGER,
+        force_conflicts=True,
+    )
+    return dict(applied.to_dict())
+
+
+def read(api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
+    resource = dynamic().resources.get(api_version=api_version, kind=kind)
+    try:
+        return dict(resource.get(name=name, namespace=namespace).to_dict())
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
+def job_pods(namespace: str, job_name: str) -> list[Manifest]:
+    pods = core().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+    return [dict(api_client().sanitize_for_serialization(pod)) for pod in pods.items]
+
+
+def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | None:
+    try:
+        found = custom().get_namespaced_custom_object(
+            constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name
+        )
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+    return dict(found)
+
+
+def list_custom(names: ResourceNames, namespace: str) -> list[Manifest]:
+    found = custom().list_namespaced_custom_object(
+        constants.API_GROUP, constants.API_VERSION, namespace, names.plural
+    )
+    return list(found.get("items", []))
+
+
+def patch_status(names: ResourceNames, namespace: str, name: str, status: Manifest) -> None:
+    """Merge-patch the status subresource (used where kopf's `patch` is not at hand)."""
+    custom().patch_namespaced_custom_object_status(
+        constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name,
+        {"status": status},
+    )
+
+
+def post_event(involved: Manifest, event_type: str, reason: str, message: str) -> None:
+    """A core/v1 Event on the object, as `kubectl describe` shows them."""
+    metadata = involved["metadata"]
+    now = datetime.datetime.now(datetime.UTC)
+    event = {
+        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "involvedObject": {
+            "apiVersion": involved["apiVersion"], "kind": involved["kind"],
+            "name": metadata["name"], "namespace": metadata["namespace"], "uid": metadata["uid"],
+        },
+        "type": event_type,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": FIELD_MANAGER},
+        "firstTimestamp": now.isoformat(),
+        "lastTimestamp": now.isoformat(),
+        "count": 1,
+        "reportingComponent": FIELD_MANAGER,
+    }
+    try:
+        core().create_namespaced_event(metadata["namespace"], event)
+    except ApiException as error:  # an Event is never worth failing a reconcile
+        logger.warning("Could not post event %s on %s: %s", reason, metadata["name"], error.reason)

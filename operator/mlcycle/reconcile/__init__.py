@@ -1,0 +1,1 @@
+"""Per-kind reconcilers: spec -> children -> status. Handlers call these and nothing else."""

@@ -1,0 +1,81 @@
+"""The operator's configuration: one class, read from `MLCYCLE_*` environment variables.
+
+Credentials are not configuration: the operator only knows the *name* of the Secret that
+holds them and hands that name to Pods as `secretKeyRef`s.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+ENV_PREFIX = "MLCYCLE_"
+
+
+class Settings(BaseModel):
+    """Every attribute is read from `MLCYCLE_<ATTRIBUTE IN UPPER CASE>`."""
+
+    namespaces: list[str] = Field(
+        default_factory=list,
+        description="namespaces to watch (comma-separated); empty watches all namespaces",
+    )
+    mlflow_tracking_uri: str = Field(
+        default="http://mlflow.mlcycle.svc:5000",
+        description="MLflow tracking server as Pods reach it (and the operator, unless "
+        "MLCYCLE_OPERATOR_MLFLOW_TRACKING_URI says otherwise)",
+    )
+    operator_mlflow_tracking_uri: str | None = Field(
+        default=None, description="MLflow as the operator itself reaches it, if different"
+    )
+    mlflow_ui_url: str | None = Field(
+        default=None, description="base URL of the MLflow UI for links in status; "
+        "defaults to the tracking URI"
+    )
+    s3_endpoint: str = Field(
+        default="http://minio.mlcycle.svc:9000", description="S3 endpoint as Pods reach it"
+    )
+    s3_secret_name: str = Field(
+        default="mlcycle-s3",
+        description="Secret (in each workload namespace) with the S3 credentials",
+    )
+    s3_access_key_key: str = Field(default="accessKey", description="key of the access key")
+    s3_secret_key_key: str = Field(default="secretKey", description="key of the secret key")
+    data_bucket: str = Field(default="mlcycle-data", description="bucket for dataset snapshots")
+    trainer_image: str = Field(
+        default="ghcr.io/mlcycle/trainer:0.1.0", description="image of ingestion and training Jobs"
+    )
+    serving_image: str = Field(
+        default="ghcr.io/mlcycle/serving:0.1.0", description="image of model servers"
+    )
+    image_pull_policy: str = Field(default="IfNotPresent", description="for every Pod we create")
+    job_ttl_seconds: int = Field(
+        default=86400, description="finished Jobs are deleted this long after they end"
+    )
+    health_port: int = Field(default=8080, description="port of the operator's /healthz")
+    registry_poll_seconds: int = Field(
+        default=30, description="default interval for checking the registry alias of a deployment"
+    )
+
+    @property
+    def operator_tracking_uri(self) -> str:
+        return self.operator_mlflow_tracking_uri or self.mlflow_tracking_uri
+
+    @property
+    def ui_url(self) -> str:
+        return (self.mlflow_ui_url or self.mlflow_tracking_uri).rstrip("/")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for name, field in cls.model_fields.items():
+            raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
+            if raw is None:
+                continue
+            if field.annotation == list[str]:
+                values[name] = [item.strip() for item in raw.split(",") if item.strip()]
+            else:
+                values[name] = raw
+        return cls.model_validate(values)
