@@ -144,6 +144,7 @@ def build_family(family: Family, progress: Progress = say) -> Path:
             _go_build(family, staging, progress)
             if target.exists():
                 shutil.rmtree(target)
+            staging.chmod(0o755)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

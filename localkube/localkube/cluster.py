@@ -147,6 +147,7 @@ def up(progress: Progress = build.say, node_agent: bool = True) -> ClusterState:
     started = time.monotonic()
     binaries = build.ensure_binaries([*CONTROL_PLANE, "kubectl"], progress)
     host_ip = network.ensure_bridge()
+    _make_runtime_traversable()
     for fresh in (paths.pki, paths.etcd_data, paths.node_state, paths.logs):
         shutil.rmtree(fresh, ignore_errors=True)
     paths.logs.mkdir(parents=True)
@@ -293,6 +294,17 @@ def _node_config(
     paths.node_config.parent.mkdir(parents=True, exist_ok=True)
     paths.node_config.write_text(config.model_dump_json(indent=2))
     return paths.node_config
+
+
+def _make_runtime_traversable() -> None:
+    """Pods run as their securityContext's uid (the images' 10001), and their programs run
+    from this virtualenv and its base interpreter. Give others execute-only (traverse, not
+    list) permission on the directories above them, as a container image would provide."""
+    for place in (Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve()):
+        for directory in [place, *place.parents]:
+            mode = directory.stat().st_mode
+            if directory.is_dir() and not mode & 0o001:
+                directory.chmod(mode | 0o001)
 
 
 def _link_tools(paths: LocalPaths, kubectl: Path) -> None:
