@@ -33,3 +33,21 @@ ENV_EXPERIMENT_NAME: Final = "MLFLOW_EXPERIMENT_NAME"
 DEFAULT_TERMINATION_LOG: Final = "/dev/termination-log"
 EXIT_INVALID_INPUT: Final = 2
 KEY_ERROR: Final = "error"
+
+# The model server (serving image): mirrors mlcycle_serving.contract.
+ENV_MODEL_URI: Final = "MLCYCLE_MODEL_URI"
+ENV_MODEL_NAME: Final = "MLCYCLE_MODEL_NAME"
+ENV_PORT: Final = "PORT"
+ENV_MAX_BATCH_SIZE: Final = "MLCYCLE_MAX_BATCH_SIZE"
+ENV_MAX_BATCH_WAIT_MS: Final = "MLCYCLE_MAX_BATCH_WAIT_MS"
+ENV_MODEL_DOWNLOAD_DIR: Final = "MLCYCLE_MODEL_DOWNLOAD_DIR"
+SERVING_PORT: Final = 8080
+SERVING_PORT_NAME: Final = "http"
+LIVENESS_PATH: Final = "/v2/health/live"
+READINESS_PATH: Final = "/v2/health/ready"
+METRICS_PATH: Final = "/metrics"
+
+# Tags the trainer sets on every registered model version: the runtime it was trained in.
+TAG_RUNTIME_PYTHON: Final = "runtime.python"
+TAG_RUNTIME_SKLEARN: Final = "runtime.sklearn"
+TAG_RUNTIME_NUMPY: Final = "runtime.numpy"

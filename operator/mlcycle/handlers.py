@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,10 +16,11 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import constants, kube
+from mlcycle import constants, kube, registry
 from mlcycle.constants import ResourceNames
 from mlcycle.reconcile.common import Manifest, Outcome, post_events
 from mlcycle.reconcile.dataset import dataset_outcome, reconcile_dataset
+from mlcycle.reconcile.modeldeployment import deployment_outcome, reconcile_model_deployment
 from mlcycle.reconcile.trainingjob import reconcile_training_job, training_outcome
 from mlcycle.settings import Settings
 
@@ -48,7 +50,9 @@ def retry_transient() -> Iterator[None]:
                                       delay=5) from error
         raise
     except (urllib3.exceptions.HTTPError, ConnectionError) as error:
-        raise kopf.TemporaryError(f"Kubernetes API unreachable: {error}", delay=10) from error
+        raise kopf.TemporaryError(f"unreachable: {error}", delay=10) from error
+    except registry.MlflowException as error:
+        raise kopf.TemporaryError(f"MLflow registry: {error.message}", delay=10) from error
 
 
 def write(names: ResourceNames, body: Manifest, outcome: Outcome | None) -> None:
@@ -124,3 +128,45 @@ def wake_training_jobs(namespace: str, dataset_name: str) -> None:
         if waiting and training_job["spec"]["datasetRef"]["name"] == dataset_name:
             write(constants.TRAINING_JOB, training_job,
                   reconcile_training_job(training_job, SETTINGS))
+
+
+@kopf.on.resume(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
+@kopf.on.create(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
+@kopf.on.update(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
+def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    with retry_transient():
+        write(constants.MODEL_DEPLOYMENT, dict(body),
+              reconcile_model_deployment(dict(body), SETTINGS))
+    memo["last_registry_check"] = time.monotonic()
+
+
+@kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5)
+def model_deployment_follow_alias(body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo,
+                                  **_: Any) -> None:
+    """CD: when the alias moves in the registry, the new version rolls out."""
+    if not spec.get("model", {}).get("alias"):
+        return
+    interval = spec.get("pollIntervalSeconds", SETTINGS.registry_poll_seconds)
+    if time.monotonic() - memo.get("last_registry_check", 0.0) < interval:
+        return
+    memo["last_registry_check"] = time.monotonic()
+    with retry_transient():
+        write(constants.MODEL_DEPLOYMENT, dict(body),
+              reconcile_model_deployment(dict(body), SETTINGS))
+
+
+@kopf.on.event("apps", "v1", "deployments",
+               labels={constants.LABEL_MANAGED_BY: constants.MANAGED_BY})
+def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """A serving Deployment changed (pods became ready, a rollout advanced)."""
+    if type == "DELETED":
+        return
+    deployment = dict(body)
+    name = deployment["metadata"]["labels"].get(constants.LABEL_MODEL_DEPLOYMENT)
+    if not name:
+        return
+    with retry_transient():
+        owner = kube.read_custom(constants.MODEL_DEPLOYMENT,
+                                 deployment["metadata"]["namespace"], name)
+        if owner is not None:
+            write(constants.MODEL_DEPLOYMENT, owner, deployment_outcome(owner, deployment))

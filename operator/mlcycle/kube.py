@@ -86,6 +86,15 @@ def apply(manifest: Manifest) -> Manifest:
     return dict(applied.to_dict())
 
 
+def delete_if_exists(api_version: str, kind: str, namespace: str, name: str) -> None:
+    resource = dynamic().resources.get(api_version=api_version, kind=kind)
+    try:
+        resource.delete(name=name, namespace=namespace)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
 def read(api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
     resource = dynamic().resources.get(api_version=api_version, kind=kind)
     try:

@@ -53,6 +53,11 @@ class Settings(BaseModel):
     job_ttl_seconds: int = Field(
         default=86400, description="finished Jobs are deleted this long after they end"
     )
+    serving_runtime: str = Field(
+        default="",
+        description="python=X,sklearn=Y,numpy=Z of the serving image; empty means the "
+        "operator's own runtime (its image is built on the same runtime lock)",
+    )
     health_port: int = Field(default=8080, description="port of the operator's /healthz")
     registry_poll_seconds: int = Field(
         default=30, description="default interval for checking the registry alias of a deployment"

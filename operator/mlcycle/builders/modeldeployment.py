@@ -1,0 +1,130 @@
+"""The serving Deployment, Service and autoscaler of a ModelDeployment."""
+
+from __future__ import annotations
+
+from mlcycle import constants, contract
+from mlcycle.api.modeldeployment import ModelDeploymentSpec
+from mlcycle.builders.common import (
+    CONTAINER_NAME,
+    Manifest,
+    container_security_context,
+    owner_reference,
+    pod_security_context,
+    resources,
+    storage_environment,
+)
+from mlcycle.registry import ModelVersion
+from mlcycle.settings import Settings
+
+SERVICE_PORT = 80
+
+
+def selector_labels(owner_name: str) -> dict[str, str]:
+    return {
+        constants.LABEL_MODEL_DEPLOYMENT: owner_name,
+        constants.LABEL_COMPONENT: constants.COMPONENT_SERVE,
+    }
+
+
+def _metadata(owner: Manifest, extra_labels: dict[str, str] | None = None) -> Manifest:
+    name = owner["metadata"]["name"]
+    return {
+        "name": name,
+        "namespace": owner["metadata"]["namespace"],
+        "labels": {constants.LABEL_MANAGED_BY: constants.MANAGED_BY, **selector_labels(name),
+                   **(extra_labels or {})},
+        "ownerReferences": [owner_reference(owner)],
+    }
+
+
+def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVersion,
+                     settings: Settings) -> Manifest:
+    """The model URI names a concrete version, so an alias move changes the pod template
+    and the Deployment controller rolls it out; maxUnavailable 0 keeps capacity."""
+    name = owner["metadata"]["name"]
+    model_labels = {constants.LABEL_MODEL_NAME: model.name,
+                    constants.LABEL_MODEL_VERSION: str(model.version)}
+    probe = {"httpGet": {"path": contract.READINESS_PATH, "port": contract.SERVING_PORT_NAME},
+             "periodSeconds": 2, "failureThreshold": 2}
+    env = [
+        {"name": contract.ENV_MODEL_URI, "value": model.uri},
+        {"name": contract.ENV_MODEL_NAME, "value": model.name},
+        {"name": contract.ENV_PORT, "value": str(contract.SERVING_PORT)},
+        {"name": contract.ENV_MAX_BATCH_SIZE, "value": str(spec.serving.max_batch_size)},
+        {"name": contract.ENV_MAX_BATCH_WAIT_MS, "value": str(spec.serving.max_batch_wait_ms)},
+        {"name": contract.ENV_MODEL_DOWNLOAD_DIR, "value": "/tmp/model"},
+        *storage_environment(settings),
+    ]
+    deployment_spec: Manifest = {
+        "selector": {"matchLabels": selector_labels(name)},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {
+            "maxSurge": spec.rollout.max_surge, "maxUnavailable": spec.rollout.max_unavailable}},
+        "template": {
+            "metadata": {
+                "labels": {**selector_labels(name), **model_labels},
+                "annotations": {"prometheus.io/scrape": "true",
+                                "prometheus.io/port": str(contract.SERVING_PORT),
+                                "prometheus.io/path": contract.METRICS_PATH},
+            },
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": pod_security_context(),
+                "terminationGracePeriodSeconds": 30,
+                "containers": [{
+                    "name": CONTAINER_NAME,
+                    "image": spec.image or settings.serving_image,
+                    "imagePullPolicy": settings.image_pull_policy,
+                    "env": env,
+                    "ports": [{"name": contract.SERVING_PORT_NAME,
+                               "containerPort": contract.SERVING_PORT}],
+                    "readinessProbe": probe,
+                    "livenessProbe": {
+                        "httpGet": {"path": contract.LIVENESS_PATH,
+                                    "port": contract.SERVING_PORT_NAME},
+                        "periodSeconds": 10, "failureThreshold": 3},
+                    "startupProbe": {**probe, "failureThreshold": 150},
+                    "resources": resources(spec.resources),
+                    "securityContext": container_security_context(),
+                    "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                }],
+                "volumes": [{"name": "tmp", "emptyDir": {}}],
+            },
+        },
+    }
+    if not spec.autoscaling.enabled:  # with an autoscaler, the HPA owns the replica count
+        deployment_spec["replicas"] = spec.replicas
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": _metadata(owner, model_labels), "spec": deployment_spec}
+
+
+def build_service(owner: Manifest) -> Manifest:
+    name = owner["metadata"]["name"]
+    return {
+        "apiVersion": "v1", "kind": "Service", "metadata": _metadata(owner),
+        "spec": {
+            "selector": selector_labels(name),
+            "ports": [{"name": contract.SERVING_PORT_NAME, "port": SERVICE_PORT,
+                       "targetPort": contract.SERVING_PORT_NAME}],
+        },
+    }
+
+
+def build_autoscaler(owner: Manifest, spec: ModelDeploymentSpec) -> Manifest:
+    name = owner["metadata"]["name"]
+    scaling = spec.autoscaling
+    return {
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": _metadata(owner),
+        "spec": {
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+            "minReplicas": scaling.min_replicas,
+            "maxReplicas": scaling.max_replicas,
+            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {
+                "type": "Utilization", "averageUtilization": scaling.target_cpu_utilization}}}],
+        },
+    }
+
+
+def service_url(owner: Manifest) -> str:
+    metadata = owner["metadata"]
+    return f"http://{metadata['name']}.{metadata['namespace']}.svc.cluster.local:{SERVICE_PORT}"

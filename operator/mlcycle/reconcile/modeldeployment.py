@@ -1,0 +1,158 @@
+"""ModelDeployment: resolve the model version (following an alias), refuse a model trained in
+another runtime, apply the Deployment, Service and autoscaler, and report the rollout.
+
+A model that cannot be served (missing, or trained in another runtime) never touches the
+existing Deployment: the version already serving keeps serving.
+"""
+
+from __future__ import annotations
+
+from pydantic import ValidationError
+
+from mlcycle import constants, kube, registry
+from mlcycle.api.common import Condition, ConditionType, set_condition
+from mlcycle.api.modeldeployment import (
+    ModelDeploymentConditionType,
+    ModelDeploymentPhase,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelRuntime,
+    RolloutRecord,
+)
+from mlcycle.builders.modeldeployment import (
+    build_autoscaler,
+    build_deployment,
+    build_service,
+    selector_labels,
+    service_url,
+)
+from mlcycle.reconcile.common import Manifest, Outcome, condition, now, spec_error
+from mlcycle.reconcile.common import transition_events as events_for
+from mlcycle.runtime import current_runtime, parse_runtime, runtime_mismatch
+from mlcycle.settings import Settings
+
+HISTORY_LIMIT = 10
+Types = ModelDeploymentConditionType
+
+
+def serving_runtime(settings: Settings) -> dict[str, str]:
+    return parse_runtime(settings.serving_runtime) or current_runtime()
+
+
+def reconcile_model_deployment(owner: Manifest, settings: Settings) -> Outcome:
+    """Resolve, check, apply, report. MLflow errors other than 'not found' propagate, so the
+    handler retries them as transient."""
+    status = ModelDeploymentStatus.model_validate(owner.get("status") or {})
+    generation = owner["metadata"]["generation"]
+    namespace, name = owner["metadata"]["namespace"], owner["metadata"]["name"]
+    try:
+        spec = ModelDeploymentSpec.model_validate(owner["spec"])
+    except ValidationError as error:
+        return _refused(owner, status, "InvalidSpec", spec_error(error))
+    try:
+        model = registry.resolve(settings.operator_tracking_uri, spec.model.name,
+                                 spec.model.version, spec.model.alias)
+    except registry.ModelNotFound as missing:
+        return _refused(owner, status, "ModelNotFound", f"spec.model: {missing}")
+    mismatch = runtime_mismatch(model.runtime, serving_runtime(settings))
+    if mismatch:
+        refused = _refused(owner, status, "RuntimeMismatch",
+                           f"model {model.name} version {model.version} was not rolled out: "
+                           f"{mismatch}")
+        refused.status["conditions"] = [c.to_wire() for c in set_condition(
+            _conditions(refused.status),
+            condition(Types.RUNTIME_MISMATCH, True, "RuntimeMismatch", mismatch, generation))]
+        return refused
+    deployment = kube.apply(build_deployment(owner, spec, model, settings))
+    kube.apply(build_service(owner))
+    if spec.autoscaling.enabled:
+        kube.apply(build_autoscaler(owner, spec))
+    else:
+        kube.delete_if_exists("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name)
+    cleared = [c for c in status.conditions if c.type != Types.RUNTIME_MISMATCH]
+    owner = {**owner, "status": status.model_copy(update={
+        "conditions": cleared,
+        "runtime": ModelRuntime.model_validate(model.runtime)}).to_wire()}
+    return deployment_outcome(owner, deployment)
+
+
+def _conditions(status: Manifest) -> list[Condition]:
+    return ModelDeploymentStatus.model_validate(status).conditions
+
+
+def _refused(owner: Manifest, status: ModelDeploymentStatus, reason: str,
+             message: str) -> Outcome:
+    """Report why nothing new rolls out; the version already serving (if any) keeps serving,
+    so the phase is Degraded rather than Failed, but Ready is False until the spec is met."""
+    generation = owner["metadata"]["generation"]
+    existing = kube.read("apps/v1", "Deployment", owner["metadata"]["namespace"],
+                         owner["metadata"]["name"])
+    serving = status.served_version is not None and existing is not None
+    conditions = set_condition(status.conditions, condition(
+        ConditionType.READY, False, reason, message, generation))
+    conditions = set_condition(conditions, condition(
+        ConditionType.DEGRADED, True, reason, message, generation))
+    new = status.model_copy(update={
+        "phase": ModelDeploymentPhase.DEGRADED if serving else ModelDeploymentPhase.FAILED,
+        "observed_generation": generation,
+        "conditions": conditions,
+    })
+    return Outcome(status=new.to_wire(),
+                   events=events_for(status.conditions, new.conditions, ConditionType.DEGRADED))
+
+
+def deployment_outcome(owner: Manifest, deployment: Manifest) -> Outcome:
+    """Pure: the ModelDeployment's status from its Deployment."""
+    status = ModelDeploymentStatus.model_validate(owner.get("status") or {})
+    generation = owner["metadata"]["generation"]
+    labels = deployment["metadata"].get("labels") or {}
+    target = int(labels[constants.LABEL_MODEL_VERSION])
+    model_name = labels[constants.LABEL_MODEL_NAME]
+    state = deployment.get("status") or {}
+    wanted = (deployment.get("spec") or {}).get("replicas", 1)
+    ready = int(state.get("readyReplicas") or 0)
+    rolled_out = (
+        (state.get("observedGeneration") or 0) >= deployment["metadata"].get("generation", 0)
+        and int(state.get("updatedReplicas") or 0) == wanted
+        and int(state.get("replicas") or 0) == wanted
+        and ready == wanted
+    )
+    history = list(status.history)
+    if not history or history[0].version != target:
+        history.insert(0, RolloutRecord(version=target, model_uri=f"models:/{model_name}/{target}",
+                                        started_at=now()))
+    if rolled_out and history[0].completed_at is None:
+        history[0] = history[0].model_copy(update={"completed_at": now()})
+    served = target if rolled_out else status.served_version
+    available = ready > 0 or wanted == 0
+    conditions = status.conditions
+    for type_, value, reason, message in (
+        (Types.AVAILABLE, available, "MinimumReplicasAvailable" if available
+         else "NoReplicasAvailable", f"{ready}/{wanted} replicas ready"),
+        (ConditionType.PROGRESSING, not rolled_out,
+         "RollingOut" if not rolled_out else "RolloutComplete",
+         f"rolling out version {target}" if not rolled_out else f"version {target} serves"),
+        (ConditionType.READY, rolled_out and available,
+         "Serving" if rolled_out else "RollingOut",
+         f"model {model_name} version {served} on {ready} replicas" if rolled_out
+         else f"rolling out version {target}: {ready}/{wanted} ready"),
+        (ConditionType.DEGRADED, False, "AsExpected", "serving the model version asked for"),
+    ):
+        conditions = set_condition(conditions, condition(type_, value, reason, message,
+                                                         generation))
+    new = status.model_copy(update={
+        "phase": ModelDeploymentPhase.AVAILABLE if rolled_out
+        else ModelDeploymentPhase.PROGRESSING,
+        "served_version": served,
+        "model_uri": f"models:/{model_name}/{served}" if served else None,
+        "replicas": wanted,
+        "ready_replicas": ready,
+        "selector": ",".join(f"{k}={v}" for k, v in
+                             selector_labels(owner["metadata"]["name"]).items()),
+        "url": service_url(owner),
+        "history": history[:HISTORY_LIMIT],
+        "observed_generation": generation,
+        "conditions": conditions,
+    })
+    return Outcome(status=new.to_wire(),
+                   events=events_for(status.conditions, new.conditions, ConditionType.READY))

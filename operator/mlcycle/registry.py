@@ -1,0 +1,57 @@
+"""The MLflow model registry as the operator needs it: which version an alias points at,
+and the runtime that version was trained in. The only module that talks to MLflow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException, RestException
+
+from mlcycle import contract
+
+
+class ModelNotFound(Exception):
+    """The registered model, version or alias does not exist (a user error, not transient)."""
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    name: str
+    version: int
+    runtime: dict[str, str]  # python, sklearn, numpy -> version
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+RUNTIME_TAGS = {
+    "python": contract.TAG_RUNTIME_PYTHON,
+    "sklearn": contract.TAG_RUNTIME_SKLEARN,
+    "numpy": contract.TAG_RUNTIME_NUMPY,
+}
+
+
+def resolve(tracking_uri: str, name: str, version: int | None, alias: str | None) -> ModelVersion:
+    """Look the model version up; ModelNotFound for user errors, MlflowException otherwise."""
+    registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    try:
+        if alias is not None:
+            found = registry.get_model_version_by_alias(name, alias)
+        else:
+            found = registry.get_model_version(name, str(version))
+    except RestException as error:
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            what = f"alias {alias!r}" if alias is not None else f"version {version}"
+            raise ModelNotFound(f"registered model {name!r} has no {what}") from error
+        raise
+    tags = dict(found.tags or {})
+    return ModelVersion(
+        name=name,
+        version=int(found.version),
+        runtime={key: tags[tag] for key, tag in RUNTIME_TAGS.items() if tag in tags},
+    )
+
+
+__all__ = ["MlflowException", "ModelNotFound", "ModelVersion", "resolve"]
