@@ -1,4 +1,5 @@
-"""Session-wide fixtures: the local cluster (started once, reused when already up) and a
+"""Session-wide fixtures: the local cluster and the mlcycle stack on it (each started once,
+reused when already up, and stopped at the end only if the session started it), and a
 fresh namespace per test that is deleted, for real, afterwards."""
 
 from __future__ import annotations
@@ -8,19 +9,44 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from localkube import cluster, testing
+from localkube import cluster, services, stack, testing
 from localkube.cluster import ClusterState
+from localkube.paths import local_paths
 from localkube.readiness import api_client
+from localkube.stack import Stack
 
 
 @pytest.fixture(scope="session")
 def local_cluster() -> Iterator[ClusterState]:
-    state = cluster.load_state()
-    already_running = cluster.is_running(state)
+    already_running = cluster.is_running(cluster.load_state())
     state = cluster.up()
     yield state
     if not already_running:
-        cluster.down()
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
+    """Cluster, MinIO, MLflow, the CRDs and the operator."""
+    paths = local_paths()
+    already_running = services.is_running(services.load_state(paths)) and (
+        stack.operator_pid(paths) is not None)
+    running = stack.up()
+    yield running
+    if not already_running:
+        stack.stop_operator(paths)
+        services.down(paths)
+
+
+@pytest.fixture(scope="session")
+def services_env(mlstack: Stack) -> dict[str, str]:
+    """What a process needs to reach MLflow and MinIO, as the trainer's pods get it."""
+    return {
+        **services.s3_environment(mlstack.services, mlstack.credentials),
+        "AWS_ENDPOINT_URL_S3": mlstack.services.s3_endpoint,
+        "MLFLOW_TRACKING_URI": mlstack.services.mlflow_url,
+        "MLCYCLE_DATA_BUCKET": mlstack.services.data_bucket,
+    }
 
 
 @pytest.fixture(scope="session")
@@ -33,3 +59,10 @@ def namespace(local_cluster: ClusterState) -> Iterator[str]:
     name = testing.create_namespace(local_cluster.kubeconfig)
     yield name
     testing.delete_namespace(local_cluster.kubeconfig, name)
+
+
+@pytest.fixture
+def ml_namespace(mlstack: Stack, namespace: str) -> str:
+    """A fresh namespace with the S3 credentials Secret the operator's pods reference."""
+    stack.install_s3_secret(mlstack, namespace)
+    return namespace

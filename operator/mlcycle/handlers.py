@@ -99,10 +99,8 @@ def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
 def dataset_job_changed(job: Manifest, namespace: str) -> None:
     name = job["metadata"]["labels"][constants.LABEL_DATASET]
     dataset = kube.read_custom(constants.DATASET, namespace, name)
-    if dataset is None or (dataset.get("status") or {}).get("jobName") not in (
-        None, job["metadata"]["name"]
-    ):
-        return  # deleted, or this is an older Job's late event
+    if dataset is None or (dataset.get("status") or {}).get("jobName") != job["metadata"]["name"]:
+        return  # deleted, an older Job's late event, or the create handler has yet to write
     outcome = dataset_outcome(dataset, job, kube.job_pods(namespace, job["metadata"]["name"]))
     write(constants.DATASET, dataset, outcome)
     if outcome.status.get("phase") == "Ready":
@@ -112,9 +110,8 @@ def dataset_job_changed(job: Manifest, namespace: str) -> None:
 def training_job_job_changed(job: Manifest, namespace: str) -> None:
     name = job["metadata"]["labels"][constants.LABEL_TRAINING_JOB]
     training_job = kube.read_custom(constants.TRAINING_JOB, namespace, name)
-    if training_job is None or (training_job.get("status") or {}).get("jobName") not in (
-        None, job["metadata"]["name"]
-    ):
+    if (training_job is None
+            or (training_job.get("status") or {}).get("jobName") != job["metadata"]["name"]):
         return
     pods = kube.job_pods(namespace, job["metadata"]["name"])
     write(constants.TRAINING_JOB, training_job,

@@ -1,0 +1,195 @@
+"""The training path end to end: the iris examples through the operator, the trainer Jobs,
+MLflow and MinIO; bad input that is refused with a condition naming the field; and an
+operator restart in the middle of a training run."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+import boto3
+import pytest
+from kubernetes import client
+from mlflow import MlflowClient
+
+from localkube import processes, stack
+from localkube.stack import Stack
+from localkube.testing import wait_for
+from tests.e2e.mlhelpers import (
+    condition,
+    events_for,
+    jobs_with_label,
+    kubectl_apply,
+    load_example,
+    read,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.e2e
+TRAINING_LABEL = "mlcycle.dev/training-job"
+
+
+def apply_iris(mlstack: Stack, namespace: str, training_changes: dict[str, Any]) -> None:
+    for document in (load_example("iris/dataset.yaml"),
+                     load_example("iris/trainingjob.yaml", training_changes)):
+        code, output = kubectl_apply(mlstack, namespace, document)
+        assert code == 0, output
+
+
+def storage(mlstack: Stack) -> Any:
+    return boto3.client("s3", endpoint_url=mlstack.services.s3_endpoint,
+                        aws_access_key_id=mlstack.credentials.access_key,
+                        aws_secret_access_key=mlstack.credentials.secret_key)
+
+
+def registry(mlstack: Stack) -> MlflowClient:
+    url = mlstack.services.mlflow_url
+    return MlflowClient(tracking_uri=url, registry_uri=url)
+
+
+def test_iris_example_trains_tracks_and_registers_version_1(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    model_name = f"iris-{ml_namespace}"
+    apply_iris(mlstack, ml_namespace, {"spec": {"registry": {"modelName": model_name}}})
+
+    dataset = wait_phase(k8s, "datasets", ml_namespace, "iris", ("Ready", "Failed"))
+    assert dataset["status"]["phase"] == "Ready", dataset["status"]
+    assert dataset["status"]["rows"] == 150 and len(dataset["status"]["version"]) == 16
+    trained = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded", "Failed"))
+    status = trained["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["datasetVersion"] == dataset["status"]["version"]
+    assert status["model"] == {"name": model_name, "version": 1,
+                               "uri": f"models:/{model_name}/1"}
+    assert status["objective"]["metric"] == "accuracy" and status["objective"]["value"] > 0.85
+    assert condition(trained, "Ready")["status"] == "True"
+
+    run = registry(mlstack).get_run(status["mlflow"]["runId"])
+    assert run.data.params["n_estimators"] == "100"
+    assert run.data.metrics["accuracy"] == pytest.approx(status["objective"]["value"])
+    tags = run.data.tags
+    assert tags["mlcycle.dataset.version"] == dataset["status"]["version"]
+    assert tags["mlcycle.trainingjob.uid"] == trained["metadata"]["uid"]
+    assert {"runtime.python", "runtime.sklearn", "runtime.numpy"} <= set(tags)
+    version = registry(mlstack).get_model_version(model_name, "1")
+    assert version.run_id == status["mlflow"]["runId"]
+    assert registry(mlstack).get_model_version_by_alias(model_name, "champion").version == "1"
+
+    s3 = storage(mlstack)
+    artifacts = s3.list_objects_v2(Bucket=mlstack.services.mlflow_bucket).get("Contents", [])
+    assert any(status["mlflow"]["runId"] in obj["Key"] or "MLmodel" in obj["Key"]
+               for obj in artifacts)
+    snapshot_key = dataset["status"]["snapshotURI"].split("/", 3)[3]
+    s3.head_object(Bucket=mlstack.services.data_bucket, Key=snapshot_key)
+
+    table = mlstack.kubectl("get", "trainingjobs", "-n", ml_namespace).stdout
+    assert "Succeeded" in table and "accuracy" in table
+    assert table.splitlines()[1].split()[4] == "1"  # the MODEL VERSION column
+
+
+@pytest.mark.parametrize(("hyperparameters", "field"), [
+    ({"n_estimatorz": 10}, "spec.hyperparameters.n_estimatorz"),
+    ({"n_estimators": "many"}, "n_estimators"),
+])
+def test_bad_hyperparameters_are_refused_without_a_job_and_a_fixed_spec_recovers(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str,
+    hyperparameters: dict[str, Any], field: str,
+) -> None:
+    changes = {"spec": {"hyperparameters": hyperparameters,
+                        "registry": {"modelName": f"bad-{ml_namespace}"}}}
+    apply_iris(mlstack, ml_namespace, changes)
+    refused = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Failed",), timeout=90)
+    ready = condition(refused, "Ready")
+    assert ready["status"] == "False" and ready["reason"] == "InvalidHyperparameters"
+    assert field in ready["message"]
+    assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
+    assert any(e.reason == "InvalidHyperparameters" for e in events_for(
+        k8s, ml_namespace, "iris-rf"))
+
+    client.CustomObjectsApi(k8s).patch_namespaced_custom_object(
+        "mlcycle.dev", "v1alpha1", ml_namespace, "trainingjobs", "iris-rf",
+        {"spec": {"hyperparameters": {**dict.fromkeys(hyperparameters), "n_estimators": 20}}})
+    fixed = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded",))
+    assert fixed["status"]["model"]["version"] == 1
+
+
+def test_missing_dataset_waits_without_a_job_then_trains_when_it_appears(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    training = load_example("iris/trainingjob.yaml",
+                            {"spec": {"registry": {"modelName": f"late-{ml_namespace}"}}})
+    code, output = kubectl_apply(mlstack, ml_namespace, training)
+    assert code == 0, output
+    waiting = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60)
+    ready = condition(waiting, "Ready")
+    assert ready["reason"] == "DatasetNotFound" and "spec.datasetRef.name" in ready["message"]
+    assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
+
+    code, output = kubectl_apply(mlstack, ml_namespace, load_example("iris/dataset.yaml"))
+    assert code == 0, output
+    wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded",))
+
+
+@pytest.mark.parametrize(("target", "uploaded", "reason"), [
+    ("species", True, "TargetColumnMissing"),  # the CSV has no such column
+    ("label", False, "SourceUnreadable"),  # no object at that key
+])
+def test_bad_dataset_is_reported_by_reason_and_blocks_training(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str,
+    target: str, uploaded: bool, reason: str,
+) -> None:
+    key = f"e2e/{ml_namespace}/flowers.csv"
+    if uploaded:
+        storage(mlstack).put_object(Bucket=mlstack.services.data_bucket, Key=key,
+                                    Body=b"petal,sepal,label\n1.0,2.0,a\n1.5,2.5,b\n")
+    dataset = load_example("iris/dataset.yaml", {"spec": {"target": target}})
+    dataset["spec"]["source"] = {"s3": f"s3://{mlstack.services.data_bucket}/{key}"}
+    code, output = kubectl_apply(mlstack, ml_namespace, dataset)
+    assert code == 0, output
+    failed = wait_phase(k8s, "datasets", ml_namespace, "iris", ("Failed",), timeout=120)
+    ready = condition(failed, "Ready")
+    assert ready["reason"] == reason, ready
+    assert target in ready["message"] or key in ready["message"], ready["message"]
+    assert any(e.reason == reason for e in events_for(k8s, ml_namespace, "iris"))
+
+    training = load_example("iris/trainingjob.yaml",
+                            {"spec": {"registry": {"modelName": f"blocked-{ml_namespace}"}}})
+    kubectl_apply(mlstack, ml_namespace, training)
+    pending = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60)
+    assert condition(pending, "Ready")["reason"] == "DatasetNotReady"
+    assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
+
+
+def test_schema_rejects_an_unknown_algorithm_at_apply_time(
+    mlstack: Stack, ml_namespace: str
+) -> None:
+    training = load_example("iris/trainingjob.yaml", {"spec": {"algorithm": "os.system"}})
+    code, output = kubectl_apply(mlstack, ml_namespace, training)
+    assert code != 0
+    assert "spec.algorithm" in output and "Unsupported value" in output
+
+
+def test_operator_killed_during_training_finishes_with_one_job_and_one_version(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    model_name = f"restart-{ml_namespace}"
+    # Slow enough to kill the operator while the Job runs: many trees, cross-validated.
+    apply_iris(mlstack, ml_namespace, {"spec": {
+        "hyperparameters": {"n_estimators": 400, "random_state": 0},
+        "registry": {"modelName": model_name}}})
+    wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Running",), timeout=180)
+
+    pid = stack.operator_pid(mlstack.paths)
+    assert pid is not None
+    os.killpg(pid, signal.SIGKILL)
+    wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10)
+    stack.start_operator(mlstack)
+
+    trained = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded", "Failed"))
+    assert trained["status"]["phase"] == "Succeeded", trained["status"]
+    assert len(jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")) == 1
+    versions = registry(mlstack).search_model_versions(f"name='{model_name}'")
+    assert [v.version for v in versions] == ["1"]
+    assert read(k8s, "trainingjobs", ml_namespace, "iris-rf")["status"]["model"]["version"] == 1
