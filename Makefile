@@ -24,10 +24,10 @@ $(STAMP): pyproject.toml requirements/dev.lock
 venv: $(STAMP) ## create .venv from the lock files
 
 .PHONY: lock
-lock: venv ## re-resolve requirements/*.lock (runtime first, dev constrained by it)
+lock: venv ## re-resolve requirements/*.lock (runtime first; dev contains it, pin for pin)
 	$(UV) pip compile --quiet --python $(PY) requirements/runtime.in -o requirements/runtime.lock
-	$(UV) pip compile --quiet --python $(PY) pyproject.toml --extra dev \
-		-c requirements/runtime.lock -o requirements/dev.lock
+	$(UV) pip compile --quiet --python $(PY) pyproject.toml requirements/runtime.lock \
+		--extra dev -o requirements/dev.lock
 
 .PHONY: build
 build: venv ## build (or reuse cached) control plane, etcd, kubectl, MinIO and Helm binaries

@@ -1,0 +1,147 @@
+"""The environment contract, the settings parsed from it, and the image's import rules."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+import mlcycle_serving
+from mlcycle_serving import contract
+from mlcycle_serving.settings import ServerSettings, SettingsError
+
+PACKAGE_DIR = Path(mlcycle_serving.__file__).parent
+
+
+def test_contract_names_and_defaults() -> None:
+    expected = {
+        "MLCYCLE_MODEL_URI": "",
+        "MLCYCLE_MODEL_NAME": "",
+        "HOST": "0.0.0.0",
+        "PORT": "8080",
+        "MLCYCLE_MAX_BATCH_SIZE": "64",
+        "MLCYCLE_MAX_BATCH_WAIT_MS": "2",
+        "MLCYCLE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
+        "MLCYCLE_MODEL_DOWNLOAD_DIR": "",
+        "MLCYCLE_LOG_LEVEL": "INFO",
+        "MLCYCLE_ACCESS_LOG": "false",
+        "MLFLOW_TRACKING_URI": "",
+        "MLFLOW_S3_ENDPOINT_URL": "",
+        "AWS_ACCESS_KEY_ID": "",
+        "AWS_SECRET_ACCESS_KEY": "",
+        "AWS_ENDPOINT_URL_S3": "",
+    }
+    assert dict(contract.DEFAULTS) == expected
+    assert len({var.name for var in contract.ALL_ENV_VARS}) == len(contract.ALL_ENV_VARS)
+    assert all(var.description for var in contract.ALL_ENV_VARS)
+
+
+def test_flat_constants_name_the_same_variables() -> None:
+    flat = {name: getattr(contract, name) for name in dir(contract) if name.startswith("ENV_")}
+    assert set(flat.values()) == set(contract.DEFAULTS)
+    assert ServerSettings(model_uri="m").port == contract.SERVING_PORT
+    assert contract.TAG_RUNTIME_SKLEARN == contract.TAG_RUNTIME_PREFIX + "sklearn"
+
+
+def test_probe_paths_answer(client: TestClient) -> None:
+    assert client.get(contract.LIVENESS_PATH).status_code == 200
+    assert client.get(contract.READINESS_PATH).status_code == 200
+    assert client.get(contract.METRICS_PATH).status_code == 200
+
+
+def test_settings_defaults_are_the_contract_defaults() -> None:
+    settings = ServerSettings.from_env({"MLCYCLE_MODEL_URI": "models:/iris@champion"})
+    assert settings == ServerSettings(model_uri="models:/iris@champion")
+    assert str(settings.port) == contract.PORT.default
+    assert settings.host == contract.HOST.default
+    assert str(settings.max_batch_size) == contract.MAX_BATCH_SIZE.default
+    assert settings.max_batch_wait_ms == float(contract.MAX_BATCH_WAIT_MS.default)
+    assert str(settings.max_body_bytes) == contract.MAX_BODY_BYTES.default
+    assert settings.access_log is False
+
+
+def test_settings_read_every_server_variable() -> None:
+    environ = {
+        "MLCYCLE_MODEL_URI": "models:/iris/3",
+        "MLCYCLE_MODEL_NAME": "flowers",
+        "HOST": "127.0.0.1",
+        "PORT": "9000",
+        "MLCYCLE_MAX_BATCH_SIZE": "8",
+        "MLCYCLE_MAX_BATCH_WAIT_MS": "0.5",
+        "MLCYCLE_MAX_BODY_BYTES": "1024",
+        "MLCYCLE_MODEL_DOWNLOAD_DIR": "/models",
+        "MLCYCLE_LOG_LEVEL": "debug",
+        "MLCYCLE_ACCESS_LOG": "true",
+    }
+    assert set(environ) == {var.name for var in contract.SERVER_SETTINGS}
+    assert ServerSettings.from_env(environ) == ServerSettings(
+        model_uri="models:/iris/3",
+        model_name="flowers",
+        host="127.0.0.1",
+        port=9000,
+        max_batch_size=8,
+        max_batch_wait_ms=0.5,
+        max_body_bytes=1024,
+        model_download_dir="/models",
+        log_level="DEBUG",
+        access_log=True,
+    )
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "MLCYCLE_MODEL_URI is required"),
+        ({"PORT": "http"}, "PORT='http' is not an integer"),
+        ({"PORT": "70000"}, "PORT=70000 must be in [1, 65535]"),
+        ({"MLCYCLE_MAX_BATCH_SIZE": "0"}, "MLCYCLE_MAX_BATCH_SIZE=0 must be >= 1"),
+        ({"MLCYCLE_MAX_BATCH_WAIT_MS": "-1"}, "must be in [0, 10000]"),
+        ({"MLCYCLE_ACCESS_LOG": "maybe"}, "is not a boolean"),
+        ({"MLCYCLE_LOG_LEVEL": "LOUD"}, "is not a log level"),
+    ],
+)
+def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:
+    if environ:
+        environ = {"MLCYCLE_MODEL_URI": "/models/iris", **environ}
+    with pytest.raises(SettingsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        ServerSettings.from_env(environ)
+
+
+def test_package_never_imports_the_operator() -> None:
+    for path in PACKAGE_DIR.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in {"mlcycle", "fastapi", "pydantic"}, (path, name)
+
+
+def test_contract_module_imports_nothing_but_the_standard_library() -> None:
+    code = (
+        "import sys; import mlcycle_serving.contract; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "{'numpy', 'mlflow', 'orjson', 'starlette', 'prometheus_client'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_entry_point_refuses_missing_model_uri() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "mlcycle_serving"],
+        capture_output=True,
+        text=True,
+        env={"PATH": "/usr/bin:/bin"},
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert '"message":"Invalid settings: MLCYCLE_MODEL_URI is required"' in result.stderr

@@ -1,0 +1,147 @@
+"""The pure protocol layer: decoding to one batch layout, encoding predictions."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+import numpy as np
+import orjson
+import pytest
+
+from mlcycle_serving.errors import InvalidInput, error_status_and_body
+from mlcycle_serving.logs import JsonFormatter
+from mlcycle_serving.protocols import (
+    decode_mlflow_invocations,
+    decode_v1_predict,
+    decode_v2_infer,
+    encode_predictions,
+    encode_v2_infer,
+)
+from mlcycle_serving.schema import (
+    ColumnKind,
+    InputColumn,
+    InputSchema,
+    OutputSpec,
+    input_schema_from_estimator,
+)
+
+SCHEMA = InputSchema(
+    columns=(
+        InputColumn("a", ColumnKind.NUMBER, "FP64"),
+        InputColumn("b", ColumnKind.NUMBER, "INT64"),
+    ),
+    named=True,
+)
+EXPECTED = np.array([[1.5, 2.0], [3.0, 4.0]])
+
+
+@pytest.mark.parametrize(
+    "decode",
+    [
+        lambda: decode_v1_predict({"instances": [[1.5, 2], [3, 4]]}, SCHEMA),
+        lambda: decode_v1_predict({"instances": [{"b": 2, "a": 1.5}, {"a": 3, "b": 4}]}, SCHEMA),
+        lambda: decode_mlflow_invocations({"inputs": {"a": [1.5, 3], "b": [2, 4]}}, SCHEMA),
+        lambda: decode_mlflow_invocations(
+            {"dataframe_split": {"columns": ["b", "a"], "data": [[2, 1.5], [4, 3]]}}, SCHEMA
+        ),
+        lambda: decode_v2_infer(
+            {
+                "inputs": [
+                    {"name": "t", "shape": [2, 2], "datatype": "FP64", "data": [1.5, 2, 3, 4]}
+                ]
+            },
+            SCHEMA,
+        )[0],
+        lambda: decode_v2_infer(
+            {
+                "inputs": [
+                    {"name": "b", "shape": [2], "datatype": "INT64", "data": [2, 4]},
+                    {"name": "a", "shape": [2, 1], "datatype": "FP64", "data": [[1.5], [3]]},
+                ]
+            },
+            SCHEMA,
+        )[0],
+    ],
+)
+def test_every_format_decodes_to_the_same_batch(decode: object) -> None:
+    batch = decode()  # type: ignore[operator]
+    assert batch.dtype == np.float64
+    assert batch.tolist() == EXPECTED.tolist()
+
+
+def test_integer_columns_refuse_fractions() -> None:
+    with pytest.raises(
+        InvalidInput, match=re.escape("row 1, column 'b': expected an integer, got 4.5")
+    ):
+        decode_v1_predict({"instances": [[1, 2], [3, 4.5]]}, SCHEMA)
+
+
+def test_schema_of_an_estimator_without_signature() -> None:
+    class Fitted:
+        n_features_in_ = 3
+
+    schema = input_schema_from_estimator(Fitted())
+    assert (schema.named, schema.width) == (False, 3)
+    unknown = input_schema_from_estimator(None)
+    assert unknown.width is None
+    assert decode_v1_predict({"instances": [[1, 2, 3, 4, 5]]}, unknown).shape == (1, 5)
+    with pytest.raises(InvalidInput, match="row 1 has 2 values, row 0 has 3"):
+        decode_v1_predict({"instances": [[1, 2, 3], [1, 2]]}, unknown)
+
+
+def test_encode_v2_numbers_strings_and_matrices() -> None:
+    output = OutputSpec(name="predict", v2_datatype="INT64", shape=(-1,))
+    numbers = orjson.loads(encode_v2_infer(np.array([0, 2]), "iris", "3", "id-1", output))
+    assert numbers == {
+        "model_name": "iris",
+        "model_version": "3",
+        "id": "id-1",
+        "outputs": [{"name": "predict", "datatype": "INT64", "shape": [2], "data": [0, 2]}],
+    }
+    labels = orjson.loads(
+        encode_v2_infer(np.array(["setosa", "virginica"]), "iris", "", None, output)
+    )
+    assert labels["outputs"][0] == {
+        "name": "predict",
+        "datatype": "BYTES",
+        "shape": [2],
+        "data": ["setosa", "virginica"],
+    }
+    assert "model_version" not in labels and "id" not in labels
+    probabilities = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
+    matrix = orjson.loads(encode_v2_infer(probabilities, "m", "", None, output))["outputs"][0]
+    assert (matrix["datatype"], matrix["shape"], matrix["data"]) == (
+        "FP32",
+        [2, 2],
+        [0.25, 0.75, 0.5, 0.5],
+    )
+
+
+def test_encode_predictions() -> None:
+    assert orjson.loads(encode_predictions(np.array([1.5, 2.5]))) == {"predictions": [1.5, 2.5]}
+    assert orjson.loads(encode_predictions(np.array([True, False]))) == {
+        "predictions": [True, False]
+    }
+    objects = np.array(["a", 1], dtype=object)
+    assert orjson.loads(encode_predictions(objects)) == {"predictions": ["a", 1]}
+
+
+def test_errors_map_to_status_and_body() -> None:
+    assert error_status_and_body(InvalidInput("bad")) == (400, b'{"error":"bad"}')
+    assert error_status_and_body(RuntimeError("secret detail")) == (
+        500,
+        b'{"error":"internal server error"}',
+    )
+
+
+def test_json_log_lines() -> None:
+    record = logging.LogRecord(
+        "mlcycle_serving", logging.INFO, "x.py", 1, "Loaded %s", ("m",), None
+    )
+    record.version = "3"
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["message"] == "Loaded m"
+    assert line["level"] == "INFO"
+    assert line["version"] == "3"
+    assert line["time"].endswith("Z")
