@@ -15,12 +15,14 @@ import logging
 import logging.config
 import os
 import sys
+import threading
+from types import FrameType
 
 import uvicorn
 from prometheus_client import disable_created_metrics
 
 from mlcycle_serving import contract
-from mlcycle_serving.app import create_app
+from mlcycle_serving.app import ServingApp, create_app
 from mlcycle_serving.logs import uvicorn_log_config
 from mlcycle_serving.model import Model
 from mlcycle_serving.settings import ServerSettings, SettingsError
@@ -39,6 +41,27 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--host", help="overrides HOST")
     parser.add_argument("--port", type=int, help="overrides PORT")
     return parser.parse_args(argv)
+
+
+class DrainingServer(uvicorn.Server):
+    """On the first SIGTERM, report not-ready and keep serving for the shutdown delay, so
+    clients and endpoint lists move away before the listener closes; then shut down
+    gracefully, finishing in-flight requests. A second signal stops at once."""
+
+    def __init__(self, config: uvicorn.Config, app: ServingApp, delay_seconds: float) -> None:
+        super().__init__(config)
+        self.app = app
+        self.delay_seconds = delay_seconds
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.app.draining or self.delay_seconds <= 0:
+            super().handle_exit(sig, frame)
+            return
+        self.app.draining = True
+        logger.info("Draining before shutdown", extra={"delay_seconds": self.delay_seconds})
+        timer = threading.Timer(self.delay_seconds, super().handle_exit, (sig, frame))
+        timer.daemon = True
+        timer.start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -85,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         access_log=False,
         server_header=False,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app, settings.shutdown_delay_seconds)
     logger.info(
         "Starting model server",
         extra={

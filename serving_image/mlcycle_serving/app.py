@@ -90,6 +90,8 @@ class ServingApp:
             observer=self.metrics.observe_batch,
         )
         self._on_load_error = on_load_error
+        # Set on SIGTERM: readiness fails so endpoints drop this pod, predictions go on.
+        self.draining = False
         self._load_task: asyncio.Task[None] | None = None
         static_routes: dict[str, dict[str, Handler]] = {
             "/": {"GET": self.root},
@@ -267,7 +269,8 @@ class ServingApp:
         return _json(200, {"live": True})
 
     async def ready(self, call: Call) -> Response:
-        return _json(200 if self.model.ready else 503, {"ready": self.model.ready})
+        ready = self.model.ready and not self.draining
+        return _json(200 if ready else 503, {"ready": ready, "draining": self.draining})
 
     async def ping(self, call: Call) -> Response:
         self._require_ready()

@@ -57,6 +57,12 @@ MODEL_DOWNLOAD_DIR = EnvVar(
     "Directory the model's artifacts are downloaded into at start-up. Default: a new "
     "temporary directory (mount an emptyDir there under a read-only root filesystem).",
 )
+SHUTDOWN_DELAY_SECONDS = EnvVar(
+    "MLCYCLE_SHUTDOWN_DELAY_SECONDS",
+    "5",
+    "After SIGTERM, keep serving this long while readiness reports 503, so endpoints "
+    "drop the pod before it stops accepting (a built-in preStop sleep); then drain.",
+)
 LOG_LEVEL = EnvVar("MLCYCLE_LOG_LEVEL", "INFO", "Log level of the JSON logs.")
 ACCESS_LOG = EnvVar(
     "MLCYCLE_ACCESS_LOG", "false", "Log one JSON line per request ('true' or 'false')."
@@ -87,6 +93,7 @@ SERVER_SETTINGS: tuple[EnvVar, ...] = (
     MAX_BATCH_WAIT_MS,
     MAX_BODY_BYTES,
     MODEL_DOWNLOAD_DIR,
+    SHUTDOWN_DELAY_SECONDS,
     LOG_LEVEL,
     ACCESS_LOG,
 )
@@ -116,6 +123,7 @@ ENV_MAX_BATCH_SIZE: Final = MAX_BATCH_SIZE.name
 ENV_MAX_BATCH_WAIT_MS: Final = MAX_BATCH_WAIT_MS.name
 ENV_MAX_BODY_BYTES: Final = MAX_BODY_BYTES.name
 ENV_MODEL_DOWNLOAD_DIR: Final = MODEL_DOWNLOAD_DIR.name
+ENV_SHUTDOWN_DELAY_SECONDS: Final = SHUTDOWN_DELAY_SECONDS.name
 ENV_LOG_LEVEL: Final = LOG_LEVEL.name
 ENV_ACCESS_LOG: Final = ACCESS_LOG.name
 ENV_TRACKING_URI: Final = MLFLOW_TRACKING_URI.name

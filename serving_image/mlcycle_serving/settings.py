@@ -26,6 +26,7 @@ class ServerSettings:
     max_batch_wait_ms: float = float(contract.MAX_BATCH_WAIT_MS.default)
     max_body_bytes: int = int(contract.MAX_BODY_BYTES.default)
     model_download_dir: str = ""
+    shutdown_delay_seconds: float = float(contract.SHUTDOWN_DELAY_SECONDS.default)
     log_level: str = contract.LOG_LEVEL.default
     access_log: bool = False
 
@@ -55,6 +56,8 @@ class ServerSettings:
                 contract.MAX_BODY_BYTES, text(contract.MAX_BODY_BYTES), minimum=1
             ),
             model_download_dir=text(contract.MODEL_DOWNLOAD_DIR),
+            shutdown_delay_seconds=_number(
+                contract.SHUTDOWN_DELAY_SECONDS, text(contract.SHUTDOWN_DELAY_SECONDS)),
             log_level=log_level,
             access_log=_boolean(contract.ACCESS_LOG, text(contract.ACCESS_LOG)),
         )

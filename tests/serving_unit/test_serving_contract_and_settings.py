@@ -27,6 +27,7 @@ def test_contract_names_and_defaults() -> None:
         "MLCYCLE_MAX_BATCH_WAIT_MS": "2",
         "MLCYCLE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
         "MLCYCLE_MODEL_DOWNLOAD_DIR": "",
+        "MLCYCLE_SHUTDOWN_DELAY_SECONDS": "5",
         "MLCYCLE_LOG_LEVEL": "INFO",
         "MLCYCLE_ACCESS_LOG": "false",
         "MLFLOW_TRACKING_URI": "",
@@ -74,6 +75,7 @@ def test_settings_read_every_server_variable() -> None:
         "MLCYCLE_MAX_BATCH_WAIT_MS": "0.5",
         "MLCYCLE_MAX_BODY_BYTES": "1024",
         "MLCYCLE_MODEL_DOWNLOAD_DIR": "/models",
+        "MLCYCLE_SHUTDOWN_DELAY_SECONDS": "0",
         "MLCYCLE_LOG_LEVEL": "debug",
         "MLCYCLE_ACCESS_LOG": "true",
     }
@@ -87,6 +89,7 @@ def test_settings_read_every_server_variable() -> None:
         max_batch_wait_ms=0.5,
         max_body_bytes=1024,
         model_download_dir="/models",
+        shutdown_delay_seconds=0,
         log_level="DEBUG",
         access_log=True,
     )

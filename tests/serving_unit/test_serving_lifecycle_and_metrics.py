@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mlcycle_serving.app import create_app
+from mlcycle_serving.app import ServingApp, create_app
 from mlcycle_serving.model import Model
 from mlcycle_serving.settings import ServerSettings
 
@@ -45,7 +45,7 @@ def test_live_at_once_ready_after_background_load(iris_model_dir: Path) -> None:
         while client.get("/v2/health/ready").status_code == 503:
             assert time.monotonic() < deadline, "model did not load"
             time.sleep(0.01)
-        assert client.get("/v2/health/ready").json() == {"ready": True}
+        assert client.get("/v2/health/ready").json() == {"ready": True, "draining": False}
         assert client.get("/ping").json() == {"status": "ready"}
         assert client.get("/health").status_code == 200
         assert client.post("/invocations", json={"inputs": [ROW]}).json() == {"predictions": [0]}
@@ -124,3 +124,13 @@ def test_access_log_is_off_by_default_and_one_line_when_on(
     (record,) = [r for r in caplog.records if r.name == "mlcycle_serving.access"]
     assert record.getMessage() == "POST /v1/models/iris:predict 200"
     assert record.duration_ms > 0
+
+
+def test_draining_fails_readiness_but_keeps_predicting(client: TestClient) -> None:
+    """After SIGTERM the pod leaves the endpoints while requests in flight still succeed."""
+    app = client.app
+    assert isinstance(app, ServingApp)
+    app.draining = True
+    assert client.get("/v2/health/ready").status_code == 503
+    response = client.post("/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
+    assert response.status_code == 200
