@@ -33,5 +33,6 @@ def test_the_runtime_lock_pins_the_model_runtime() -> None:
 def test_the_local_environment_has_every_runtime_pin() -> None:
     runtime = pins(ROOT / "requirements/runtime.lock")
     dev = pins(ROOT / "requirements/dev.lock")
-    different = {name: (pin, dev.get(name)) for name, pin in runtime.items() if dev.get(name) != pin}
+    different = {name: (pin, dev.get(name)) for name, pin in runtime.items()
+                 if dev.get(name) != pin}
     assert different == {}
