@@ -38,15 +38,22 @@ def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
         services.down(paths)
 
 
+class ServiceEnvironment(dict[str, str]):
+    """Environment variables whose secret values never show in a test report."""
+
+    def __repr__(self) -> str:
+        return repr({k: "***" if "SECRET" in k else v for k, v in self.items()})
+
+
 @pytest.fixture(scope="session")
 def services_env(mlstack: Stack) -> dict[str, str]:
     """What a process needs to reach MLflow and MinIO, as the trainer's pods get it."""
-    return {
+    return ServiceEnvironment({
         **services.s3_environment(mlstack.services, mlstack.credentials),
         "AWS_ENDPOINT_URL_S3": mlstack.services.s3_endpoint,
         "MLFLOW_TRACKING_URI": mlstack.services.mlflow_url,
         "MLCYCLE_DATA_BUCKET": mlstack.services.data_bucket,
-    }
+    })
 
 
 @pytest.fixture(scope="session")

@@ -35,7 +35,7 @@ TRAINING = resource("TrainingJob", {
     "datasetRef": {"name": "iris"}, "algorithm": "random_forest_classifier",
     "hyperparameters": {"n_estimators": 10}, "registry": {"modelName": "iris-rf"},
 })
-RESOLVED = ResolvedDataset("iris", "abc123", "s3://data/iris/abc123/data.parquet", "target")
+RESOLVED = ResolvedDataset("iris", "abc123", "s3://data/iris/abc123/data.parquet", "target", 0.3)
 
 
 def env_of(job: dict[str, Any]) -> dict[str, Any]:
@@ -81,6 +81,8 @@ def test_training_job_is_restricted_and_fails_fast_on_invalid_input() -> None:
     assert env[contract.ENV_DATASET_VERSION] == "abc123"
     assert env[contract.ENV_DATASET_URI] == RESOLVED.snapshot_uri
     assert job["metadata"]["labels"][constants.LABEL_DATASET_VERSION] == "abc123"
+    sent = json.loads(env[contract.ENV_TRAINING_SPEC])
+    assert sent["validation"]["holdoutFraction"] == 0.3  # the Dataset's split by default
 
 
 def test_no_credential_value_appears_in_any_job() -> None:

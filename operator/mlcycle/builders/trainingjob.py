@@ -26,6 +26,7 @@ class ResolvedDataset:
     version: str
     snapshot_uri: str
     target: str
+    test_fraction: float  # the Dataset's split, the default holdout of its TrainingJobs
 
 
 def training_job_name(training_job: Manifest, trigger: str) -> str:
@@ -47,6 +48,10 @@ def build_training_job(
 ) -> Manifest:
     name = training_job["metadata"]["name"]
     image = spec.image or settings.trainer_image
+    if spec.validation.holdout_fraction is None:
+        validation = spec.validation.model_copy(
+            update={"holdout_fraction": dataset.test_fraction})
+        spec = spec.model_copy(update={"validation": validation})
     job_labels = labels(constants.LABEL_TRAINING_JOB, name, constants.COMPONENT_TRAIN)
     job_labels[constants.LABEL_DATASET_VERSION] = dataset.version
     env = [

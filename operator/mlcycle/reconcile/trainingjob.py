@@ -8,7 +8,7 @@ from pydantic import ValidationError
 from mlcycle import constants, kube
 from mlcycle.algorithms import hyperparameter_problem
 from mlcycle.api.common import Condition, ConditionType, set_condition
-from mlcycle.api.dataset import DatasetStatus
+from mlcycle.api.dataset import DatasetSpec, DatasetStatus
 from mlcycle.api.trainingjob import (
     MlflowRun,
     ObjectiveValue,
@@ -101,17 +101,20 @@ def resolve_dataset(training_job: Manifest, spec: TrainingJobSpec,
                           f"spec.datasetRef.name: Dataset {name!r} does not exist in "
                           f"namespace {namespace!r}")
     dataset_status = DatasetStatus.model_validate(dataset.get("status") or {})
-    target = str(dataset["spec"]["target"])
+    dataset_spec = DatasetSpec.model_validate(dataset["spec"])
+    target, test_fraction = dataset_spec.target, dataset_spec.split.test_fraction
     wanted = spec.dataset_ref.version or (
         status.dataset_version if status.phase == TrainingJobPhase.RUNNING else None)
     if wanted is None:
         if not dataset_status.version or not dataset_status.snapshot_uri:
             raise NotRunnable("DatasetNotReady",
                               f"Dataset {name!r} has no ingested version yet")
-        return ResolvedDataset(name, dataset_status.version, dataset_status.snapshot_uri, target)
+        return ResolvedDataset(name, dataset_status.version, dataset_status.snapshot_uri, target,
+                               test_fraction)
     for record in dataset_status.history:
         if record.version == wanted:
-            return ResolvedDataset(name, record.version, record.snapshot_uri, target)
+            return ResolvedDataset(name, record.version, record.snapshot_uri, target,
+                                   test_fraction)
     known = ", ".join(r.version for r in dataset_status.history) or "none yet"
     raise NotRunnable("DatasetVersionNotFound",
                       f"spec.datasetRef.version: Dataset {name!r} has no version {wanted!r} "

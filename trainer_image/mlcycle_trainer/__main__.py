@@ -1,0 +1,89 @@
+"""`python -m mlcycle_trainer ingest|train`: run one command, report through the
+termination message, exit with the contract's code.
+
+Every outcome writes the termination-message JSON; a failure also logs one line with its
+reason. Neither ever contains an environment value (secrets are scrubbed regardless).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from mlcycle_trainer import contract, termination
+from mlcycle_trainer.environment import termination_log_path
+from mlcycle_trainer.errors import (
+    INTERNAL_ERROR,
+    UNKNOWN_COMMAND,
+    Terminated,
+    TrainerError,
+)
+from mlcycle_trainer.logs import configure_logging
+
+logger = logging.getLogger("mlcycle_trainer")
+
+USAGE = f"usage: python -m mlcycle_trainer {{{contract.COMMAND_INGEST}|{contract.COMMAND_TRAIN}}}"
+
+
+def _command(name: str) -> Callable[[], dict[str, Any]] | None:
+    # Imported on demand: each command loads only the libraries it needs.
+    if name == contract.COMMAND_INGEST:
+        from mlcycle_trainer.ingest import run_ingest
+
+        return run_ingest
+    if name == contract.COMMAND_TRAIN:
+        from mlcycle_trainer.train import run_train
+
+        return run_train
+    return None
+
+
+def _where(exc: BaseException) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    return f" at {frames[-1].filename.rsplit('/', 1)[-1]}:{frames[-1].lineno}" if frames else ""
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    """SIGTERM (the pod is stopping) unwinds like an error: the MLflow run ends FAILED and
+    the termination message says why. As PID 1, Python would otherwise ignore it."""
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def main(argv: list[str]) -> int:
+    configure_logging()
+    signal.signal(signal.SIGTERM, _terminate)
+    path = termination_log_path()
+    name = argv[0] if len(argv) == 1 else ""
+    started = time.perf_counter()
+    try:
+        command = _command(name)
+        if command is None:
+            raise TrainerError(UNKNOWN_COMMAND, f"unknown command {' '.join(argv)!r}; {USAGE}")
+        message = command()
+        code = contract.EXIT_OK
+        size = termination.write(path, message)
+        logger.info(
+            "%s succeeded in %.1f s (termination message: %d bytes)",
+            name,
+            time.perf_counter() - started,
+            size,
+        )
+    except (TrainerError, Terminated) as exc:
+        code = exc.exit_code
+        termination.write(path, termination.error_message(exc.reason, exc.message))
+        logger.error("%s failed: %s: %s", name or "mlcycle_trainer", exc.reason, exc.message)
+    except Exception as exc:
+        code = contract.EXIT_INTERNAL_ERROR
+        text = f"{type(exc).__name__}: {exc}{_where(exc)}"
+        termination.write(path, termination.error_message(INTERNAL_ERROR, text))
+        logger.error("%s failed: %s: %s", name, INTERNAL_ERROR, text)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

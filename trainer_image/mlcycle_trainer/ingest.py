@@ -1,0 +1,129 @@
+"""`ingest`: fetch a Dataset's source, validate and normalise it, and store an immutable,
+content-addressed snapshot (plus its profile) under
+s3://$MLCYCLE_DATA_BUCKET/datasets/<namespace>/<name>/<version>/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any
+
+import pandas as pd
+
+from mlcycle_trainer import contract, frames, sources
+from mlcycle_trainer.environment import Owner, required, spec_from_json
+from mlcycle_trainer.hashing import dataset_version
+from mlcycle_trainer.logs import redact
+from mlcycle_trainer.profile import build_profile, summary
+from mlcycle_trainer.specs import DatasetSpec
+from mlcycle_trainer.storage import ObjectStore, S3Location
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOT_FILE = "data.parquet"
+PROFILE_DIR = "profile"
+PROFILE_FILE = "profile.json"
+REPORT_FILE = "report.html"
+
+
+def snapshot_prefix(bucket: str, owner: Owner, version: str) -> S3Location:
+    return S3Location(bucket, f"datasets/{owner.namespace}/{owner.name}/{version}")
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
+    return buffer.getvalue()
+
+
+def load_frame(spec: DatasetSpec, store: ObjectStore) -> pd.DataFrame:
+    """The source's data as it comes, before normalisation."""
+    if spec.builtin is not None:
+        return sources.load_builtin(spec.builtin, spec.target)
+    return frames.parse(sources.fetch_raw(spec, store), spec.format, spec.source_description)
+
+
+def run_ingest(store: ObjectStore | None = None) -> dict[str, Any]:
+    """Ingest the Dataset described by the environment; returns the termination message."""
+    owner = Owner.from_environment()
+    spec = DatasetSpec.from_json(spec_from_json(contract.ENV_DATASET_SPEC))
+    bucket = required(contract.ENV_DATA_BUCKET)
+    store = store or ObjectStore()
+
+    frame = frames.normalise(load_frame(spec, store), spec.target, spec.features)
+    version = dataset_version(frame)
+    prefix = snapshot_prefix(bucket, owner, version)
+    snapshot = prefix.child(SNAPSHOT_FILE)
+    logger.info(
+        "Dataset %s/%s has version %s (%d rows, %d columns)",
+        owner.namespace,
+        owner.name,
+        version,
+        len(frame),
+        len(frame.columns),
+    )
+    if store.exists(snapshot):
+        logger.info("Snapshot %s exists already; not uploaded again", snapshot.uri)
+    else:
+        store.put(snapshot, parquet_bytes(frame), "application/vnd.apache.parquet")
+
+    message: dict[str, Any] = {
+        "version": version,
+        "snapshotURI": snapshot.uri,
+        "rows": len(frame),
+        "columns": len(frame.columns),
+        "schema": frames.schema(frame),
+    }
+    if spec.profile_enabled:
+        message["profile"] = ensure_profile(
+            store, frame, spec, owner, prefix.child(PROFILE_DIR), version
+        )
+    return message
+
+
+def ensure_profile(
+    store: ObjectStore,
+    frame: pd.DataFrame,
+    spec: DatasetSpec,
+    owner: Owner,
+    directory: S3Location,
+    version: str,
+) -> dict[str, Any]:
+    """The profile summary; computed and uploaded unless this version has one already.
+
+    profile.json is uploaded last, so its presence means the profile is complete.
+    """
+    from mlcycle_trainer.plots import draw_plots
+    from mlcycle_trainer.report import render_report
+
+    profile_location = directory.child(PROFILE_FILE)
+    report_uri = directory.child(REPORT_FILE).uri
+    if store.exists(profile_location):
+        logger.info("Profile %s exists already; not computed again", profile_location.uri)
+        return summary(json.loads(store.get(profile_location)), report_uri)
+
+    profile = build_profile(frame, spec.target)
+    profile_json = {"version": version, **profile.as_json()}
+    plots = draw_plots(frame, profile)
+    for file_name, png in plots.items():
+        store.put(directory.child(file_name), png, "image/png")
+    facts = {
+        "Dataset": f"{owner.namespace}/{owner.name}",
+        "Version": version,
+        "Source": redact(spec.source_description),
+        "Rows": str(profile.rows),
+        "Columns": str(len(frame.columns)),
+        "Target": f"{spec.target} ({profile.task})",
+        "Duplicate rows": str(profile.duplicate_rows),
+    }
+    html = render_report(profile_json, f"Dataset {owner.name} @ {version}", facts, sorted(plots))
+    store.put(directory.child(REPORT_FILE), html.encode("utf-8"), "text/html; charset=utf-8")
+    store.put(
+        profile_location, json.dumps(profile_json, indent=1).encode("utf-8"), "application/json"
+    )
+    logger.info(
+        "Profiled version %s: %d warnings, report %s", version, len(profile.warnings), report_uri
+    )
+    return summary(profile_json, report_uri)

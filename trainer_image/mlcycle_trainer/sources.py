@@ -1,0 +1,127 @@
+"""Fetching a Dataset's raw data: an http(s) URL, an S3 object, or a scikit-learn dataset."""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import urllib.error
+import urllib.request
+from http.client import HTTPMessage
+from typing import IO
+
+import pandas as pd
+
+from mlcycle_trainer.errors import (
+    SOURCE_TOO_LARGE,
+    SOURCE_UNAVAILABLE,
+    SOURCE_UNREADABLE,
+    InvalidInput,
+    Transient,
+)
+from mlcycle_trainer.specs import DatasetSpec
+from mlcycle_trainer.storage import ObjectMissing, ObjectStore, ObjectTooLarge, S3Location
+
+logger = logging.getLogger(__name__)
+
+MAX_SOURCE_BYTES = 512 * 1024 * 1024
+HTTP_TIMEOUT_SECONDS = 30.0
+_CHUNK_BYTES = 1024 * 1024
+# Worth a retry: the server is overloaded or down for a moment.
+_RETRYABLE_HTTP_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only to http(s) URLs (urllib would also follow ftp://)."""
+
+    def redirect_request(
+        self,
+        req: urllib.request.Request,
+        fp: IO[bytes],
+        code: int,
+        msg: str,
+        headers: HTTPMessage,
+        newurl: str,
+    ) -> urllib.request.Request | None:
+        if not newurl.lower().startswith(("http://", "https://")):
+            raise InvalidInput(SOURCE_UNREADABLE, f"refusing a redirect to {newurl!r}")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def fetch_url(url: str, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    """The body of an http(s) URL, at most `max_bytes`, within HTTP_TIMEOUT_SECONDS per read."""
+    opener = urllib.request.build_opener(_HttpOnlyRedirects())
+    request = urllib.request.Request(url, headers={"User-Agent": "mlcycle-trainer"})
+    try:
+        with opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
+            declared = int(response.headers.get("Content-Length") or 0)
+            if declared > max_bytes:
+                raise _too_large(url, declared, max_bytes)
+            chunks: list[bytes] = []
+            received = 0
+            while chunk := response.read(_CHUNK_BYTES):
+                received += len(chunk)
+                if received > max_bytes:
+                    raise _too_large(url, received, max_bytes)
+                chunks.append(chunk)
+    except urllib.error.HTTPError as exc:
+        message = f"GET {url} answered HTTP {exc.code}"
+        if exc.code in _RETRYABLE_HTTP_STATUS:
+            raise Transient(SOURCE_UNAVAILABLE, message) from exc
+        raise InvalidInput(SOURCE_UNREADABLE, message) from exc
+    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise Transient(SOURCE_UNAVAILABLE, f"GET {url} failed: {reason}") from exc
+    data = b"".join(chunks)
+    logger.info("Fetched %s (%d bytes)", url, len(data))
+    return data
+
+
+def _too_large(url: str, size: int, max_bytes: int) -> InvalidInput:
+    return InvalidInput(
+        SOURCE_TOO_LARGE, f"{url} has more than {max_bytes} bytes (at least {size}); not ingested"
+    )
+
+
+def fetch_s3(uri: str, store: ObjectStore, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    location = S3Location.parse(uri)
+    try:
+        data = store.get(location, max_bytes=max_bytes)
+    except ObjectMissing as exc:
+        raise InvalidInput(SOURCE_UNREADABLE, f"{uri} does not exist") from exc
+    except ObjectTooLarge as exc:
+        raise _too_large(uri, exc.size, max_bytes) from exc
+    logger.info("Fetched %s (%d bytes)", uri, len(data))
+    return data
+
+
+def load_builtin(name: str, target: str) -> pd.DataFrame:
+    """A scikit-learn dataset as one frame; its `target` column renamed to `target`.
+
+    When `target` names another column of the dataset, that column is the target and the
+    dataset's own target stays a column called `target`.
+    """
+    from sklearn import datasets
+
+    loaders = {
+        "iris": datasets.load_iris,
+        "wine": datasets.load_wine,
+        "breast_cancer": datasets.load_breast_cancer,
+        "diabetes": datasets.load_diabetes,
+        "digits": datasets.load_digits,
+    }
+    if name not in loaders:
+        raise InvalidInput(SOURCE_UNREADABLE, f"unknown builtin dataset {name!r}")
+    frame: pd.DataFrame = loaders[name](as_frame=True).frame
+    if target not in frame.columns:
+        frame = frame.rename(columns={"target": target})
+    logger.info("Loaded builtin dataset %s (%d rows)", name, len(frame))
+    return frame
+
+
+def fetch_raw(spec: DatasetSpec, store: ObjectStore) -> bytes:
+    """The bytes of a url or s3 source."""
+    if spec.url is not None:
+        return fetch_url(spec.url)
+    if spec.s3 is not None:
+        return fetch_s3(spec.s3, store)
+    raise ValueError("a builtin source has no raw bytes")

@@ -1,0 +1,195 @@
+"""MLflow: the experiment, the run with every condition of the training, the logged and
+registered model, its version tags and alias. Errors become Transient or InvalidInput.
+
+The tracking server comes from MLFLOW_TRACKING_URI (read by MLflow itself).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Any
+
+import mlflow
+import mlflow.data
+import mlflow.data.pandas_dataset
+import mlflow.sklearn
+import numpy as np
+import pandas as pd
+import sklearn
+from botocore.exceptions import BotoCoreError
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from requests.exceptions import RequestException
+from sklearn.pipeline import Pipeline
+
+from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, InvalidInput, Transient
+
+logger = logging.getLogger(__name__)
+
+TRACKING_REJECTED = "TrackingRejected"
+MODEL_ARTIFACT_NAME = "model"
+MAX_PARAM_CHARS = 6000
+MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+# MLflow error codes that a retry will not change.
+_PERMANENT_CODES = {
+    "INVALID_PARAMETER_VALUE",
+    "RESOURCE_DOES_NOT_EXIST",
+    "PERMISSION_DENIED",
+    "UNAUTHENTICATED",
+    "INVALID_STATE",
+    "BAD_REQUEST",
+}
+
+
+def runtime_versions() -> dict[str, str]:
+    """The versions a model server must match to load the model as it was trained."""
+    return {
+        "python": platform.python_version(),
+        "sklearn": str(sklearn.__version__),
+        "numpy": str(np.__version__),
+        "mlflow": str(mlflow.__version__),
+    }
+
+
+@contextmanager
+def tracking_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except MlflowException as exc:
+        code = str(exc.error_code)
+        message = f"MLflow {action} failed ({code}): {str(exc.message)[:500]}"
+        if code in _PERMANENT_CODES:
+            raise InvalidInput(TRACKING_REJECTED, message) from exc
+        raise Transient(TRACKING_UNAVAILABLE, message) from exc
+    except (RequestException, BotoCoreError, ConnectionError, TimeoutError) as exc:
+        raise Transient(TRACKING_UNAVAILABLE, f"MLflow {action} failed: {exc}") from exc
+
+
+def ensure_experiment(name: str) -> str:
+    """The experiment's id, creating it if needed (tolerating a concurrent creator)."""
+    with tracking_errors(f"opening experiment {name!r}"):
+        try:
+            experiment = mlflow.set_experiment(name)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            experiment = mlflow.set_experiment(name)
+    return str(experiment.experiment_id)
+
+
+@contextmanager
+def training_run(experiment_id: str, run_name: str, tags: dict[str, str]) -> Iterator[str]:
+    """An active run; it ends FAILED, tagged with the reason, if the block raises."""
+    with tracking_errors("starting a run"):
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags)
+    run_id = str(run.info.run_id)
+    logger.info("Started MLflow run %s (experiment %s)", run_id, experiment_id)
+    try:
+        yield run_id
+    except BaseException as exc:
+        reason = getattr(exc, "reason", type(exc).__name__)
+        try:
+            mlflow.set_tag("mlcycle.error.reason", str(reason))
+            mlflow.end_run(status="FAILED")
+        except Exception as end_error:  # the original error matters more
+            logger.warning("Could not mark run %s failed: %s", run_id, end_error)
+        raise
+    with tracking_errors("ending the run"):
+        mlflow.end_run(status="FINISHED")
+
+
+def log_params(params: dict[str, Any]) -> None:
+    with tracking_errors("logging parameters"):
+        mlflow.log_params({key: str(value)[:MAX_PARAM_CHARS] for key, value in params.items()})
+
+
+def log_metrics(metrics: dict[str, float]) -> None:
+    with tracking_errors("logging metrics"):
+        mlflow.log_metrics(metrics)
+
+
+def set_tags(tags: dict[str, str]) -> None:
+    with tracking_errors("setting tags"):
+        mlflow.set_tags(tags)
+
+
+def log_dataset(frame: pd.DataFrame, name: str, version: str, uri: str, target: str) -> None:
+    """The training data as the run's input (name, digest = version, source URI)."""
+    with tracking_errors("logging the dataset"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset = mlflow.data.pandas_dataset.from_pandas(
+            frame, source=uri, name=name, targets=target, digest=version
+        )
+        mlflow.log_input(dataset, context="training")
+
+
+def log_spec(spec: dict[str, Any]) -> None:
+    with tracking_errors("logging the spec"):
+        mlflow.log_dict(spec, "mlcycle/trainingjob-spec.json")
+
+
+def model_requirements() -> list[str]:
+    """Pins of the packages the model needs, from this runtime (MLflow adds its own pin).
+
+    Given explicitly: MLflow would otherwise infer them by loading the model in a
+    subprocess, which takes seconds and could only find these same packages.
+    """
+    return [f"{name}=={metadata.version(name)}" for name in MODEL_PACKAGES]
+
+
+@dataclass(frozen=True)
+class RegisteredVersion:
+    name: str
+    version: int
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def log_and_register_model(
+    pipeline: Pipeline,
+    x_example: pd.DataFrame,
+    trusted_types: list[str],
+    model_name: str,
+) -> RegisteredVersion:
+    """Log the pipeline (skops format) with its signature and register a new version."""
+    signature = infer_signature(x_example, pipeline.predict(x_example))
+    with tracking_errors("logging the model"):
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name=MODEL_ARTIFACT_NAME,
+            serialization_format="skops",
+            skops_trusted_types=trusted_types,
+            signature=signature,
+            input_example=x_example.head(3),
+            registered_model_name=model_name,
+            pip_requirements=model_requirements(),
+        )
+    version = info.registered_model_version
+    if version is None:
+        raise Transient(
+            TRACKING_UNAVAILABLE, f"MLflow did not register a version of {model_name!r}"
+        )
+    logger.info("Registered model %s version %s", model_name, version)
+    return RegisteredVersion(model_name, int(version))
+
+
+def tag_version(model: RegisteredVersion, tags: dict[str, str]) -> None:
+    client = MlflowClient()
+    with tracking_errors(f"tagging {model.uri}"):
+        for key, value in tags.items():
+            client.set_model_version_tag(model.name, str(model.version), key, value)
+
+
+def move_alias(model: RegisteredVersion, alias: str) -> None:
+    with tracking_errors(f"setting alias {alias!r} on {model.uri}"):
+        MlflowClient().set_registered_model_alias(model.name, alias, str(model.version))
+    logger.info("Moved alias %s of model %s to version %d", alias, model.name, model.version)
