@@ -1,0 +1,91 @@
+"""The serving side of the operator's pure layer: the Deployment it builds, the rollout status
+it reads back, and the runtime check that refuses a model trained elsewhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mlcycle import constants, contract
+from mlcycle.api.modeldeployment import ModelDeploymentSpec
+from mlcycle.builders.modeldeployment import build_autoscaler, build_deployment, build_service
+from mlcycle.reconcile.modeldeployment import deployment_outcome
+from mlcycle.registry import ModelVersion
+from mlcycle.runtime import parse_runtime, runtime_mismatch
+from mlcycle.settings import Settings
+
+SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
+RUNTIME = {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"}
+OWNER: dict[str, Any] = {
+    "apiVersion": constants.API_GROUP_VERSION, "kind": "ModelDeployment",
+    "metadata": {"name": "iris", "namespace": "ml", "uid": "u1", "generation": 3},
+    "spec": {"model": {"name": "iris-classifier", "alias": "champion"}, "replicas": 2},
+}
+SPEC = ModelDeploymentSpec.model_validate(OWNER["spec"])
+
+
+def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -> None:
+    deployment = build_deployment(OWNER, SPEC, ModelVersion("iris-classifier", 4, RUNTIME),
+                                  SETTINGS)
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    container = spec["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[contract.ENV_MODEL_URI] == "models:/iris-classifier/4"  # never the alias
+    assert container["readinessProbe"]["httpGet"]["path"] == contract.READINESS_PATH
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    labels = spec["template"]["metadata"]["labels"]
+    assert labels[constants.LABEL_MODEL_VERSION] == "4"
+    assert set(spec["selector"]["matchLabels"].items()) <= set(labels.items())
+    assert constants.LABEL_MODEL_VERSION not in spec["selector"]["matchLabels"]
+
+
+def test_an_autoscaled_deployment_leaves_replicas_to_the_autoscaler() -> None:
+    spec = ModelDeploymentSpec.model_validate(
+        {**OWNER["spec"], "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6}})
+    deployment = build_deployment(OWNER, spec, ModelVersion("iris-classifier", 1, RUNTIME),
+                                  SETTINGS)
+    assert "replicas" not in deployment["spec"]
+    autoscaler = build_autoscaler(OWNER, spec)
+    assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (2, 6)
+    assert build_service(OWNER)["spec"]["ports"][0]["targetPort"] == contract.SERVING_PORT_NAME
+
+
+def deployment(version: int, ready: int, updated: int, total: int) -> dict[str, Any]:
+    built = build_deployment(OWNER, SPEC, ModelVersion("iris-classifier", version, RUNTIME),
+                             SETTINGS)
+    built["metadata"]["generation"] = 5
+    built["status"] = {"observedGeneration": 5, "readyReplicas": ready,
+                       "updatedReplicas": updated, "replicas": total}
+    return built
+
+
+def conditions(status: dict[str, Any]) -> dict[str, str]:
+    return {c["type"]: c["status"] for c in status["conditions"]}
+
+
+def test_status_during_and_after_a_rollout() -> None:
+    serving_one = deployment_outcome(OWNER, deployment(1, ready=2, updated=2, total=2)).status
+    assert serving_one["servedVersion"] == 1 and serving_one["phase"] == "Available"
+    assert conditions(serving_one)["Ready"] == "True"
+
+    owner = {**OWNER, "status": serving_one}
+    rolling = deployment_outcome(owner, deployment(2, ready=2, updated=1, total=3)).status
+    assert rolling["servedVersion"] == 1, "the old version serves until the rollout completes"
+    assert conditions(rolling)["Progressing"] == "True"
+    assert conditions(rolling)["Available"] == "True"
+    assert [r["version"] for r in rolling["history"]] == [2, 1]
+
+    done = deployment_outcome({**OWNER, "status": rolling},
+                              deployment(2, ready=2, updated=2, total=2)).status
+    assert done["servedVersion"] == 2 and done["history"][0]["completedAt"]
+    assert done["selector"] == "mlcycle.dev/model-deployment=iris,mlcycle.dev/component=serve"
+
+
+def test_runtime_mismatch_names_both_versions() -> None:
+    assert runtime_mismatch(RUNTIME, RUNTIME) is None
+    message = runtime_mismatch({**RUNTIME, "sklearn": "1.0.2"}, RUNTIME)
+    assert message == "sklearn 1.0.2 (trained) != 1.9.1 (serving)"
+    missing = runtime_mismatch({"python": "3.11.7"}, RUNTIME)
+    assert missing is not None and "sklearn, numpy" in missing
+    assert parse_runtime("python=3.11.7, sklearn=1.9.1,numpy=2.4.6") == RUNTIME
