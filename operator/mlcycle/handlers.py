@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import kopf
@@ -79,6 +79,16 @@ def training_job_changed(body: kopf.Body, **_: Any) -> None:
         write(constants.TRAINING_JOB, dict(body), reconcile_training_job(dict(body), SETTINGS))
 
 
+# Kind of a Job's owner -> (its resource names, the Job label naming it, its status from a Job).
+JOB_OWNERS: dict[str, tuple[ResourceNames, str, Callable[[Manifest, Manifest, list[Manifest]],
+                                                        Outcome]]] = {
+    constants.DATASET.kind: (constants.DATASET, constants.LABEL_DATASET, dataset_outcome),
+    constants.TRAINING_JOB.kind: (
+        constants.TRAINING_JOB, constants.LABEL_TRAINING_JOB,
+        lambda owner, job, pods: training_outcome(owner, job, pods, SETTINGS)),
+}
+
+
 @kopf.on.event("batch", "v1", "jobs",
                labels={constants.LABEL_MANAGED_BY: constants.MANAGED_BY})
 def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
@@ -88,34 +98,18 @@ def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     job = dict(body)
     owner_kind = next((ref["kind"] for ref in job["metadata"].get("ownerReferences") or []
                        if ref.get("controller")), None)
-    namespace = job["metadata"]["namespace"]
-    with retry_transient():
-        if owner_kind == constants.DATASET.kind:
-            dataset_job_changed(job, namespace)
-        elif owner_kind == constants.TRAINING_JOB.kind:
-            training_job_job_changed(job, namespace)
-
-
-def dataset_job_changed(job: Manifest, namespace: str) -> None:
-    name = job["metadata"]["labels"][constants.LABEL_DATASET]
-    dataset = kube.read_custom(constants.DATASET, namespace, name)
-    if dataset is None or (dataset.get("status") or {}).get("jobName") != job["metadata"]["name"]:
-        return  # deleted, an older Job's late event, or the create handler has yet to write
-    outcome = dataset_outcome(dataset, job, kube.job_pods(namespace, job["metadata"]["name"]))
-    write(constants.DATASET, dataset, outcome)
-    if outcome.status.get("phase") == "Ready":
-        wake_training_jobs(namespace, name)
-
-
-def training_job_job_changed(job: Manifest, namespace: str) -> None:
-    name = job["metadata"]["labels"][constants.LABEL_TRAINING_JOB]
-    training_job = kube.read_custom(constants.TRAINING_JOB, namespace, name)
-    if (training_job is None
-            or (training_job.get("status") or {}).get("jobName") != job["metadata"]["name"]):
+    if owner_kind not in JOB_OWNERS:
         return
-    pods = kube.job_pods(namespace, job["metadata"]["name"])
-    write(constants.TRAINING_JOB, training_job,
-          training_outcome(training_job, job, pods, SETTINGS))
+    names, label, outcome_of = JOB_OWNERS[owner_kind]
+    namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
+    with retry_transient():
+        owner = kube.read_custom(names, namespace, job["metadata"]["labels"][label])
+        if owner is None or (owner.get("status") or {}).get("jobName") != job_name:
+            return  # deleted, an older Job's late event, or the create handler has yet to write
+        outcome = outcome_of(owner, job, kube.job_pods(namespace, job_name))
+        write(names, owner, outcome)
+        if owner_kind == constants.DATASET.kind and outcome.status.get("phase") == "Ready":
+            wake_training_jobs(namespace, owner["metadata"]["name"])
 
 
 def wake_training_jobs(namespace: str, dataset_name: str) -> None:

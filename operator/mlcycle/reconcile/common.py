@@ -6,12 +6,18 @@ from __future__ import annotations
 import datetime
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from mlcycle import contract, kube
-from mlcycle.api.common import Condition, ConditionStatus, find_condition
+from mlcycle.api.common import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    find_condition,
+    set_condition,
+)
 
 Manifest = dict[str, Any]
 
@@ -26,6 +32,13 @@ def condition(type_: str, status: bool | None, reason: str, message: str,
              None: ConditionStatus.UNKNOWN}[status]
     return Condition(type=type_, status=value, reason=reason, message=message[:1024],
                      observed_generation=generation, last_transition_time=now())
+
+
+def with_ready(conditions: list[Condition], ready: bool | None, reason: str, message: str,
+               generation: int | None) -> list[Condition]:
+    """The conditions with the Ready condition set."""
+    return set_condition(conditions,
+                         condition(ConditionType.READY, ready, reason, message, generation))
 
 
 def spec_error(error: ValidationError) -> str:
@@ -50,6 +63,18 @@ class Outcome:
 
     status: Manifest
     events: list[Event] = field(default_factory=list)
+
+
+class StatusWithConditions(Protocol):
+    conditions: list[Condition]
+
+    def to_wire(self) -> dict[str, Any]: ...
+
+
+def outcome(old: list[Condition], new: StatusWithConditions,
+            type_: str = ConditionType.READY) -> Outcome:
+    """The new status, and an Event if the given condition's reason changed."""
+    return Outcome(status=new.to_wire(), events=transition_events(old, new.conditions, type_))
 
 
 def transition_events(old: list[Condition], new: list[Condition], type_: str) -> list[Event]:

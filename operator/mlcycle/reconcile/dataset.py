@@ -10,7 +10,6 @@ from __future__ import annotations
 from pydantic import ValidationError
 
 from mlcycle import constants, kube
-from mlcycle.api.common import Condition, ConditionType, set_condition
 from mlcycle.api.dataset import (
     ColumnSchema,
     DatasetPhase,
@@ -24,11 +23,11 @@ from mlcycle.reconcile.common import (
     JobState,
     Manifest,
     Outcome,
-    condition,
     job_state,
     now,
+    outcome,
     spec_error,
-    transition_events,
+    with_ready,
 )
 from mlcycle.settings import Settings
 
@@ -51,11 +50,13 @@ def reconcile_dataset(dataset: Manifest, settings: Settings) -> Outcome | None:
     try:
         spec = DatasetSpec.model_validate(dataset["spec"])
     except ValidationError as error:
-        return _finish(status, status.model_copy(update={
+        new = status.model_copy(update={
             "phase": DatasetPhase.FAILED,
             "observed_generation": generation,
-            "conditions": _set(status, False, "InvalidSpec", spec_error(error), generation),
-        }))
+            "conditions": with_ready(status.conditions, False, "InvalidSpec", spec_error(error),
+                                     generation),
+        })
+        return outcome(status.conditions, new)
     job_manifest = build_ingest_job(dataset, spec, settings, trigger(dataset))
     job_name = job_manifest["metadata"]["name"]
     if status.job_name == job_name and status.phase in (DatasetPhase.READY, DatasetPhase.FAILED):
@@ -74,7 +75,7 @@ def dataset_outcome(dataset: Manifest, job: Manifest, pods: list[Manifest]) -> O
     if not state.finished:
         new = status.model_copy(update={
             "phase": DatasetPhase.INGESTING,
-            "conditions": _set(status, None, "Ingesting",
+            "conditions": with_ready(status.conditions, None, "Ingesting",
                                f"Job {job['metadata']['name']} is ingesting the data",
                                generation),
         })
@@ -84,10 +85,11 @@ def dataset_outcome(dataset: Manifest, job: Manifest, pods: list[Manifest]) -> O
         new = status.model_copy(update={
             "phase": DatasetPhase.FAILED,
             "observed_generation": generation,
-            "conditions": _set(status, False, state.failure_reason, state.failure_message,
+            "conditions": with_ready(status.conditions, False, state.failure_reason,
+                                     state.failure_message,
                                generation),
         })
-    return _finish(status, new)
+    return outcome(status.conditions, new)
 
 
 def _ingested(status: DatasetStatus, state: JobState, generation: int) -> DatasetStatus:
@@ -108,20 +110,9 @@ def _ingested(status: DatasetStatus, state: JobState, generation: int) -> Datase
         "history": history[:HISTORY_LIMIT],
         "last_ingestion_time": now(),
         "observed_generation": generation,
-        "conditions": _set(status, True, "Ingested",
+        "conditions": with_ready(status.conditions, True, "Ingested",
                            f"version {version}: {rows} rows, {result['columns']} columns",
                            generation),
     })
 
 
-def _set(status: DatasetStatus, ready: bool | None, reason: str, message: str,
-         generation: int) -> list[Condition]:
-    return set_condition(status.conditions,
-                         condition(ConditionType.READY, ready, reason, message, generation))
-
-
-def _finish(old: DatasetStatus, new: DatasetStatus) -> Outcome:
-    return Outcome(
-        status=new.to_wire(),
-        events=transition_events(old.conditions, new.conditions, ConditionType.READY),
-    )

@@ -26,8 +26,7 @@ from mlcycle.builders.modeldeployment import (
     selector_labels,
     service_url,
 )
-from mlcycle.reconcile.common import Manifest, Outcome, condition, now, spec_error
-from mlcycle.reconcile.common import transition_events as events_for
+from mlcycle.reconcile.common import Manifest, Outcome, condition, now, outcome, spec_error
 from mlcycle.runtime import current_runtime, parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 
@@ -97,8 +96,7 @@ def _refused(owner: Manifest, status: ModelDeploymentStatus, reason: str,
         "observed_generation": generation,
         "conditions": conditions,
     })
-    return Outcome(status=new.to_wire(),
-                   events=events_for(status.conditions, new.conditions, ConditionType.DEGRADED))
+    return outcome(status.conditions, new, ConditionType.DEGRADED)
 
 
 def deployment_outcome(owner: Manifest, deployment: Manifest) -> Outcome:
@@ -154,5 +152,4 @@ def deployment_outcome(owner: Manifest, deployment: Manifest) -> Outcome:
         "observed_generation": generation,
         "conditions": conditions,
     })
-    return Outcome(status=new.to_wire(),
-                   events=events_for(status.conditions, new.conditions, ConditionType.READY))
+    return outcome(status.conditions, new)

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from mlcycle import constants, kube
 from mlcycle.algorithms import hyperparameter_problem
-from mlcycle.api.common import Condition, ConditionType, set_condition
+from mlcycle.api.common import ConditionType, set_condition
 from mlcycle.api.dataset import DatasetSpec, DatasetStatus
 from mlcycle.api.trainingjob import (
     MlflowRun,
@@ -26,8 +26,9 @@ from mlcycle.reconcile.common import (
     condition,
     job_state,
     now,
+    outcome,
     spec_error,
-    transition_events,
+    with_ready,
 )
 from mlcycle.settings import Settings
 
@@ -60,11 +61,13 @@ def reconcile_training_job(training_job: Manifest, settings: Settings) -> Outcom
             trigger(training_job))
     except NotRunnable as problem:
         waiting = problem.reason in ("DatasetNotFound", "DatasetNotReady")
-        return _finish(status, status.model_copy(update={
+        new = status.model_copy(update={
             "phase": TrainingJobPhase.PENDING if waiting else TrainingJobPhase.FAILED,
             "observed_generation": generation,
-            "conditions": _ready(status, False, problem.reason, problem.message, generation),
-        }))
+            "conditions": with_ready(status.conditions, False, problem.reason, problem.message,
+                                     generation),
+        })
+        return outcome(status.conditions, new)
     job_name = job_manifest["metadata"]["name"]
     if status.job_name == job_name and status.phase in FINISHED:
         return None  # finished; its Job may since have been deleted by its TTL
@@ -138,7 +141,7 @@ def training_outcome(training_job: Manifest, job: Manifest, pods: list[Manifest]
         new = status.model_copy(update={
             "phase": TrainingJobPhase.RUNNING,
             "observed_generation": generation,
-            "conditions": _ready(status, False, "Training",
+            "conditions": with_ready(status.conditions, False, "Training",
                                  f"Job {job['metadata']['name']} is training", generation),
         })
     elif state.succeeded:
@@ -149,10 +152,11 @@ def training_outcome(training_job: Manifest, job: Manifest, pods: list[Manifest]
             "phase": TrainingJobPhase.FAILED,
             "completion_time": now(),
             "observed_generation": generation,
-            "conditions": _ready(status, False, state.failure_reason, state.failure_message,
+            "conditions": with_ready(status.conditions, False, state.failure_reason,
+                                     state.failure_message,
                                  generation),
         })
-    return _finish(status, new)
+    return outcome(status.conditions, new)
 
 
 def _succeeded(status: TrainingJobStatus, state: JobState, spec: TrainingJobSpec,
@@ -192,14 +196,3 @@ def _succeeded(status: TrainingJobStatus, state: JobState, spec: TrainingJobSpec
     })
 
 
-def _ready(status: TrainingJobStatus, ready: bool | None, reason: str, message: str,
-           generation: int) -> list[Condition]:
-    return set_condition(status.conditions,
-                         condition(ConditionType.READY, ready, reason, message, generation))
-
-
-def _finish(old: TrainingJobStatus, new: TrainingJobStatus) -> Outcome:
-    return Outcome(
-        status=new.to_wire(),
-        events=transition_events(old.conditions, new.conditions, ConditionType.READY),
-    )
