@@ -490,7 +490,8 @@ def test_a_missing_snapshot_is_invalid_input(
 
 def test_unreachable_storage_is_transient(services_env: dict[str, str], workdir: Path) -> None:
     nowhere = f"http://127.0.0.1:{free_port()}"
-    unreachable = {**services_env, "MLFLOW_S3_ENDPOINT_URL": nowhere, "AWS_ENDPOINT_URL_S3": nowhere}
+    unreachable = {**services_env,
+                   "MLFLOW_S3_ENDPOINT_URL": nowhere, "AWS_ENDPOINT_URL_S3": nowhere}
     outcome = ingest("iris", IRIS_SPEC, unreachable, workdir)
     assert outcome.code == contract.EXIT_TRANSIENT, outcome.stderr
     assert outcome.message["error"]["reason"] == "StorageUnavailable"
