@@ -1,10 +1,12 @@
 """Adaptive micro-batching: concurrent requests share one `predict` call.
 
 One asyncio task owns the queue. It takes the first waiting request and every
-request already queued behind it, up to `max_batch_size` rows. It waits (at most
-`max_wait_s`) for more only when there is evidence of concurrency: requests were
-queued behind the first, or the previous batch merged several requests. At
-concurrency 1 a request is therefore never delayed. The batch is predicted in one
+request already queued behind it, up to `max_batch_size` rows. It then waits (at
+most `max_wait_s`) only for as many requests as it has reason to expect: the most
+that were in flight at once (queued or being predicted) since the previous batch
+began gathering, since clients waiting for answers send again. Once those have
+arrived the batch goes at once, so closed-loop clients never wait out the timer,
+and at concurrency 1 a request is never delayed. The batch is predicted in one
 dedicated thread, so the event loop keeps accepting and decoding requests while
 the model works, and those requests form the next batch. Results are split back
 per request; if a merged batch fails, its requests are retried one by one so a
@@ -79,7 +81,8 @@ class MicroBatcher:
         self._closing = False
         self._worker: asyncio.Task[None] | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._last_batch_requests = 1
+        self._in_flight = 0  # requests queued or being predicted
+        self._peak_in_flight = 0  # most in flight at once since the last gathering began
 
     def start(self) -> None:
         """Start the worker task (call from inside the running event loop)."""
@@ -95,6 +98,8 @@ class MicroBatcher:
             self.start()  # served without a lifespan (some test clients)
         future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
         self._queue.append(_Pending(batch, future))
+        self._in_flight += 1
+        self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
         self._wakeup.set()
         return await future
 
@@ -119,13 +124,20 @@ class MicroBatcher:
     async def _gather(self) -> list[_Pending]:
         taken: list[_Pending] = []
         rows = self._take(taken, 0)
-        concurrent = len(taken) > 1 or self._last_batch_requests > 1
-        if not concurrent or self.max_wait_s <= 0 or self._closing:
+        expected = self._peak_in_flight
+        self._peak_in_flight = self._in_flight
+        if self.max_wait_s <= 0 or self._closing:
             return taken
-        deadline = asyncio.get_running_loop().time() + self.max_wait_s
-        while rows < self.max_batch_size and not self._queue and not self._closing:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while (
+            len(taken) < expected
+            and rows < self.max_batch_size
+            and not self._queue
+            and not self._closing
+        ):
             self._wakeup.clear()
-            remaining = deadline - asyncio.get_running_loop().time()
+            remaining = deadline - loop.time()
             if remaining <= 0:
                 break
             try:
@@ -146,7 +158,6 @@ class MicroBatcher:
                 await self._wakeup.wait()
                 continue
             taken = await self._gather()
-            self._last_batch_requests = len(taken)
             started = perf_counter()
             try:
                 results = await loop.run_in_executor(
@@ -155,6 +166,7 @@ class MicroBatcher:
             except Exception as exc:  # the executor itself failed
                 logger.exception("Batch prediction failed")
                 results = [exc] * len(taken)
+            self._in_flight -= len(taken)
             if self._observer is not None:
                 rows = sum(len(p.batch) for p in taken)
                 self._observer(rows, len(taken), perf_counter() - started)

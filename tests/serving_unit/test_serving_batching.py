@@ -96,6 +96,43 @@ def test_an_idle_queue_does_not_wait() -> None:
     assert predictor.calls == [1, 1, 1, 1, 1]
 
 
+def test_closed_loop_clients_do_not_wait_out_the_timer() -> None:
+    """Eight clients, each sending again once answered: every batch holds all eight and
+    goes as soon as the eighth arrives, not when `max_wait_s` runs out."""
+    predictor = SlowPredictor(delay=0.001)
+    batcher = MicroBatcher(predictor, max_batch_size=64, max_wait_s=1.0)
+
+    async def client(i: int) -> None:
+        for k in range(5):
+            assert (await batcher.predict(rows(100 * i + k))).tolist() == [(100 * i + k) * 10.0]
+
+    async def scenario() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(i) for i in range(8)))
+        return time.perf_counter() - started
+
+    assert run_with_batcher(batcher, scenario) < 0.5  # the old batcher waited 1 s per batch
+    assert predictor.calls == [8] * 5
+
+
+def test_a_client_that_leaves_costs_one_wait_at_most() -> None:
+    predictor = SlowPredictor(delay=0.001)
+    batcher = MicroBatcher(predictor, max_batch_size=64, max_wait_s=0.2)
+
+    async def client(i: int, requests: int) -> None:
+        for k in range(requests):
+            await batcher.predict(rows(100 * i + k))
+
+    async def scenario() -> float:
+        started = time.perf_counter()
+        await asyncio.gather(client(0, 1), *(client(i, 6) for i in range(1, 4)))
+        return time.perf_counter() - started
+
+    elapsed = run_with_batcher(batcher, scenario)
+    assert predictor.calls == [4, 3, 3, 3, 3, 3]
+    assert 0.2 <= elapsed < 0.6  # one wait for the client that left, then none
+
+
 def test_a_failing_request_fails_alone() -> None:
     predictor = SlowPredictor()
     batcher = MicroBatcher(predictor, max_batch_size=64, max_wait_s=0.002)
