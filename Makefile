@@ -53,3 +53,50 @@ lint: venv ## ruff and mypy --strict
 .PHONY: test
 test: lint build ## lint, then every test (unit and end-to-end on the local cluster)
 	$(VENV)/bin/pytest
+
+.PHONY: bench-serving
+bench-serving: venv ## ours vs mlflow models serve vs KServe under wrk; writes docs/benchmarks.md
+	$(PY) -m bench.serving.run
+
+.PHONY: bench-cluster
+bench-cluster: build ## local cluster start-up, memory at rest, trivial Job (restarts the stack)
+	$(PY) -m bench.cluster.run
+
+.PHONY: bench-training
+bench-training: venv ## apply-to-Job latency over 20 TrainingJobs, platform overhead around fit
+	$(PY) -m bench.training.run
+
+# --- The Helm chart and container images (issue 5) -------------------------------------------
+# `images` and `kind-demo` need Docker (not available where the tests run); `chart-test` needs
+# only the local cluster.
+IMAGE_REGISTRY ?= ghcr.io/mlcycle
+IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/mlcycle/Chart.yaml)
+KIND_VERSION := v0.33.0
+KIND_CLUSTER ?= mlcycle
+KIND := go run sigs.k8s.io/kind@$(KIND_VERSION)
+TOOL = $$($(PY) -c 'from localkube import build; print(build.binary_path("$(1)"))')
+
+.PHONY: images
+images: ## docker build the operator, trainer and serving images (needs Docker)
+	docker build -f operator/Dockerfile -t $(IMAGE_REGISTRY)/operator:$(IMAGE_TAG) .
+	docker build -f trainer_image/Dockerfile -t $(IMAGE_REGISTRY)/trainer:$(IMAGE_TAG) .
+	docker build -f serving_image/Dockerfile -t $(IMAGE_REGISTRY)/serving:$(IMAGE_TAG) .
+
+.PHONY: kind-demo
+kind-demo: images build ## kind cluster, the images loaded, the chart installed, examples/iris applied (needs Docker)
+	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
+	for image in operator trainer serving; do \
+		$(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG); done
+	$(call TOOL,helm) upgrade --install mlcycle charts/mlcycle --kube-context kind-$(KIND_CLUSTER) \
+		--namespace mlcycle --create-namespace --wait --timeout 10m \
+		--set image.tag=$(IMAGE_TAG) --set workloads.trainerImage.tag=$(IMAGE_TAG) \
+		--set workloads.servingImage.tag=$(IMAGE_TAG) --set workloads.imagePullPolicy=IfNotPresent
+	$(call TOOL,kubectl) --context kind-$(KIND_CLUSTER) -n mlcycle apply -f examples/iris/
+	$(call TOOL,kubectl) --context kind-$(KIND_CLUSTER) -n mlcycle wait --for=condition=Ready \
+		--timeout=15m dataset/iris trainingjob/iris-rf modeldeployment/iris
+	$(call TOOL,kubectl) --context kind-$(KIND_CLUSTER) -n mlcycle get mlcycle
+
+.PHONY: chart-test
+chart-test: build ## helm lint + render checks, then every scenario through the local apiserver's server-side dry run
+	$(VENV)/bin/pytest -q tests/unit/test_chart_*.py \
+		"tests/e2e/test_chart.py::test_rendered_chart_passes_a_server_side_dry_run"

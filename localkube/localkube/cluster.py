@@ -35,6 +35,10 @@ IMAGES = [
     ImageRuntime(pattern="*mlcycle/trainer:*", entrypoint=["{python}", "-m", "mlcycle_trainer"]),
     ImageRuntime(pattern="*mlcycle/serving:*", entrypoint=["{python}", "-m", "mlcycle_serving"]),
     ImageRuntime(pattern="*mlcycle/operator:*", entrypoint=["{python}", "-m", "mlcycle"]),
+    # What the Helm chart runs besides our own images: MLflow from this virtualenv, and the
+    # MinIO server built from the Go module proxy (the real image's entrypoint runs `minio`).
+    ImageRuntime(pattern="ghcr.io/mlflow/mlflow:*", entrypoint=["{venv_bin}/mlflow"]),
+    ImageRuntime(pattern="quay.io/minio/minio:*", entrypoint=[str(build.binary_path("minio"))]),
 ]
 
 Progress = build.Progress

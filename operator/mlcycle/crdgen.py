@@ -1,15 +1,17 @@
 """CustomResourceDefinitions generated from the pydantic API types in mlcycle.api.
 
-`python -m mlcycle.crdgen` writes crds/<plural>.mlcycle.dev.yaml; `--check` only compares
-and exits 1 listing the files that differ. The functions are pure: they turn models into
-CRD dicts and YAML text, so the Helm chart and the tests can reuse them.
+`python -m mlcycle.crdgen` writes crds/<plural>.mlcycle.dev.yaml and the Helm chart's
+templates/crds/<plural>.mlcycle.dev.yaml (the same CRD, gated by `crds.enabled`, kept on
+uninstall when `crds.keep`); `--check` only compares and exits 1 listing the files that
+differ. The functions are pure: they turn models into CRD dicts and YAML text, so the
+tests can reuse them.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from mlcycle.constants import API_GROUP, API_VERSION, CATEGORY
 
 HEADER = "# generated from mlcycle.api — do not edit; run `python -m mlcycle.crdgen` to update\n"
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parents[2] / "crds"
+DEFAULT_CHART_DIR = Path(__file__).resolve().parents[2] / "charts/mlcycle/templates/crds"
 
 Schema = dict[str, Any]
 
@@ -257,9 +260,38 @@ def rendered_files() -> dict[str, str]:
     return {crd_file_name(crd): render_crd(crd) for crd in build_crds()}
 
 
-def differing_files(output_dir: Path) -> list[str]:
-    """Generated files that are missing or different in `output_dir`, and stale extra ones."""
-    expected = rendered_files()
+def render_chart_crd(crd: Mapping[str, Any]) -> str:
+    """A Helm template of the CRD: rendered only when `crds.enabled`, with the chart's labels,
+    and kept by `helm uninstall` when `crds.keep` (Helm never upgrades a chart's native
+    `crds/` folder, so the chart ships its CRDs as templates)."""
+    spec = yaml.safe_dump({"spec": crd["spec"]}, sort_keys=True, width=1 << 16,
+                          allow_unicode=True)
+    if "{{" in spec:
+        raise CrdSchemaError("a CRD schema contains '{{', which Helm would read as a template")
+    return (
+        HEADER
+        + "{{- if .Values.crds.enabled }}\n"
+        + f"apiVersion: {crd['apiVersion']}\n"
+        + f"kind: {crd['kind']}\n"
+        + "metadata:\n"
+        + f"  name: {crd['metadata']['name']}\n"
+        + "  labels:\n"
+        + '    {{- include "mlcycle.labels" . | nindent 4 }}\n'
+        + "  {{- if .Values.crds.keep }}\n"
+        + "  annotations:\n"
+        + "    helm.sh/resource-policy: keep\n"
+        + "  {{- end }}\n"
+        + spec
+        + "{{- end }}\n"
+    )
+
+
+def rendered_chart_files() -> dict[str, str]:
+    """File name -> content of every generated CRD template of the Helm chart."""
+    return {crd_file_name(crd): render_chart_crd(crd) for crd in build_crds()}
+
+
+def _differing(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
     differing = [
         name
         for name, text in expected.items()
@@ -273,11 +305,9 @@ def differing_files(output_dir: Path) -> list[str]:
     return differing + stale
 
 
-def write_files(output_dir: Path) -> list[str]:
-    """Write every CRD file, remove stale ones; returns the names of files changed."""
-    changed = differing_files(output_dir)
+def _write(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
+    changed = _differing(output_dir, expected)
     output_dir.mkdir(parents=True, exist_ok=True)
-    expected = rendered_files()
     for name in changed:
         if name in expected:
             (output_dir / name).write_text(expected[name], "utf-8")
@@ -286,21 +316,47 @@ def write_files(output_dir: Path) -> list[str]:
     return changed
 
 
+def differing_files(output_dir: Path) -> list[str]:
+    """Generated files that are missing or different in `output_dir`, and stale extra ones."""
+    return _differing(output_dir, rendered_files())
+
+
+def differing_chart_files(chart_dir: Path = DEFAULT_CHART_DIR) -> list[str]:
+    """The same for the chart's CRD templates (files of other groups there are left alone)."""
+    return _differing(chart_dir, rendered_chart_files())
+
+
+def write_files(output_dir: Path) -> list[str]:
+    """Write every CRD file, remove stale ones; returns the names of files changed."""
+    return _write(output_dir, rendered_files())
+
+
+def write_chart_files(chart_dir: Path = DEFAULT_CHART_DIR) -> list[str]:
+    return _write(chart_dir, rendered_chart_files())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mlcycle.crdgen", description=__doc__)
     parser.add_argument(
         "--check", action="store_true", help="compare only; exit 1 listing files that differ"
     )
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_OUTPUT_DIR)
+    parser.add_argument("--chart-dir", type=Path, default=DEFAULT_CHART_DIR,
+                        help="the Helm chart's CRD templates")
     args = parser.parse_args(argv)
-    output_dir: Path = args.output_dir
+    targets: list[tuple[Path, Callable[[Path], list[str]], Callable[[Path], list[str]]]] = [
+        (args.output_dir, differing_files, write_files),
+        (args.chart_dir, differing_chart_files, write_chart_files),
+    ]
     if args.check:
-        differing = differing_files(output_dir)
-        for name in differing:
-            print(f"{output_dir / name} differs from mlcycle.api; run python -m mlcycle.crdgen")
+        differing = [directory / name for directory, differ, _ in targets
+                     for name in differ(directory)]
+        for path in differing:
+            print(f"{path} differs from mlcycle.api; run python -m mlcycle.crdgen")
         return 1 if differing else 0
-    for name in write_files(output_dir):
-        print(f"updated {output_dir / name}")
+    for directory, _, write in targets:
+        for name in write(directory):
+            print(f"updated {directory / name}")
     return 0
 
 

@@ -58,6 +58,18 @@ class Settings(BaseModel):
         description="python=X,sklearn=Y,numpy=Z of the serving image; empty means the "
         "operator's own runtime (its image is built on the same runtime lock)",
     )
+    peering: str = Field(
+        default="", description="kopf peering to join (the chart sets it for its replicas); "
+        "empty runs standalone, as a plain local process does")
+    peering_lifetime: int = Field(
+        default=60, ge=5, description="seconds after its last keep-alive that a replica's "
+        "peering record expires, so a crashed leader is replaced")
+    peering_priority: int | None = Field(
+        default=None, description="explicit peering priority; unset, the oldest replica "
+        "leads (priority = start time, negated)")
+    scan_cluster: bool = Field(
+        default=True, description="watch Namespaces and CRDs at run time; the chart sets "
+        "false, which its least-privilege RBAC needs")
     health_port: int = Field(default=8080, description="port of the operator's /healthz")
     registry_poll_seconds: int = Field(
         default=30, description="default interval for checking the registry alias of a deployment"
@@ -76,8 +88,8 @@ class Settings(BaseModel):
         environ = os.environ if environ is None else environ
         values: dict[str, object] = {}
         for name, field in cls.model_fields.items():
-            raw = environ.get(f"{ENV_PREFIX}{name.upper()}")
-            if raw is None:
+            raw = environ.get(f"{ENV_PREFIX}{name.upper()}", "").strip()
+            if not raw:  # unset or empty: the default
                 continue
             if field.annotation == list[str]:
                 values[name] = [item.strip() for item in raw.split(",") if item.strip()]

@@ -25,6 +25,7 @@ from .kube import JSON, Kube, KubeError, KubeLookups, Stopped, retry
 from .logs_server import KubeletServer
 from .network import IpPool, cleanup_stale_sandboxes
 from .pod_worker import LogNotFound, PodWorker
+from .provisioner import Provisioner
 from .runtime import kill_recorded_processes
 from .services import NodeServices
 
@@ -99,6 +100,7 @@ class Agent:
         )
         events.start()
         heartbeat.start()
+        Provisioner(kube, cfg.state_dir / "volumes", cfg.node_name, self.stop).start()
         self.server = KubeletServer(
             cfg.host_ip,
             cfg.kubelet_port,

@@ -196,3 +196,17 @@ class KubeLookups:
             f"/api/v1/namespaces/{namespace}/configmaps/{name}"
         )
         return result
+
+    def get_persistent_volume_claim(self, namespace: str, name: str) -> JSON | None:
+        if not name:
+            return None
+        result: JSON | None = self.kube.get_or_none(
+            f"/api/v1/namespaces/{namespace}/persistentvolumeclaims/{name}"
+        )
+        return result
+
+    def get_persistent_volume(self, name: str) -> JSON | None:
+        if not name:
+            return None
+        result: JSON | None = self.kube.get_or_none(f"/api/v1/persistentvolumes/{name}")
+        return result

@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from .claims import ClaimError, ClaimLookups, claim_directory
 from .env import ConfigError, Lookups, decode_secret_data, expand, field_value, resource_value
 from .runtime import Mount
 
@@ -26,11 +27,18 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 DEFAULT_MODE = 0o644
 FILE_VOLUME_TYPES = ("configMap", "secret", "downwardAPI", "projected")
-UNSUPPORTED_HINT = "supported: emptyDir, hostPath, configMap, secret, downwardAPI, projected"
+UNSUPPORTED_HINT = (
+    "supported: emptyDir, hostPath, persistentVolumeClaim, configMap, secret, downwardAPI, "
+    "projected"
+)
 
 
 class VolumeError(Exception):
     """A volume cannot be set up (kubelet event `FailedMount`); retried."""
+
+
+class VolumeLookups(Lookups, ClaimLookups, Protocol):
+    """Everything volumes read from the API: Secrets, ConfigMaps, claims and volumes."""
 
 
 @dataclass(frozen=True)
@@ -293,7 +301,7 @@ class PodVolumes:
     def __init__(
         self,
         root: Path,
-        lookups: Lookups,
+        lookups: VolumeLookups,
         token: TokenFn,
         node_allocatable: Mapping[str, str],
     ) -> None:
@@ -330,6 +338,12 @@ class PodVolumes:
             return str(target)
         if kind == "hostPath":
             return host_path_source(volume)
+        if kind == "persistentVolumeClaim":
+            namespace = (pod.get("metadata") or {}).get("namespace", "default")
+            try:
+                return claim_directory(namespace, volume, self.lookups)
+            except ClaimError as exc:
+                raise VolumeError(str(exc)) from exc
         if kind in FILE_VOLUME_TYPES:
             files = volume_payload(pod, volume, self.lookups, self.token, self.node_allocatable)
             write_payload(target, files, fs_group)

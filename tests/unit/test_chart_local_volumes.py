@@ -1,0 +1,85 @@
+"""What the chart's volumes need from the local node: the provisioner's pure decisions and the
+path from a pod's claim to its volume's directory (no cluster; the end-to-end chart test
+runs them for real)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localkube.node import provisioner
+from localkube.node.claims import ClaimError, claim_directory
+
+JSON = dict[str, Any]
+
+
+def claim(phase: str = "Pending", storage_class: str = provisioner.STORAGE_CLASS,
+          volume_name: str | None = None) -> JSON:
+    spec: JSON = {"storageClassName": storage_class, "accessModes": ["ReadWriteOnce"],
+                  "resources": {"requests": {"storage": "2Gi"}}}
+    if volume_name:
+        spec["volumeName"] = volume_name
+    return {"metadata": {"name": "data", "namespace": "ns", "uid": "u-1"}, "spec": spec,
+            "status": {"phase": phase}}
+
+
+def test_the_default_storage_class_is_ours() -> None:
+    storage_class = provisioner.build_storage_class()
+    assert storage_class["metadata"]["annotations"] == {
+        "storageclass.kubernetes.io/is-default-class": "true"}
+    assert storage_class["provisioner"] == provisioner.PROVISIONER
+
+
+@pytest.mark.parametrize(("candidate", "wanted"), [
+    (claim(), True),
+    (claim(storage_class="other"), False),
+    (claim(phase="Bound", volume_name="pvc-u-1"), False),
+])
+def test_only_pending_claims_of_our_class_get_a_volume(candidate: JSON, wanted: bool) -> None:
+    assert provisioner.wants_volume(candidate) is wanted
+
+
+def test_a_volume_is_pre_bound_to_its_claim_and_pinned_to_the_node(tmp_path: Path) -> None:
+    volume = provisioner.build_volume(claim(), tmp_path / "pvc-u-1", "localnode", "Delete")
+    spec = volume["spec"]
+    assert volume["metadata"]["name"] == "pvc-u-1"
+    assert spec["claimRef"] == {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+                                "namespace": "ns", "name": "data", "uid": "u-1"}
+    assert spec["capacity"] == {"storage": "2Gi"} and spec["hostPath"]["path"].endswith("pvc-u-1")
+    terms = spec["nodeAffinity"]["required"]["nodeSelectorTerms"]
+    assert terms[0]["matchExpressions"][0]["values"] == ["localnode"]
+    released = {**volume, "status": {"phase": "Released"}}
+    assert provisioner.is_released_for_deletion(released)
+    retained = {**released, "spec": {**spec, "persistentVolumeReclaimPolicy": "Retain"}}
+    assert not provisioner.is_released_for_deletion(retained)
+
+
+class Lookups:
+    def __init__(self, claims: dict[str, JSON], volumes: dict[str, JSON]) -> None:
+        self.claims, self.volumes = claims, volumes
+
+    def get_persistent_volume_claim(self, namespace: str, name: str) -> JSON | None:
+        return self.claims.get(f"{namespace}/{name}")
+
+    def get_persistent_volume(self, name: str) -> JSON | None:
+        return self.volumes.get(name)
+
+
+def test_a_bound_claim_mounts_its_volumes_directory(tmp_path: Path) -> None:
+    volume = provisioner.build_volume(claim(), tmp_path, "localnode", "Delete")
+    lookups = Lookups({"ns/data": claim("Bound", volume_name="pvc-u-1")}, {"pvc-u-1": volume})
+    pod_volume = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+    assert claim_directory("ns", pod_volume, lookups) == str(tmp_path)
+
+
+@pytest.mark.parametrize(("claims", "words"), [
+    ({}, 'persistentvolumeclaim "data" not found'),
+    ({"ns/data": claim()}, "is not bound"),
+    ({"ns/data": claim("Bound", volume_name="gone")}, '"gone" of claim "data" not found'),
+])
+def test_claims_that_cannot_mount_yet_say_why(claims: dict[str, JSON], words: str) -> None:
+    pod_volume = {"name": "data", "persistentVolumeClaim": {"claimName": "data"}}
+    with pytest.raises(ClaimError, match=words):
+        claim_directory("ns", pod_volume, Lookups(claims, {}))
