@@ -187,6 +187,23 @@ def _env_from(namespace: str, source: JSON, lookups: Lookups, env: dict[str, str
             env[prefix + key] = value
 
 
+
+def _key_value(ref: Mapping[str, Any], values: Mapping[str, str] | None, noun: str, kind: str,
+               namespace: str) -> str | None:
+    """One key of a Secret or ConfigMap (None when optional and missing), with the
+    kubelet's messages: they name the object and key, never a value."""
+    name, key = ref.get("name", ""), ref.get("key", "")
+    if values is None:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f'{noun} "{name}" not found')
+    if key not in values:
+        if ref.get("optional"):
+            return None
+        raise ConfigError(f"couldn't find key {key} in {kind} {namespace}/{name}")
+    return values[key]
+
+
 def _value_from(
     pod: JSON,
     container: JSON,
@@ -198,32 +215,13 @@ def _value_from(
     namespace = (pod.get("metadata") or {}).get("namespace", "default")
     if "secretKeyRef" in source:
         ref = source["secretKeyRef"] or {}
-        name, key = ref.get("name", ""), ref.get("key", "")
-        obj = lookups.get_secret(namespace, name)
-        if obj is None:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f'secret "{name}" not found')
-        values = secret_strings(obj)
-        if key not in values:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f"couldn't find key {key} in Secret {namespace}/{name}")
-        return values[key]
+        found = lookups.get_secret(namespace, ref.get("name", ""))
+        return _key_value(ref, found and secret_strings(found), "secret", "Secret", namespace)
     if "configMapKeyRef" in source:
         ref = source["configMapKeyRef"] or {}
-        name, key = ref.get("name", ""), ref.get("key", "")
-        obj = lookups.get_config_map(namespace, name)
-        if obj is None:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f'configmap "{name}" not found')
-        values = config_map_strings(obj)
-        if key not in values:
-            if ref.get("optional"):
-                return None
-            raise ConfigError(f"couldn't find key {key} in ConfigMap {namespace}/{name}")
-        return values[key]
+        found = lookups.get_config_map(namespace, ref.get("name", ""))
+        return _key_value(ref, found and config_map_strings(found), "configmap", "ConfigMap",
+                          namespace)
     if "fieldRef" in source:
         return field_value(pod, (source["fieldRef"] or {}).get("fieldPath", ""))
     if "resourceFieldRef" in source:
