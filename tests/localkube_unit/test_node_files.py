@@ -18,6 +18,7 @@ from localkube.node.volumes import (
     FileEntry,
     VolumeError,
     hidden_paths,
+    keep_visible,
     key_files,
     plan_mounts,
     volume_payload,
@@ -271,3 +272,11 @@ def test_launcher_imports_only_the_standard_library() -> None:
             assert node.level == 0, "no relative imports in the launcher"
             modules.add((node.module or "").split(".")[0])
     assert modules <= set(sys.stdlib_module_names) | {"__future__"}
+
+
+def test_runtime_paths_hidden_by_a_volume_are_bound_back_read_only() -> None:
+    """A checkout under /tmp stays visible under a container's /tmp volume."""
+    mounts = [Mount("/state/pods/u/tmp", "/tmp"), Mount("/state/vol", "/data")]
+    assert keep_visible(mounts, ["/tmp/ci/main", "/root/.pyenv/3.11"]) == [
+        Mount("/tmp/ci/main", "/tmp/ci/main", read_only=True)]
+    assert keep_visible(mounts, ["/work/main"]) == []

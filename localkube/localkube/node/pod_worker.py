@@ -252,9 +252,6 @@ class PodWorker:
             log.warning("Preparing container %s of pod %s: %s", slot.name, self.ref, exc)
             slot.next_attempt = time.monotonic() + 2.0
             return
-        for message in prepared.warnings:
-            log.warning("Pod %s: %s", self.ref, message)
-            svc.events.emit(self.ref, "HiddenHostPath", message, warning=True, container=slot.name)
         proc = ContainerProcess(
             label=f"{self.ref}/{slot.name}",
             workdir=workdir,

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from localkube.paths import REPO_ROOT
 
 from . import containers as ct
 from .env import ConfigError, expand_args, resolve_env, runtime_env
@@ -18,7 +21,7 @@ from .images import CommandError, build_argv, require_runtime, working_dir
 from .kube import JSON
 from .runtime import LaunchSpec, Mount
 from .services import NodeServices
-from .volumes import VolumeError, hidden_paths, plan_mounts
+from .volumes import VolumeError, keep_visible, plan_mounts
 
 
 class StartFailure(Exception):
@@ -32,7 +35,13 @@ class StartFailure(Exception):
 @dataclass(frozen=True)
 class Prepared:
     launch: LaunchSpec
-    warnings: list[str]
+
+
+def runtime_paths() -> list[str]:
+    """What every container's programs run from: this checkout (the editable install's
+    sources), its virtualenv and the interpreter the virtualenv is built on."""
+    paths = {os.path.realpath(p) for p in (REPO_ROOT, sys.prefix, sys.base_prefix)}
+    return sorted(p for p in paths if not any(p.startswith(q + "/") for q in paths))
 
 
 def prepare_launch(
@@ -63,11 +72,6 @@ def prepare_launch(
         raise StartFailure("CreateContainerConfigError", str(exc), 2.0) from exc
     except CommandError as exc:
         raise StartFailure("CreateContainerError", str(exc), 10.0) from exc
-    name = container.get("name")
-    warnings = [
-        f"volume mounted at {target} hides {path} from container {name}"
-        for target, path in hidden_paths(mounts, [svc.interp.venv_bin])
-    ]
     message_file.parent.mkdir(parents=True, exist_ok=True)
     message_file.write_bytes(b"")
     os.chmod(message_file, 0o666)
@@ -78,6 +82,7 @@ def prepare_launch(
         tmp_dir.mkdir(parents=True)
         os.chmod(tmp_dir, 0o1777)
         mounts.append(Mount(str(tmp_dir), "/tmp"))
+    mounts += keep_visible(mounts, runtime_paths())
     uid, gid, groups = ct.security_ids(pod, container)
     pod_name = str((pod.get("metadata") or {}).get("name", ""))
     env = runtime_env(kube_env, pod_name=pod_name, venv_bin=svc.interp.venv_bin, home=home)
@@ -90,4 +95,4 @@ def prepare_launch(
         groups=groups,
         mounts=mounts,
     )
-    return Prepared(launch, warnings)
+    return Prepared(launch)

@@ -280,6 +280,18 @@ def plan_mounts(
     return mounts
 
 
+def keep_visible(mounts: list[Mount], paths: list[str]) -> list[Mount]:
+    """Read-only binds of each of `paths` that a mount would hide, to apply after it.
+
+    Containers see the host's filesystem and run their programs from the project's
+    checkout and virtualenv; a volume at /tmp (our Jobs mount one) must not hide a
+    checkout under /tmp. The launcher opens every source before mounting anything, so
+    these binds restore the host's directories on top of the volume.
+    """
+    hidden = dict.fromkeys(path for _, path in hidden_paths(mounts, paths))
+    return [Mount(path, path, read_only=True) for path in hidden]
+
+
 def hidden_paths(mounts: list[Mount], important: list[str]) -> list[tuple[str, str]]:
     """(mountPath, host path) pairs where a mount hides a path the container needs.
 
