@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from localkube import cluster, services, stack, testing
+from localkube import cluster, processes, services, stack, testing
 from localkube.cluster import ClusterState
 from localkube.paths import local_paths
 from localkube.readiness import api_client
@@ -22,7 +22,11 @@ def local_cluster() -> Iterator[ClusterState]:
     state = cluster.up()
     yield state
     if not already_running:
+        service_state = services.load_state(local_paths())
+        started = [*state.pids.values(), *(service_state.pids.values() if service_state else [])]
         stack.down()
+        survivors = [pid for pid in started if processes.alive(pid)]
+        assert not survivors, f"processes left running after `down`: {survivors}"
 
 
 @pytest.fixture(scope="session")

@@ -123,7 +123,9 @@ def load_state(paths: LocalPaths | None = None) -> ClusterState | None:
 
 def is_running(state: ClusterState | None, paths: LocalPaths | None = None) -> bool:
     """True when every recorded process lives and the apiserver is ready."""
-    if state is None or not all(processes.alive(pid) for pid in state.pids.values()):
+    if state is None or not state.pids:
+        return False
+    if not all(processes.alive(pid) for pid in state.pids.values()):
         return False
     paths = paths or local_paths()
     try:
@@ -165,12 +167,12 @@ def up(progress: Progress = build.say, node_agent: bool = True) -> ClusterState:
         "kubelet": processes.free_port(host_ip),
     }
     server = f"https://{host_ip}:{ports['api']}"
-    pids: dict[str, int] = {}
     state = ClusterState(
         server=server, host_ip=host_ip, api_port=ports["api"], etcd_port=ports["etcd"],
-        kubelet_port=ports["kubelet"], node_name=NODE_NAME, pids=pids,
+        kubelet_port=ports["kubelet"], node_name=NODE_NAME, pids={},
         kubeconfig=paths.kubeconfig, kubectl=binaries["kubectl"],
     )
+    pids = state.pids  # the model's own dict (pydantic copies what it is given)
 
     def launch(name: str, argv: list[str]) -> Path:
         log = paths.logs / f"{name}.log"

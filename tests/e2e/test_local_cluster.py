@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from localkube import processes
 from localkube.cluster import ClusterState
 from localkube.paths import REPO_ROOT
 from localkube.testing import wait_for
@@ -47,6 +48,13 @@ def pid_of(container_id: str) -> int:
 
 def process_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
+
+
+def test_every_component_is_recorded_and_running(local_cluster: ClusterState) -> None:
+    """`down` stops what `up` recorded: a process missing here would outlive the cluster."""
+    assert set(local_cluster.pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
+                                       "kube-scheduler", "node-agent"}
+    assert all(processes.alive(pid) for pid in local_cluster.pids.values())
 
 
 def test_kubectl_and_server_report_the_pinned_version(local_cluster: ClusterState) -> None:
