@@ -9,7 +9,6 @@ start, written only to a 0600 file and handed to processes through their environ
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil
@@ -151,7 +150,3 @@ def down(paths: LocalPaths, progress: build.Progress = build.say) -> None:
         processes.stop(pid)
         progress(f"Stopped {name}")
     _state_file(paths).unlink(missing_ok=True)
-
-
-def describe(state: ServicesState) -> str:
-    return json.dumps({"s3": state.s3_endpoint, "mlflow": state.mlflow_url})
