@@ -280,3 +280,15 @@ def test_runtime_paths_hidden_by_a_volume_are_bound_back_read_only() -> None:
     assert keep_visible(mounts, ["/tmp/ci/main", "/root/.pyenv/3.11"]) == [
         Mount("/tmp/ci/main", "/tmp/ci/main", read_only=True)]
     assert keep_visible(mounts, ["/work/main"]) == []
+
+
+def test_runtime_paths_cover_the_checkout_and_every_mapped_program() -> None:
+    from localkube.node.config import ImageRuntime
+    from localkube.node.starter import runtime_paths
+    from localkube.paths import REPO_ROOT
+
+    paths = runtime_paths([ImageRuntime(pattern="quay.io/minio/minio:*",
+                                        entrypoint=["/opt/cache/minio-v1/minio"]),
+                           ImageRuntime(pattern="python:*", entrypoint=["python3"])])
+    assert "/opt/cache/minio-v1" in paths
+    assert str(REPO_ROOT.resolve()) in paths

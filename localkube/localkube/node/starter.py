@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from localkube.paths import REPO_ROOT
 
 from . import containers as ct
+from .config import ImageRuntime
 from .env import ConfigError, expand_args, resolve_env, runtime_env
 from .images import CommandError, build_argv, require_runtime, working_dir
 from .kube import JSON
@@ -37,10 +39,13 @@ class Prepared:
     launch: LaunchSpec
 
 
-def runtime_paths() -> list[str]:
-    """What every container's programs run from: this checkout (the editable install's
-    sources), its virtualenv and the interpreter the virtualenv is built on."""
-    paths = {os.path.realpath(p) for p in (REPO_ROOT, sys.prefix, sys.base_prefix)}
+def runtime_paths(images: Sequence[ImageRuntime]) -> list[str]:
+    """What containers' programs run from: this checkout (the editable install's sources),
+    its virtualenv, the interpreter the virtualenv is built on, and the directory of every
+    program an image maps to (the MinIO server in the binary cache, say)."""
+    programs = [os.path.dirname(image.entrypoint[0]) for image in images
+                if image.entrypoint and os.path.isabs(image.entrypoint[0])]
+    paths = {os.path.realpath(p) for p in (str(REPO_ROOT), sys.prefix, sys.base_prefix, *programs)}
     return sorted(p for p in paths if not any(p.startswith(q + "/") for q in paths))
 
 
@@ -82,7 +87,7 @@ def prepare_launch(
         tmp_dir.mkdir(parents=True)
         os.chmod(tmp_dir, 0o1777)
         mounts.append(Mount(str(tmp_dir), "/tmp"))
-    mounts += keep_visible(mounts, runtime_paths())
+    mounts += keep_visible(mounts, runtime_paths(cfg.images))
     uid, gid, groups = ct.security_ids(pod, container)
     pod_name = str((pod.get("metadata") or {}).get("name", ""))
     env = runtime_env(kube_env, pod_name=pod_name, venv_bin=svc.interp.venv_bin, home=home)
