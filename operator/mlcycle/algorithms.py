@@ -12,7 +12,7 @@ from typing import Any
 
 from sklearn.utils._param_validation import InvalidParameterError
 
-from mlcycle.api.learning import Algorithm
+from mlcycle_contract.api.learning import Algorithm
 
 ESTIMATOR_CLASSES: dict[Algorithm, str] = {
     Algorithm.LOGISTIC_REGRESSION: "sklearn.linear_model.LogisticRegression",

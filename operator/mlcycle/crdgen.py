@@ -1,4 +1,4 @@
-"""CustomResourceDefinitions generated from the pydantic API types in mlcycle.api.
+"""CustomResourceDefinitions generated from the pydantic API types in mlcycle_contract.api.
 
 `python -m mlcycle.crdgen` writes crds/<plural>.mlcycle.dev.yaml and the Helm chart's
 templates/crds/<plural>.mlcycle.dev.yaml (the same CRD, gated by `crds.enabled`, kept on
@@ -20,12 +20,15 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from mlcycle.api import RESOURCES
-from mlcycle.api.common import ApiModel, CelRule, cel_list
-from mlcycle.api.resource import PrinterColumn, ResourceDefinition
-from mlcycle.constants import API_GROUP, API_VERSION, CATEGORY
+from mlcycle_contract.api import RESOURCES
+from mlcycle_contract.api.common import ApiModel, CelRule, cel_list
+from mlcycle_contract.api.resource import PrinterColumn, ResourceDefinition
+from mlcycle_contract.constants import API_GROUP, API_VERSION, CATEGORY
 
-HEADER = "# generated from mlcycle.api — do not edit; run `python -m mlcycle.crdgen` to update\n"
+HEADER = (
+    "# generated from mlcycle_contract.api — do not edit; "
+    "run `python -m mlcycle.crdgen` to update\n"
+)
 DEFAULT_OUTPUT_DIR = Path(__file__).resolve().parents[2] / "crds"
 DEFAULT_CHART_DIR = Path(__file__).resolve().parents[2] / "charts/mlcycle/templates/crds"
 
@@ -352,7 +355,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         differing = [directory / name for directory, differ, _ in targets
                      for name in differ(directory)]
         for path in differing:
-            print(f"{path} differs from mlcycle.api; run python -m mlcycle.crdgen")
+            print(f"{path} differs from mlcycle_contract.api; run python -m mlcycle.crdgen")
         return 1 if differing else 0
     for directory, _, write in targets:
         for name in write(directory):

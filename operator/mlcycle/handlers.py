@@ -16,13 +16,14 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import constants, kube, registry
-from mlcycle.constants import ResourceNames
+from mlcycle import kube, registry
 from mlcycle.reconcile.common import Manifest, Outcome, post_events
 from mlcycle.reconcile.dataset import dataset_outcome, reconcile_dataset
 from mlcycle.reconcile.modeldeployment import deployment_outcome, reconcile_model_deployment
 from mlcycle.reconcile.trainingjob import reconcile_training_job, training_outcome
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.constants import ResourceNames
 
 SETTINGS = Settings.from_env()
 GROUP, VERSION = constants.API_GROUP, constants.API_VERSION

@@ -16,8 +16,8 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from mlcycle import constants
-from mlcycle.constants import ResourceNames
+from mlcycle_contract import constants
+from mlcycle_contract.constants import ResourceNames
 
 logger = logging.getLogger(__name__)
 FIELD_MANAGER = "mlcycle-operator"

@@ -9,7 +9,7 @@ import pytest
 import skops.io
 from sklearn.base import is_classifier, is_regressor
 
-from mlcycle.api.learning import CLASSIFIERS, Algorithm
+from mlcycle_contract.api.learning import CLASSIFIERS, Algorithm
 from mlcycle_trainer.algorithms import ALGORITHMS, build_estimator, lookup
 from mlcycle_trainer.errors import InvalidInput
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target

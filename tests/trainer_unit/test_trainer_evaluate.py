@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlcycle.api.learning import GateMetric, Metric, Task, metrics_for
+from mlcycle_contract.api.learning import GateMetric, Metric, Task, metrics_for
 from mlcycle_trainer.algorithms import build_estimator, lookup
 from mlcycle_trainer.evaluate import cross_validation, generalization_gap
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target

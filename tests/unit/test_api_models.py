@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from mlcycle import constants
-from mlcycle.api import RESOURCES
-from mlcycle.api.common import (
+from mlcycle_contract import constants
+from mlcycle_contract.api import RESOURCES
+from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
     ResourceRequirements,
@@ -18,7 +18,7 @@ from mlcycle.api.common import (
     set_condition,
     wire_name,
 )
-from mlcycle.api.dataset import (
+from mlcycle_contract.api.dataset import (
     HISTORY_LIMIT,
     BuiltinDataset,
     ColumnSchema,
@@ -27,7 +27,7 @@ from mlcycle.api.dataset import (
     DatasetStatus,
     DatasetVersionRecord,
 )
-from mlcycle.api.learning import (
+from mlcycle_contract.api.learning import (
     Algorithm,
     Direction,
     GateMetric,
@@ -38,8 +38,17 @@ from mlcycle.api.learning import (
     gate_metric_task,
     metric_direction,
 )
-from mlcycle.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus, ModelRuntime
-from mlcycle.api.trainingjob import MlflowRun, Objective, TrainingJobSpec, TrainingJobStatus
+from mlcycle_contract.api.modeldeployment import (
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelRuntime,
+)
+from mlcycle_contract.api.trainingjob import (
+    MlflowRun,
+    Objective,
+    TrainingJobSpec,
+    TrainingJobStatus,
+)
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

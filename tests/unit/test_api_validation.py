@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mlcycle.api.common import ApiModel
-from mlcycle.api.dataset import DatasetSpec
-from mlcycle.api.modeldeployment import ModelDeploymentSpec
-from mlcycle.api.trainingjob import TrainingJobSpec
 from mlcycle.crdgen import build_crds
+from mlcycle_contract.api.common import ApiModel
+from mlcycle_contract.api.dataset import DatasetSpec
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 SPEC_MODELS: dict[str, type[ApiModel]] = {
     "Dataset": DatasetSpec,

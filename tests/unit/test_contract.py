@@ -6,7 +6,7 @@ import mlcycle_serving.contract as serving_side
 import mlcycle_trainer.contract as trainer_side
 from mlcycle import algorithms
 from mlcycle import contract as operator_side
-from mlcycle.api.learning import Algorithm
+from mlcycle_contract.api.learning import Algorithm
 
 
 def public_constants(module: object) -> dict[str, object]:

@@ -11,11 +11,11 @@ import yaml
 from pydantic import Field
 
 from mlcycle import crdgen
-from mlcycle.api import RESOURCES
-from mlcycle.api.common import ApiModel, ConditionStatus
-from mlcycle.api.dataset import BuiltinDataset
-from mlcycle.api.learning import Algorithm, GateMetric, Metric
-from mlcycle.constants import API_GROUP, API_VERSION, CATEGORY
+from mlcycle_contract.api import RESOURCES
+from mlcycle_contract.api.common import ApiModel, ConditionStatus
+from mlcycle_contract.api.dataset import BuiltinDataset
+from mlcycle_contract.api.learning import Algorithm, GateMetric, Metric
+from mlcycle_contract.constants import API_GROUP, API_VERSION, CATEGORY
 
 REPO_CRDS = Path(__file__).resolve().parents[2] / "crds"
 CRDS = {crd["spec"]["names"]["kind"]: crd for crd in crdgen.build_crds()}
@@ -61,7 +61,7 @@ def test_one_file_per_kind_with_the_generated_header() -> None:
         "trainingjobs.mlcycle.dev.yaml",
     ]
     for text in files.values():
-        assert text.startswith("# generated from mlcycle.api — do not edit")
+        assert text.startswith("# generated from mlcycle_contract.api — do not edit")
         assert yaml.safe_load(text) in CRDS.values()
 
 

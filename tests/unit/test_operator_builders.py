@@ -7,9 +7,7 @@ from typing import Any
 
 import pytest
 
-from mlcycle import constants, contract
-from mlcycle.api.dataset import DatasetSpec
-from mlcycle.api.trainingjob import TrainingJobSpec
+from mlcycle import contract
 from mlcycle.builders.common import child_name
 from mlcycle.builders.dataset import build_ingest_job
 from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
@@ -17,6 +15,9 @@ from mlcycle.reconcile.common import job_state
 from mlcycle.reconcile.dataset import dataset_outcome
 from mlcycle.reconcile.trainingjob import training_outcome
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.dataset import DatasetSpec
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcycle import constants, contract
-from mlcycle.api.modeldeployment import ModelDeploymentSpec
+from mlcycle import contract
 from mlcycle.builders.modeldeployment import build_autoscaler, build_deployment, build_service
 from mlcycle.reconcile.modeldeployment import deployment_outcome
 from mlcycle.registry import ModelVersion
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 RUNTIME = {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"}

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mlcycle import constants, contract
-from mlcycle.api.common import ResourceRequirements
+from mlcycle import contract
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.common import ResourceRequirements
 
 Manifest = dict[str, Any]
 CONTAINER_NAME = "main"

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import json
 
-from mlcycle import constants, contract
-from mlcycle.api.dataset import DatasetSpec
+from mlcycle import contract
 from mlcycle.builders.common import (
     Manifest,
     child_name,
@@ -15,6 +14,8 @@ from mlcycle.builders.common import (
     trainer_job,
 )
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.dataset import DatasetSpec
 
 
 def ingest_job_name(dataset: Manifest, trigger: str) -> str:

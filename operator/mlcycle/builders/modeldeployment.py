@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mlcycle import constants, contract
-from mlcycle.api.modeldeployment import ModelDeploymentSpec
+from mlcycle import contract
 from mlcycle.builders.common import (
     CONTAINER_NAME,
     Manifest,
@@ -15,6 +14,8 @@ from mlcycle.builders.common import (
 )
 from mlcycle.registry import ModelVersion
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 
 SERVICE_PORT = 80
 

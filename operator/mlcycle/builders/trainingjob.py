@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlcycle import constants, contract
-from mlcycle.api.trainingjob import TrainingJobSpec
+from mlcycle import contract
 from mlcycle.builders.common import (
     Manifest,
     child_name,
@@ -16,6 +15,8 @@ from mlcycle.builders.common import (
     trainer_job,
 )
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 
 @dataclass(frozen=True)

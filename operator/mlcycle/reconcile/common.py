@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 
 from mlcycle import contract, kube
-from mlcycle.api.common import (
+from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
     ConditionType,

@@ -9,15 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from mlcycle import constants, kube
-from mlcycle.api.dataset import (
-    ColumnSchema,
-    DatasetPhase,
-    DatasetSpec,
-    DatasetStatus,
-    DatasetVersionRecord,
-    ProfileSummary,
-)
+from mlcycle import kube
 from mlcycle.builders.dataset import build_ingest_job
 from mlcycle.reconcile.common import (
     JobState,
@@ -30,6 +22,15 @@ from mlcycle.reconcile.common import (
     with_ready,
 )
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.dataset import (
+    ColumnSchema,
+    DatasetPhase,
+    DatasetSpec,
+    DatasetStatus,
+    DatasetVersionRecord,
+    ProfileSummary,
+)
 
 HISTORY_LIMIT = 20
 

@@ -9,16 +9,7 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from mlcycle import constants, kube, registry
-from mlcycle.api.common import Condition, ConditionType, set_condition
-from mlcycle.api.modeldeployment import (
-    ModelDeploymentConditionType,
-    ModelDeploymentPhase,
-    ModelDeploymentSpec,
-    ModelDeploymentStatus,
-    ModelRuntime,
-    RolloutRecord,
-)
+from mlcycle import kube, registry
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -29,6 +20,16 @@ from mlcycle.builders.modeldeployment import (
 from mlcycle.reconcile.common import Manifest, Outcome, condition, now, outcome, spec_error
 from mlcycle.runtime import current_runtime, parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.common import Condition, ConditionType, set_condition
+from mlcycle_contract.api.modeldeployment import (
+    ModelDeploymentConditionType,
+    ModelDeploymentPhase,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    ModelRuntime,
+    RolloutRecord,
+)
 
 HISTORY_LIMIT = 10
 Types = ModelDeploymentConditionType

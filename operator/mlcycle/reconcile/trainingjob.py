@@ -5,19 +5,8 @@ from __future__ import annotations
 
 from pydantic import ValidationError
 
-from mlcycle import constants, kube
+from mlcycle import kube
 from mlcycle.algorithms import hyperparameter_problem
-from mlcycle.api.common import ConditionType, set_condition
-from mlcycle.api.dataset import DatasetSpec, DatasetStatus
-from mlcycle.api.trainingjob import (
-    MlflowRun,
-    ObjectiveValue,
-    RegisteredModelVersion,
-    TrainingJobConditionType,
-    TrainingJobPhase,
-    TrainingJobSpec,
-    TrainingJobStatus,
-)
 from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
 from mlcycle.reconcile.common import (
     JobState,
@@ -31,6 +20,18 @@ from mlcycle.reconcile.common import (
     with_ready,
 )
 from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.common import ConditionType, set_condition
+from mlcycle_contract.api.dataset import DatasetSpec, DatasetStatus
+from mlcycle_contract.api.trainingjob import (
+    MlflowRun,
+    ObjectiveValue,
+    RegisteredModelVersion,
+    TrainingJobConditionType,
+    TrainingJobPhase,
+    TrainingJobSpec,
+    TrainingJobStatus,
+)
 
 FINISHED = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
 

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from mlcycle.api.common import (
+from mlcycle_contract.api.common import (
     CONDITION_LIST,
     LIST_SET,
     ApiModel,
@@ -20,8 +20,13 @@ from mlcycle.api.common import (
     exactly_one_of,
     parse_duration,
 )
-from mlcycle.api.resource import AGE_COLUMN, READY_COLUMN, PrinterColumn, ResourceDefinition
-from mlcycle.constants import DATASET
+from mlcycle_contract.api.resource import (
+    AGE_COLUMN,
+    READY_COLUMN,
+    PrinterColumn,
+    ResourceDefinition,
+)
+from mlcycle_contract.constants import DATASET
 
 HISTORY_LIMIT = 20
 MIN_REFRESH_INTERVAL = timedelta(minutes=1)

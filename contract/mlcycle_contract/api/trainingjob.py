@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlcycle.api.common import (
+from mlcycle_contract.api.common import (
     CONDITION_LIST,
     ApiModel,
     CelRule,
@@ -23,8 +23,8 @@ from mlcycle.api.common import (
     cel_list,
     cel_rules,
 )
-from mlcycle.api.evaluation import Objective, ValidationSpec
-from mlcycle.api.learning import (
+from mlcycle_contract.api.evaluation import Objective, ValidationSpec
+from mlcycle_contract.api.learning import (
     CLASSIFICATION_METRICS,
     CLASSIFIERS,
     DEFAULT_METRIC,
@@ -36,9 +36,9 @@ from mlcycle.api.learning import (
     metric_direction,
     metric_task,
 )
-from mlcycle.api.resource import AGE_COLUMN, PrinterColumn, ResourceDefinition
-from mlcycle.api.search import SearchSpec
-from mlcycle.constants import TRAINING_JOB
+from mlcycle_contract.api.resource import AGE_COLUMN, PrinterColumn, ResourceDefinition
+from mlcycle_contract.api.search import SearchSpec
+from mlcycle_contract.constants import TRAINING_JOB
 
 LEADERBOARD_LIMIT = 10
 

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlcycle.api.common import (
+from mlcycle_contract.api.common import (
     CONDITION_LIST,
     ApiModel,
     CelRule,
@@ -22,14 +22,14 @@ from mlcycle.api.common import (
     count_set,
     exactly_one_of,
 )
-from mlcycle.api.resource import (
+from mlcycle_contract.api.resource import (
     AGE_COLUMN,
     READY_COLUMN,
     PrinterColumn,
     ResourceDefinition,
     ScaleSubresource,
 )
-from mlcycle.constants import MODEL_DEPLOYMENT
+from mlcycle_contract.constants import MODEL_DEPLOYMENT
 
 HISTORY_LIMIT = 10
 

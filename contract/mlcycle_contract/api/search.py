@@ -7,8 +7,8 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from mlcycle.api.common import LIST_SET, ApiModel, CelRule, JsonValue, cel_list, cel_rules
-from mlcycle.api.learning import Algorithm, Task, algorithm_task, algorithms_for
+from mlcycle_contract.api.common import LIST_SET, ApiModel, CelRule, JsonValue, cel_list, cel_rules
+from mlcycle_contract.api.learning import Algorithm, Task, algorithm_task, algorithms_for
 
 MAX_PARAMETERS_PER_ALGORITHM = 20
 

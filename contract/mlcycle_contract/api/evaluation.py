@@ -6,8 +6,8 @@ from enum import StrEnum
 
 from pydantic import ConfigDict, Field, model_validator
 
-from mlcycle.api.common import ApiModel, CelRule, cel_list, cel_rules
-from mlcycle.api.learning import Direction, GateMetric, Metric, metric_direction
+from mlcycle_contract.api.common import ApiModel, CelRule, cel_list, cel_rules
+from mlcycle_contract.api.learning import Direction, GateMetric, Metric, metric_direction
 
 _MINIMIZED_METRICS = cel_list(
     [m.value for m in Metric if metric_direction(m) == Direction.MINIMIZE]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from mlcycle.api.common import ApiModel
-from mlcycle.constants import ResourceNames
+from mlcycle_contract.api.common import ApiModel
+from mlcycle_contract.constants import ResourceNames
 
 ColumnType = Literal["string", "integer", "number", "boolean", "date"]
 
