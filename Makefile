@@ -62,6 +62,10 @@ bench-serving: venv ## ours vs mlflow models serve vs KServe under wrk; writes d
 bench-cluster: build ## local cluster start-up, memory at rest, trivial Job (restarts the stack)
 	$(PY) -m bench.cluster.run
 
+.PHONY: bench-ci
+bench-ci: venv ## time `make test` on a fresh clone (COLD=1: from empty caches); stop your cluster first
+	$(PY) -m bench.ci.run $(if $(COLD),--cold)
+
 .PHONY: bench-training
 bench-training: venv ## apply-to-Job latency over 20 TrainingJobs, platform overhead around fit
 	$(PY) -m bench.training.run
