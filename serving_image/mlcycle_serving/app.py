@@ -3,7 +3,9 @@
 `create_app(model)` returns a plain ASGI app. Its lifespan starts the batcher and,
 if the model is not loaded yet, loads it in a thread: liveness answers at once,
 readiness once the model is loaded. Shutdown finishes every queued prediction.
-Every error goes through `errors.error_status_and_body`.
+The three inference routes share one path, body -> decode -> predict -> encode, each
+with its protocol's decoder and encoder (`protocols`); every error is answered through
+`errors`.
 """
 
 from __future__ import annotations
@@ -32,18 +34,16 @@ from mlcycle_serving.errors import (
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
-    PayloadTooLarge,
+    error_headers,
     error_status_and_body,
 )
 from mlcycle_serving.metrics import METRICS_CONTENT_TYPE, ServingMetrics
 from mlcycle_serving.model import Model
 from mlcycle_serving.protocols import (
-    decode_mlflow_invocations,
-    decode_v1_predict,
-    decode_v2_infer,
-    encode_predictions,
-    encode_v2_infer,
-    parse_json,
+    KSERVE_V1_PREDICT,
+    MLFLOW_INVOCATIONS,
+    V2_INFER,
+    InferenceProtocol,
 )
 from mlcycle_serving.settings import ServerSettings
 
@@ -52,7 +52,7 @@ access_logger = logging.getLogger("mlcycle_serving.access")
 
 SERVER_NAME = "mlcycle-serving"
 DECODE_IN_THREAD_BYTES = 256 * 1024
-"""Bodies larger than this are parsed in a thread so the event loop keeps serving."""
+"""Bodies larger than this are decoded in a thread so the event loop keeps serving."""
 
 
 @dataclass
@@ -99,7 +99,7 @@ class ServingApp:
             "/v2/health/live": {"GET": self.live},
             "/v2/health/ready": {"GET": self.ready},
             "/v1/models": {"GET": self.v1_models},
-            "/invocations": {"POST": self.mlflow_invocations},
+            "/invocations": {"POST": self._inference(MLFLOW_INVOCATIONS)},
             "/ping": {"GET": self.ping},
             "/health": {"GET": self.ping},
             "/version": {"GET": self.version},
@@ -109,11 +109,11 @@ class ServingApp:
         self._v2_model_routes: dict[str, tuple[str, dict[str, Handler]]] = {
             "": ("/v2/models/{name}", {"GET": self.v2_model_metadata}),
             "ready": ("/v2/models/{name}/ready", {"GET": self.v2_model_ready}),
-            "infer": ("/v2/models/{name}/infer", {"POST": self.v2_infer}),
+            "infer": ("/v2/models/{name}/infer", {"POST": self._inference(V2_INFER)}),
         }
         self._v1_predict_route: tuple[str, dict[str, Handler]] = (
             "/v1/models/{name}:predict",
-            {"POST": self.v1_predict},
+            {"POST": self._inference(KSERVE_V1_PREDICT)},
         )
         self._v1_model_route: tuple[str, dict[str, Handler]] = (
             "/v1/models/{name}",
@@ -160,14 +160,9 @@ class ServingApp:
 
     def _error_response(self, exc: Exception, method: str, path: str) -> Response:
         status, body = error_status_and_body(exc)
-        headers: tuple[tuple[bytes, bytes], ...] = ()
-        if isinstance(exc, MethodNotAllowed):
-            headers = ((b"allow", ", ".join(exc.allowed).encode()),)
-        elif isinstance(exc, PayloadTooLarge):
-            headers = ((b"connection", b"close"),)
         if status >= 500 and not isinstance(exc, ModelNotReady):
             logger.error("Request failed", exc_info=exc, extra={"method": method, "path": path})
-        return Response(status, body, headers=headers)
+        return Response(status, body, headers=error_headers(exc))
 
     def _observe(self, route: str, method: str, status: int, started: float) -> None:
         key = (route, method, status)
@@ -252,13 +247,21 @@ class ServingApp:
             state = "failed to load" if self.model.load_error else "is loading"
             raise ModelNotReady(f"model {self.model.name!r} {state}")
 
-    async def _payload(self, call: Call) -> tuple[Any, bool]:
-        """Parsed JSON body, and whether decoding should move off the event loop."""
-        body = await read_body(call.scope, call.receive, self.settings.max_body_bytes)
-        large = len(body) > DECODE_IN_THREAD_BYTES
-        if large:
-            return await asyncio.to_thread(parse_json, body), True
-        return parse_json(body), False
+    def _inference(self, protocol: InferenceProtocol) -> Handler:
+        """The one inference path, for `protocol`: body -> decode -> predict -> encode."""
+
+        async def infer(call: Call) -> Response:
+            self._check_model(call, need_ready=True)
+            body = await read_body(call.scope, call.receive, self.settings.max_body_bytes)
+            model = self.model
+            if len(body) > DECODE_IN_THREAD_BYTES:
+                request = await asyncio.to_thread(protocol.decode, body, model.input_schema)
+            else:
+                request = protocol.decode(body, model.input_schema)
+            predictions = await self.batcher.predict(request.batch)
+            return Response(200, protocol.encode(predictions, request, model))
+
+        return infer
 
     # --- handlers ----------------------------------------------------------------
 
@@ -306,46 +309,12 @@ class ServingApp:
         ready = self.model.ready
         return _json(200 if ready else 503, {"name": self.model.name, "ready": ready})
 
-    async def v2_infer(self, call: Call) -> Response:
-        self._check_model(call, need_ready=True)
-        payload, large = await self._payload(call)
-        schema = self.model.input_schema
-        if large:
-            batch, request_id = await asyncio.to_thread(decode_v2_infer, payload, schema)
-        else:
-            batch, request_id = decode_v2_infer(payload, schema)
-        predictions = await self.batcher.predict(batch)
-        body = encode_v2_infer(
-            predictions, self.model.name, self.model.version, request_id, self.model.output_spec
-        )
-        return Response(200, body)
-
     async def v1_models(self, call: Call) -> Response:
         return _json(200, {"models": [self.model.name]})
 
     async def v1_model(self, call: Call) -> Response:
         self._check_model(call, need_ready=False)
         return _json(200, {"name": self.model.name, "ready": self.model.ready})
-
-    async def v1_predict(self, call: Call) -> Response:
-        self._check_model(call, need_ready=True)
-        payload, large = await self._payload(call)
-        schema = self.model.input_schema
-        if large:
-            batch = await asyncio.to_thread(decode_v1_predict, payload, schema)
-        else:
-            batch = decode_v1_predict(payload, schema)
-        return Response(200, encode_predictions(await self.batcher.predict(batch)))
-
-    async def mlflow_invocations(self, call: Call) -> Response:
-        self._require_ready()
-        payload, large = await self._payload(call)
-        schema = self.model.input_schema
-        if large:
-            batch = await asyncio.to_thread(decode_mlflow_invocations, payload, schema)
-        else:
-            batch = decode_mlflow_invocations(payload, schema)
-        return Response(200, encode_predictions(await self.batcher.predict(batch)))
 
     async def version(self, call: Call) -> Response:
         return _json(

@@ -1,19 +1,23 @@
 """Errors the server answers with, and the one place that maps them to HTTP.
 
 Everything a request can get wrong raises a `ServingError` subclass carrying its
-status code; `error_status_and_body` turns any exception into the status and the
-`{"error": "..."}` body. Unexpected exceptions become 500 without internals.
+status code and any headers the answer needs; `error_status_and_body` and
+`error_headers` turn any exception into the status, the `{"error": "..."}` body and
+the headers. Unexpected exceptions become 500 without internals.
 """
 
 from __future__ import annotations
 
 import orjson
 
+Headers = tuple[tuple[bytes, bytes], ...]
+
 
 class ServingError(Exception):
     """An error with a message meant for the client."""
 
     status_code: int = 500
+    headers: Headers = ()
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -37,11 +41,12 @@ class MethodNotAllowed(ServingError):
 
     def __init__(self, message: str, allowed: tuple[str, ...]) -> None:
         super().__init__(message)
-        self.allowed = allowed
+        self.headers = ((b"allow", ", ".join(allowed).encode()),)
 
 
 class PayloadTooLarge(ServingError):
     status_code = 413
+    headers = ((b"connection", b"close"),)  # the body was left unread: no reuse
 
 
 class ModelNotReady(ServingError):
@@ -64,3 +69,7 @@ def error_status_and_body(exc: BaseException) -> tuple[int, bytes]:
     if isinstance(exc, ServingError):
         return exc.status_code, orjson.dumps({"error": exc.message})
     return 500, orjson.dumps({"error": INTERNAL_ERROR_MESSAGE})
+
+
+def error_headers(exc: BaseException) -> Headers:
+    return exc.headers if isinstance(exc, ServingError) else ()

@@ -6,13 +6,17 @@
 - MLflow scoring: `dataframe_split`, `dataframe_records`, `inputs` or `instances`
   -> `{"predictions": [...]}`.
 
-Each `decode_*` takes the parsed JSON body and returns a 2-D batch (see `decoding`);
-each `encode_*` returns the response body as bytes.
+Each protocol is an `InferenceProtocol`: its `decode_*` turns the parsed JSON body into an
+`InferenceRequest` (a 2-D batch, see `decoding`, and the client's request id), its
+`encode_*` turns the predictions into the response body. The server runs every protocol
+through the same decode -> predict -> encode path.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import orjson
@@ -33,6 +37,31 @@ V2_NUMERIC_DATATYPES = frozenset(
 )
 V2_DATATYPES = V2_NUMERIC_DATATYPES | {"BOOL", "BYTES"}
 MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
+
+
+@dataclass(frozen=True, slots=True)
+class InferenceRequest:
+    """A decoded request: rows in the signature's column order, and the client's id (V2)."""
+
+    batch: np.ndarray
+    id: str | None = None
+
+
+class ServedModel(Protocol):
+    """What a response names about the model that answered."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+    @property
+    def output_spec(self) -> OutputSpec: ...
+
+
+Decoder = Callable[[Any, InputSchema], InferenceRequest]
+Encoder = Callable[[np.ndarray, InferenceRequest, ServedModel], bytes]
 
 
 def parse_json(body: bytes) -> Any:
@@ -94,8 +123,8 @@ def _v2_datatype(tensor: dict[str, Any], field: str, kinds: set[ColumnKind]) -> 
         )
 
 
-def decode_v2_infer(payload: Any, schema: InputSchema) -> tuple[np.ndarray, str | None]:
-    """V2 inference request -> (batch, request id)."""
+def decode_v2_infer(payload: Any, schema: InputSchema) -> InferenceRequest:
+    """V2 inference request -> its batch and request id."""
     body = _require_object(payload, '"inputs"')
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
@@ -112,7 +141,8 @@ def decode_v2_infer(payload: Any, schema: InputSchema) -> tuple[np.ndarray, str 
         tensor = inputs[0]
         _v2_datatype(tensor, "inputs[0]", {c.kind for c in schema.columns} or {ColumnKind.NUMBER})
         rows, width = _v2_shape(tensor, "inputs[0]")
-        return flat_to_batch(tensor["data"], (rows, width), schema, "inputs[0].data"), request_id
+        batch = flat_to_batch(tensor["data"], (rows, width), schema, "inputs[0].data")
+        return InferenceRequest(batch, request_id)
     if not schema.named:
         raise InvalidInput(
             f"this model takes one input tensor of shape [rows, {schema.width or 'features'}]"
@@ -134,24 +164,20 @@ def decode_v2_infer(payload: Any, schema: InputSchema) -> tuple[np.ndarray, str 
         if name in columns:
             raise InvalidInput(f"{field}: column {name!r} given twice")
         columns[name] = data
-    return columns_to_batch(columns, schema, "inputs"), request_id
+    return InferenceRequest(columns_to_batch(columns, schema, "inputs"), request_id)
 
 
 def encode_v2_infer(
-    predictions: np.ndarray,
-    model_name: str,
-    model_version: str,
-    request_id: str | None,
-    output: OutputSpec,
+    predictions: np.ndarray, request: InferenceRequest, model: ServedModel
 ) -> bytes:
-    response: dict[str, Any] = {"model_name": model_name}
-    if model_version:
-        response["model_version"] = model_version
-    if request_id is not None:
-        response["id"] = request_id
+    response: dict[str, Any] = {"model_name": model.name}
+    if model.version:
+        response["model_version"] = model.version
+    if request.id is not None:
+        response["id"] = request.id
     response["outputs"] = [
         {
-            "name": output.name,
+            "name": model.output_spec.name,
             "datatype": v2_datatype_of_dtype(predictions.dtype),
             "shape": list(predictions.shape),
             "data": _jsonable(predictions.reshape(-1)),
@@ -170,18 +196,22 @@ def _tabular(value: Any, schema: InputSchema, field: str) -> np.ndarray:
     return rows_to_batch(value, schema, field)
 
 
-def decode_v1_predict(payload: Any, schema: InputSchema) -> np.ndarray:
+def decode_v1_predict(payload: Any, schema: InputSchema) -> InferenceRequest:
     """KServe V1: `instances` (rows or records); `inputs` is accepted too."""
     body = _require_object(payload, '"instances"')
     if "instances" in body:
-        return rows_to_batch(body["instances"], schema, "instances")
+        return InferenceRequest(rows_to_batch(body["instances"], schema, "instances"))
     if "inputs" in body:
-        return _tabular(body["inputs"], schema, "inputs")
+        return InferenceRequest(_tabular(body["inputs"], schema, "inputs"))
     raise InvalidInput('request body must have "instances": a list of rows')
 
 
-def decode_mlflow_invocations(payload: Any, schema: InputSchema) -> np.ndarray:
+def decode_mlflow_invocations(payload: Any, schema: InputSchema) -> InferenceRequest:
     """MLflow scoring server formats (JSON only)."""
+    return InferenceRequest(_mlflow_batch(payload, schema))
+
+
+def _mlflow_batch(payload: Any, schema: InputSchema) -> np.ndarray:
     body = _require_object(payload, f"one of {list(MLFLOW_FORMATS)}")
     given = [key for key in MLFLOW_FORMATS if key in body]
     if len(given) != 1:
@@ -204,6 +234,27 @@ def decode_mlflow_invocations(payload: Any, schema: InputSchema) -> np.ndarray:
     return _tabular(value, schema, key)
 
 
-def encode_predictions(predictions: np.ndarray) -> bytes:
-    """`{"predictions": [...]}`, the V1 and MLflow response body."""
+def encode_predictions(
+    predictions: np.ndarray, request: InferenceRequest, model: ServedModel
+) -> bytes:
+    """`{"predictions": [...]}`, the V1 and MLflow response body (names neither)."""
     return _dumps({"predictions": _jsonable(predictions)})
+
+
+# --- The three protocols, as the server runs them ----------------------------------
+
+
+@dataclass(frozen=True)
+class InferenceProtocol:
+    """How one protocol's request body becomes a batch and its predictions a body."""
+
+    decode_payload: Decoder
+    encode: Encoder
+
+    def decode(self, body: bytes, schema: InputSchema) -> InferenceRequest:
+        return self.decode_payload(parse_json(body), schema)
+
+
+V2_INFER = InferenceProtocol(decode_v2_infer, encode_v2_infer)
+KSERVE_V1_PREDICT = InferenceProtocol(decode_v1_predict, encode_predictions)
+MLFLOW_INVOCATIONS = InferenceProtocol(decode_mlflow_invocations, encode_predictions)

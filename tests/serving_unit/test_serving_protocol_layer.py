@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import orjson
@@ -12,6 +14,7 @@ import pytest
 from mlcycle_serving.errors import InvalidInput, error_status_and_body
 from mlcycle_serving.logs import JsonFormatter
 from mlcycle_serving.protocols import (
+    InferenceRequest,
     decode_mlflow_invocations,
     decode_v1_predict,
     decode_v2_infer,
@@ -34,6 +37,14 @@ SCHEMA = InputSchema(
     named=True,
 )
 EXPECTED = np.array([[1.5, 2.0], [3.0, 4.0]])
+OUTPUT = OutputSpec(name="predict", v2_datatype="INT64", shape=(-1,))
+
+
+@dataclass(frozen=True)
+class Served:
+    name: str
+    version: str
+    output_spec: OutputSpec = OUTPUT
 
 
 @pytest.mark.parametrize(
@@ -52,7 +63,7 @@ EXPECTED = np.array([[1.5, 2.0], [3.0, 4.0]])
                 ]
             },
             SCHEMA,
-        )[0],
+        ),
         lambda: decode_v2_infer(
             {
                 "inputs": [
@@ -61,11 +72,11 @@ EXPECTED = np.array([[1.5, 2.0], [3.0, 4.0]])
                 ]
             },
             SCHEMA,
-        )[0],
+        ),
     ],
 )
 def test_every_format_decodes_to_the_same_batch(decode: object) -> None:
-    batch = decode()  # type: ignore[operator]
+    batch = decode().batch  # type: ignore[operator]
     assert batch.dtype == np.float64
     assert batch.tolist() == EXPECTED.tolist()
 
@@ -85,23 +96,30 @@ def test_schema_of_an_estimator_without_signature() -> None:
     assert (schema.named, schema.width) == (False, 3)
     unknown = input_schema_from_estimator(None)
     assert unknown.width is None
-    assert decode_v1_predict({"instances": [[1, 2, 3, 4, 5]]}, unknown).shape == (1, 5)
+    assert decode_v1_predict({"instances": [[1, 2, 3, 4, 5]]}, unknown).batch.shape == (1, 5)
     with pytest.raises(InvalidInput, match="row 1 has 2 values, row 0 has 3"):
         decode_v1_predict({"instances": [[1, 2, 3], [1, 2]]}, unknown)
 
 
+def test_v2_request_id_is_decoded_and_echoed() -> None:
+    tensor = {"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [1.5, 2]}
+    assert decode_v2_infer({"id": "id-7", "inputs": [tensor]}, SCHEMA).id == "id-7"
+    assert decode_v2_infer({"inputs": [tensor]}, SCHEMA).id is None
+
+
 def test_encode_v2_numbers_strings_and_matrices() -> None:
-    output = OutputSpec(name="predict", v2_datatype="INT64", shape=(-1,))
-    numbers = orjson.loads(encode_v2_infer(np.array([0, 2]), "iris", "3", "id-1", output))
+    def encode(predictions: np.ndarray, served: Served, request_id: str | None) -> Any:
+        request = InferenceRequest(np.zeros((len(predictions), 2)), request_id)
+        return orjson.loads(encode_v2_infer(predictions, request, served))
+
+    numbers = encode(np.array([0, 2]), Served("iris", "3"), "id-1")
     assert numbers == {
         "model_name": "iris",
         "model_version": "3",
         "id": "id-1",
         "outputs": [{"name": "predict", "datatype": "INT64", "shape": [2], "data": [0, 2]}],
     }
-    labels = orjson.loads(
-        encode_v2_infer(np.array(["setosa", "virginica"]), "iris", "", None, output)
-    )
+    labels = encode(np.array(["setosa", "virginica"]), Served("iris", ""), None)
     assert labels["outputs"][0] == {
         "name": "predict",
         "datatype": "BYTES",
@@ -110,7 +128,7 @@ def test_encode_v2_numbers_strings_and_matrices() -> None:
     }
     assert "model_version" not in labels and "id" not in labels
     probabilities = np.array([[0.25, 0.75], [0.5, 0.5]], dtype=np.float32)
-    matrix = orjson.loads(encode_v2_infer(probabilities, "m", "", None, output))["outputs"][0]
+    matrix = encode(probabilities, Served("m", ""), None)["outputs"][0]
     assert (matrix["datatype"], matrix["shape"], matrix["data"]) == (
         "FP32",
         [2, 2],
@@ -119,12 +137,13 @@ def test_encode_v2_numbers_strings_and_matrices() -> None:
 
 
 def test_encode_predictions() -> None:
-    assert orjson.loads(encode_predictions(np.array([1.5, 2.5]))) == {"predictions": [1.5, 2.5]}
-    assert orjson.loads(encode_predictions(np.array([True, False]))) == {
-        "predictions": [True, False]
-    }
-    objects = np.array(["a", 1], dtype=object)
-    assert orjson.loads(encode_predictions(objects)) == {"predictions": ["a", 1]}
+    def encode(predictions: np.ndarray) -> Any:
+        request = InferenceRequest(np.zeros((len(predictions), 2)))
+        return orjson.loads(encode_predictions(predictions, request, Served("iris", "3")))
+
+    assert encode(np.array([1.5, 2.5])) == {"predictions": [1.5, 2.5]}
+    assert encode(np.array([True, False])) == {"predictions": [True, False]}
+    assert encode(np.array(["a", 1], dtype=object)) == {"predictions": ["a", 1]}
 
 
 def test_errors_map_to_status_and_body() -> None:
