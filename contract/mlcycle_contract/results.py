@@ -12,6 +12,7 @@ from pydantic import Field
 
 from mlcycle_contract.api.common import ApiModel
 from mlcycle_contract.api.dataset import ColumnSchema, ProfileSummary
+from mlcycle_contract.api.modeldeployment import ModelRuntime
 from mlcycle_contract.api.trainingjob import ObjectiveValue, RegisteredModelVersion
 
 
@@ -43,15 +44,7 @@ class TrackingRun(ApiModel):
     experiment_id: str = Field(max_length=64, description="MLflow experiment id.")
 
 
-class Runtime(ApiModel):
-    """The versions a model was trained with; the model server must run the same."""
-
-    python: str = Field(max_length=32)
-    sklearn: str = Field(max_length=32)
-    numpy: str = Field(max_length=32)
-
-
-RUNTIME_KEYS: tuple[str, ...] = tuple(Runtime.model_fields)
+RUNTIME_KEYS: tuple[str, ...] = tuple(ModelRuntime.model_fields)
 """Recorded on each model version as tag `runtime.<key>` (environment.runtime_tag)."""
 
 
@@ -76,7 +69,7 @@ class TrainingResult(CommandResult):
     fit_seconds: float = Field(ge=0, description="Seconds the fit took.")
     model: RegisteredModelVersion = Field(description="The registered model version.")
     mlflow: TrackingRun = Field(description="The MLflow run.")
-    runtime: Runtime = Field(description="The runtime the model was trained in.")
+    runtime: ModelRuntime = Field(description="The runtime the model was trained in.")
     gates: GateOutcome = Field(description="The validation gates' outcome.")
     dataset_version: str = Field(max_length=64, description="The dataset version trained on.")
     objective: ObjectiveValue | None = Field(

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
-from mlcycle import contract
+from mlcycle_contract.environment import runtime_tag
+from mlcycle_contract.results import RUNTIME_KEYS
 
 
 class ModelNotFound(Exception):
@@ -26,11 +27,7 @@ class ModelVersion:
         return f"models:/{self.name}/{self.version}"
 
 
-RUNTIME_TAGS = {
-    "python": contract.TAG_RUNTIME_PYTHON,
-    "sklearn": contract.TAG_RUNTIME_SKLEARN,
-    "numpy": contract.TAG_RUNTIME_NUMPY,
-}
+RUNTIME_TAGS = {key: runtime_tag(key) for key in RUNTIME_KEYS}
 
 
 def resolve(tracking_uri: str, name: str, version: int | None, alias: str | None) -> ModelVersion:

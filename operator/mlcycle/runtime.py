@@ -12,7 +12,7 @@ import platform
 import numpy
 import sklearn
 
-RUNTIME_KEYS = ("python", "sklearn", "numpy")
+from mlcycle_contract.results import RUNTIME_KEYS
 
 
 def current_runtime() -> dict[str, str]:

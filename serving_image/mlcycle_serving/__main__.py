@@ -1,8 +1,8 @@
 """`python -m mlcycle_serving`: serve the model named by MLCYCLE_MODEL_URI.
 
-Settings come from the environment (see `contract`); the few flags override it for
-local use. The HTTP server starts first and the model loads in the background, so
-liveness answers while a large model downloads. If loading fails the process exits
+Settings come from the environment (`mlcycle_contract.environment`); the few flags
+override it for local use. The HTTP server starts first and the model loads in the
+background, so liveness answers while a large model downloads. If loading fails the process exits
 with status 1 and Kubernetes restarts it with back-off.
 """
 
@@ -21,7 +21,7 @@ from types import FrameType
 import uvicorn
 from prometheus_client import disable_created_metrics
 
-from mlcycle_serving import contract
+from mlcycle_contract import environment
 from mlcycle_serving.app import ServingApp, create_app
 from mlcycle_serving.logs import uvicorn_log_config
 from mlcycle_serving.model import Model
@@ -67,10 +67,10 @@ class DrainingServer(uvicorn.Server):
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     overrides = {
-        contract.MODEL_URI.name: args.model_uri,
-        contract.MODEL_NAME.name: args.model_name,
-        contract.HOST.name: args.host,
-        contract.PORT.name: None if args.port is None else str(args.port),
+        environment.MODEL_URI.name: args.model_uri,
+        environment.MODEL_NAME.name: args.model_name,
+        environment.HOST.name: args.host,
+        environment.PORT.name: None if args.port is None else str(args.port),
     }
     environ = {**os.environ, **{k: v for k, v in overrides.items() if v is not None}}
     try:

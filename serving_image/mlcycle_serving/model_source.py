@@ -18,11 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mlcycle_serving import contract
+from mlcycle_contract.environment import TAG_RUNTIME_PREFIX
 
 logger = logging.getLogger(__name__)
 
-RUNTIME_PREFIX = contract.TAG_RUNTIME_PREFIX
 REQUIREMENT_TO_RUNTIME_KEY = {"scikit-learn": "sklearn", "numpy": "numpy", "mlflow": "mlflow"}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
@@ -177,9 +176,9 @@ def read_requirements(model_dir: Path) -> dict[str, str]:
 
 def _runtime_entries(values: dict[str, Any]) -> dict[str, str]:
     return {
-        key[len(RUNTIME_PREFIX) :]: str(value)
+        key[len(TAG_RUNTIME_PREFIX) :]: str(value)
         for key, value in values.items()
-        if key.startswith(RUNTIME_PREFIX) and value is not None
+        if key.startswith(TAG_RUNTIME_PREFIX) and value is not None
     }
 
 

@@ -1,4 +1,4 @@
-"""Server settings, parsed once from the environment named in `contract`."""
+"""Server settings, parsed once from the variables `mlcycle_contract.environment` names."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mlcycle_serving import contract
-from mlcycle_serving.contract import EnvVar
+from mlcycle_contract import environment
+from mlcycle_contract.environment import EnvVar
 
 
 class SettingsError(ValueError):
@@ -20,14 +20,14 @@ class ServerSettings:
 
     model_uri: str
     model_name: str = ""
-    host: str = contract.HOST.default
-    port: int = int(contract.PORT.default)
-    max_batch_size: int = int(contract.MAX_BATCH_SIZE.default)
-    max_batch_wait_ms: float = float(contract.MAX_BATCH_WAIT_MS.default)
-    max_body_bytes: int = int(contract.MAX_BODY_BYTES.default)
+    host: str = environment.HOST.default
+    port: int = int(environment.PORT.default)
+    max_batch_size: int = int(environment.MAX_BATCH_SIZE.default)
+    max_batch_wait_ms: float = float(environment.MAX_BATCH_WAIT_MS.default)
+    max_body_bytes: int = int(environment.MAX_BODY_BYTES.default)
     model_download_dir: str = ""
-    shutdown_delay_seconds: float = float(contract.SHUTDOWN_DELAY_SECONDS.default)
-    log_level: str = contract.LOG_LEVEL.default
+    shutdown_delay_seconds: float = float(environment.SHUTDOWN_DELAY_SECONDS.default)
+    log_level: str = environment.LOG_LEVEL.default
     access_log: bool = False
 
     @classmethod
@@ -37,29 +37,31 @@ class ServerSettings:
         def text(var: EnvVar) -> str:
             return env.get(var.name, var.default).strip() or var.default
 
-        model_uri = text(contract.MODEL_URI)
+        model_uri = text(environment.MODEL_URI)
         if not model_uri:
-            raise SettingsError(f"{contract.MODEL_URI.name} is required")
-        log_level = text(contract.LOG_LEVEL).upper()
+            raise SettingsError(f"{environment.MODEL_URI.name} is required")
+        log_level = text(environment.LOG_LEVEL).upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
-            raise SettingsError(f"{contract.LOG_LEVEL.name}={log_level!r} is not a log level")
+            raise SettingsError(f"{environment.LOG_LEVEL.name}={log_level!r} is not a log level")
         return cls(
             model_uri=model_uri,
-            model_name=text(contract.MODEL_NAME),
-            host=text(contract.HOST),
-            port=_integer(contract.PORT, text(contract.PORT), minimum=1, maximum=65535),
+            model_name=text(environment.MODEL_NAME),
+            host=text(environment.HOST),
+            port=_integer(environment.PORT, text(environment.PORT), minimum=1, maximum=65535),
             max_batch_size=_integer(
-                contract.MAX_BATCH_SIZE, text(contract.MAX_BATCH_SIZE), minimum=1
+                environment.MAX_BATCH_SIZE, text(environment.MAX_BATCH_SIZE), minimum=1
             ),
-            max_batch_wait_ms=_number(contract.MAX_BATCH_WAIT_MS, text(contract.MAX_BATCH_WAIT_MS)),
+            max_batch_wait_ms=_number(
+                environment.MAX_BATCH_WAIT_MS, text(environment.MAX_BATCH_WAIT_MS)
+            ),
             max_body_bytes=_integer(
-                contract.MAX_BODY_BYTES, text(contract.MAX_BODY_BYTES), minimum=1
+                environment.MAX_BODY_BYTES, text(environment.MAX_BODY_BYTES), minimum=1
             ),
-            model_download_dir=text(contract.MODEL_DOWNLOAD_DIR),
+            model_download_dir=text(environment.MODEL_DOWNLOAD_DIR),
             shutdown_delay_seconds=_number(
-                contract.SHUTDOWN_DELAY_SECONDS, text(contract.SHUTDOWN_DELAY_SECONDS)),
+                environment.SHUTDOWN_DELAY_SECONDS, text(environment.SHUTDOWN_DELAY_SECONDS)),
             log_level=log_level,
-            access_log=_boolean(contract.ACCESS_LOG, text(contract.ACCESS_LOG)),
+            access_log=_boolean(environment.ACCESS_LOG, text(environment.ACCESS_LOG)),
         )
 
 

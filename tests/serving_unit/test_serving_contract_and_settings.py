@@ -1,4 +1,4 @@
-"""The environment contract, the settings parsed from it, and the image's import rules."""
+"""The settings parsed from the environment contract, and the image's import rules."""
 
 from __future__ import annotations
 
@@ -11,57 +11,26 @@ import pytest
 from starlette.testclient import TestClient
 
 import mlcycle_serving
-from mlcycle_serving import contract
+from mlcycle_contract import environment
 from mlcycle_serving.settings import ServerSettings, SettingsError
 
 PACKAGE_DIR = Path(mlcycle_serving.__file__).parent
 
 
-def test_contract_names_and_defaults() -> None:
-    expected = {
-        "MLCYCLE_MODEL_URI": "",
-        "MLCYCLE_MODEL_NAME": "",
-        "HOST": "0.0.0.0",
-        "PORT": "8080",
-        "MLCYCLE_MAX_BATCH_SIZE": "64",
-        "MLCYCLE_MAX_BATCH_WAIT_MS": "2",
-        "MLCYCLE_MAX_BODY_BYTES": str(8 * 1024 * 1024),
-        "MLCYCLE_MODEL_DOWNLOAD_DIR": "",
-        "MLCYCLE_SHUTDOWN_DELAY_SECONDS": "5",
-        "MLCYCLE_LOG_LEVEL": "INFO",
-        "MLCYCLE_ACCESS_LOG": "false",
-        "MLFLOW_TRACKING_URI": "",
-        "MLFLOW_S3_ENDPOINT_URL": "",
-        "AWS_ACCESS_KEY_ID": "",
-        "AWS_SECRET_ACCESS_KEY": "",
-        "AWS_ENDPOINT_URL_S3": "",
-    }
-    assert dict(contract.DEFAULTS) == expected
-    assert len({var.name for var in contract.ALL_ENV_VARS}) == len(contract.ALL_ENV_VARS)
-    assert all(var.description for var in contract.ALL_ENV_VARS)
-
-
-def test_flat_constants_name_the_same_variables() -> None:
-    flat = {name: getattr(contract, name) for name in dir(contract) if name.startswith("ENV_")}
-    assert set(flat.values()) == set(contract.DEFAULTS)
-    assert ServerSettings(model_uri="m").port == contract.SERVING_PORT
-    assert contract.TAG_RUNTIME_SKLEARN == contract.TAG_RUNTIME_PREFIX + "sklearn"
-
-
 def test_probe_paths_answer(client: TestClient) -> None:
-    assert client.get(contract.LIVENESS_PATH).status_code == 200
-    assert client.get(contract.READINESS_PATH).status_code == 200
-    assert client.get(contract.METRICS_PATH).status_code == 200
+    assert client.get(environment.LIVENESS_PATH).status_code == 200
+    assert client.get(environment.READINESS_PATH).status_code == 200
+    assert client.get(environment.METRICS_PATH).status_code == 200
 
 
 def test_settings_defaults_are_the_contract_defaults() -> None:
     settings = ServerSettings.from_env({"MLCYCLE_MODEL_URI": "models:/iris@champion"})
     assert settings == ServerSettings(model_uri="models:/iris@champion")
-    assert str(settings.port) == contract.PORT.default
-    assert settings.host == contract.HOST.default
-    assert str(settings.max_batch_size) == contract.MAX_BATCH_SIZE.default
-    assert settings.max_batch_wait_ms == float(contract.MAX_BATCH_WAIT_MS.default)
-    assert str(settings.max_body_bytes) == contract.MAX_BODY_BYTES.default
+    assert str(settings.port) == environment.PORT.default
+    assert settings.host == environment.HOST.default
+    assert str(settings.max_batch_size) == environment.MAX_BATCH_SIZE.default
+    assert settings.max_batch_wait_ms == float(environment.MAX_BATCH_WAIT_MS.default)
+    assert str(settings.max_body_bytes) == environment.MAX_BODY_BYTES.default
     assert settings.access_log is False
 
 
@@ -79,7 +48,7 @@ def test_settings_read_every_server_variable() -> None:
         "MLCYCLE_LOG_LEVEL": "debug",
         "MLCYCLE_ACCESS_LOG": "true",
     }
-    assert set(environ) == {var.name for var in contract.SERVER_SETTINGS}
+    assert set(environ) == {var.name for var in environment.SERVER_SETTINGS}
     assert ServerSettings.from_env(environ) == ServerSettings(
         model_uri="models:/iris/3",
         model_name="flowers",
@@ -126,11 +95,11 @@ def test_package_never_imports_the_operator() -> None:
                 assert name.split(".")[0] not in {"mlcycle", "fastapi", "pydantic"}, (path, name)
 
 
-def test_contract_module_imports_nothing_but_the_standard_library() -> None:
+def test_environment_contract_imports_nothing_but_the_standard_library() -> None:
     code = (
-        "import sys; import mlcycle_serving.contract; "
+        "import sys; import mlcycle_contract.environment; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "{'numpy', 'mlflow', 'orjson', 'starlette', 'prometheus_client'}))"
+        "{'numpy', 'mlflow', 'orjson', 'starlette', 'prometheus_client', 'pydantic'}))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from mlcycle import contract
 from mlcycle.builders.common import child_name
 from mlcycle.builders.dataset import build_ingest_job
 from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
@@ -15,8 +14,8 @@ from mlcycle.reconcile.common import job_state
 from mlcycle.reconcile.dataset import dataset_outcome
 from mlcycle.reconcile.trainingjob import training_outcome
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
-from mlcycle_contract.api.dataset import DatasetSpec
+from mlcycle_contract import constants, environment
+from mlcycle_contract.api.dataset import DatasetSpec, SplitSpec
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
@@ -36,7 +35,8 @@ TRAINING = resource("TrainingJob", {
     "datasetRef": {"name": "iris"}, "algorithm": "random_forest_classifier",
     "hyperparameters": {"n_estimators": 10}, "registry": {"modelName": "iris-rf"},
 })
-RESOLVED = ResolvedDataset("iris", "abc123", "s3://data/iris/abc123/data.parquet", "target", 0.3)
+RESOLVED = ResolvedDataset("iris", "abc123", "s3://data/iris/abc123/data.parquet", "target",
+                           SplitSpec(test_fraction=0.3, seed=7, stratify=False))
 
 
 def env_of(job: dict[str, Any]) -> dict[str, Any]:
@@ -56,10 +56,10 @@ def test_ingest_job_runs_the_trainer_with_the_spec_and_secret_references() -> No
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert job["metadata"]["ownerReferences"][0]["controller"] is True
     container = job["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == [contract.COMMAND_INGEST]
+    assert container["args"] == [environment.COMMAND_INGEST]
     env = env_of(job)
-    assert json.loads(env[contract.ENV_DATASET_SPEC])["source"] == {"builtin": "iris"}
-    assert env[contract.ENV_SECRET_KEY] == {
+    assert json.loads(env[environment.DATASET_SPEC.name])["source"] == {"builtin": "iris"}
+    assert env[environment.AWS_SECRET_ACCESS_KEY.name] == {
         "secretKeyRef": {"name": "mlcycle-s3", "key": "secretKey"}}
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
@@ -77,13 +77,15 @@ def test_training_job_is_restricted_and_fails_fast_on_invalid_input() -> None:
     assert container["resources"]["requests"] and container["resources"]["limits"]
     rule = job["spec"]["podFailurePolicy"]["rules"][0]
     assert rule["action"] == "FailJob"
-    assert rule["onExitCodes"]["values"] == [contract.EXIT_INVALID_INPUT]
+    assert rule["onExitCodes"]["values"] == [environment.EXIT_INVALID_INPUT]
     env = env_of(job)
-    assert env[contract.ENV_DATASET_VERSION] == "abc123"
-    assert env[contract.ENV_DATASET_URI] == RESOLVED.snapshot_uri
+    assert env[environment.DATASET_VERSION.name] == "abc123"
+    assert env[environment.DATASET_URI.name] == RESOLVED.snapshot_uri
     assert job["metadata"]["labels"][constants.LABEL_DATASET_VERSION] == "abc123"
-    sent = json.loads(env[contract.ENV_TRAINING_SPEC])
-    assert sent["validation"]["holdoutFraction"] == 0.3  # the Dataset's split by default
+    sent = json.loads(env[environment.TRAINING_SPEC.name])
+    assert "holdoutFraction" not in sent["validation"]  # the trainer falls back to the split
+    split = json.loads(env[environment.DATASET_SPLIT.name])
+    assert split == {"testFraction": 0.3, "seed": 7, "stratify": False}
 
 
 def test_no_credential_value_appears_in_any_job() -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from mlcycle import contract
 from mlcycle.builders.modeldeployment import build_autoscaler, build_deployment, build_service
 from mlcycle.reconcile.modeldeployment import deployment_outcome
 from mlcycle.registry import ModelVersion
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
@@ -32,8 +31,8 @@ def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -
     assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
     container = spec["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
-    assert env[contract.ENV_MODEL_URI] == "models:/iris-classifier/4"  # never the alias
-    assert container["readinessProbe"]["httpGet"]["path"] == contract.READINESS_PATH
+    assert env[environment.MODEL_URI.name] == "models:/iris-classifier/4"  # never the alias
+    assert container["readinessProbe"]["httpGet"]["path"] == environment.READINESS_PATH
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     labels = spec["template"]["metadata"]["labels"]
     assert labels[constants.LABEL_MODEL_VERSION] == "4"
@@ -49,7 +48,7 @@ def test_an_autoscaled_deployment_leaves_replicas_to_the_autoscaler() -> None:
     assert "replicas" not in deployment["spec"]
     autoscaler = build_autoscaler(OWNER, spec)
     assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (2, 6)
-    assert build_service(OWNER)["spec"]["ports"][0]["targetPort"] == contract.SERVING_PORT_NAME
+    assert build_service(OWNER)["spec"]["ports"][0]["targetPort"] == environment.SERVING_PORT_NAME
 
 
 def deployment(version: int, ready: int, updated: int, total: int) -> dict[str, Any]:

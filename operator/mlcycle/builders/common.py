@@ -6,9 +6,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mlcycle import contract
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.common import ResourceRequirements
 
 Manifest = dict[str, Any]
@@ -80,12 +79,12 @@ def storage_environment(settings: Settings) -> list[Manifest]:
             "name": settings.s3_secret_name, "key": key}}}
 
     return [
-        {"name": contract.ENV_TRACKING_URI, "value": settings.mlflow_tracking_uri},
-        {"name": contract.ENV_S3_ENDPOINT, "value": settings.s3_endpoint},
-        {"name": contract.ENV_AWS_ENDPOINT, "value": settings.s3_endpoint},
-        {"name": contract.ENV_DATA_BUCKET, "value": settings.data_bucket},
-        secret(contract.ENV_ACCESS_KEY, settings.s3_access_key_key),
-        secret(contract.ENV_SECRET_KEY, settings.s3_secret_key_key),
+        {"name": environment.MLFLOW_TRACKING_URI.name, "value": settings.mlflow_tracking_uri},
+        {"name": environment.MLFLOW_S3_ENDPOINT_URL.name, "value": settings.s3_endpoint},
+        {"name": environment.AWS_ENDPOINT_URL_S3.name, "value": settings.s3_endpoint},
+        {"name": environment.DATA_BUCKET.name, "value": settings.data_bucket},
+        secret(environment.AWS_ACCESS_KEY_ID.name, settings.s3_access_key_key),
+        secret(environment.AWS_SECRET_ACCESS_KEY.name, settings.s3_secret_key_key),
         # A read-only root filesystem: everything that writes caches writes to /tmp.
         {"name": "HOME", "value": "/tmp"},
         {"name": "MPLCONFIGDIR", "value": "/tmp"},
@@ -95,10 +94,10 @@ def storage_environment(settings: Settings) -> list[Manifest]:
 def owner_environment(owner: Manifest, image: str) -> list[Manifest]:
     metadata = owner["metadata"]
     return [
-        {"name": contract.ENV_NAMESPACE, "value": metadata["namespace"]},
-        {"name": contract.ENV_OWNER_NAME, "value": metadata["name"]},
-        {"name": contract.ENV_OWNER_UID, "value": metadata["uid"]},
-        {"name": contract.ENV_IMAGE, "value": image},
+        {"name": environment.NAMESPACE.name, "value": metadata["namespace"]},
+        {"name": environment.OWNER_NAME.name, "value": metadata["name"]},
+        {"name": environment.OWNER_UID.name, "value": metadata["uid"]},
+        {"name": environment.IMAGE.name, "value": image},
     ]
 
 
@@ -123,7 +122,7 @@ def trainer_job(
         "podFailurePolicy": {"rules": [{
             "action": "FailJob",
             "onExitCodes": {"containerName": CONTAINER_NAME, "operator": "In",
-                            "values": [contract.EXIT_INVALID_INPUT]},
+                            "values": [environment.EXIT_INVALID_INPUT]},
         }]},
         "template": {
             "metadata": {"labels": job_labels},
@@ -139,7 +138,7 @@ def trainer_job(
                     "env": env,
                     "resources": resources(resource_spec),
                     "securityContext": container_security_context(),
-                    "terminationMessagePath": contract.DEFAULT_TERMINATION_LOG,
+                    "terminationMessagePath": environment.TERMINATION_LOG.default,
                     "terminationMessagePolicy": "FallbackToLogsOnError",
                     "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
                 }],

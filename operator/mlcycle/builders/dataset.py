@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from mlcycle import contract
 from mlcycle.builders.common import (
     Manifest,
     child_name,
@@ -14,7 +13,7 @@ from mlcycle.builders.common import (
     trainer_job,
 )
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.dataset import DatasetSpec
 
 
@@ -31,14 +30,15 @@ def build_ingest_job(
     env = [
         *owner_environment(dataset, settings.trainer_image),
         *storage_environment(settings),
-        {"name": contract.ENV_DATASET_SPEC, "value": json.dumps(spec.to_wire(), sort_keys=True)},
+        {"name": environment.DATASET_SPEC.name,
+         "value": json.dumps(spec.to_wire(), sort_keys=True)},
     ]
     return trainer_job(
         name=ingest_job_name(dataset, trigger),
         owner=dataset,
         job_labels=labels(constants.LABEL_DATASET, name, constants.COMPONENT_INGEST),
         image=settings.trainer_image,
-        command=contract.COMMAND_INGEST,
+        command=environment.COMMAND_INGEST,
         env=env,
         settings=settings,
         backoff_limit=2,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mlcycle import contract
 from mlcycle.builders.common import (
     CONTAINER_NAME,
     Manifest,
@@ -14,7 +13,7 @@ from mlcycle.builders.common import (
 )
 from mlcycle.registry import ModelVersion
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 
 SERVICE_PORT = 80
@@ -45,15 +44,16 @@ def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVer
     name = owner["metadata"]["name"]
     model_labels = {constants.LABEL_MODEL_NAME: model.name,
                     constants.LABEL_MODEL_VERSION: str(model.version)}
-    probe = {"httpGet": {"path": contract.READINESS_PATH, "port": contract.SERVING_PORT_NAME},
+    probe = {"httpGet": {"path": environment.READINESS_PATH, "port": environment.SERVING_PORT_NAME},
              "periodSeconds": 2, "failureThreshold": 2}
     env = [
-        {"name": contract.ENV_MODEL_URI, "value": model.uri},
-        {"name": contract.ENV_MODEL_NAME, "value": model.name},
-        {"name": contract.ENV_PORT, "value": str(contract.SERVING_PORT)},
-        {"name": contract.ENV_MAX_BATCH_SIZE, "value": str(spec.serving.max_batch_size)},
-        {"name": contract.ENV_MAX_BATCH_WAIT_MS, "value": str(spec.serving.max_batch_wait_ms)},
-        {"name": contract.ENV_MODEL_DOWNLOAD_DIR, "value": "/tmp/model"},
+        {"name": environment.MODEL_URI.name, "value": model.uri},
+        {"name": environment.MODEL_NAME.name, "value": model.name},
+        {"name": environment.PORT.name, "value": str(environment.SERVING_PORT)},
+        {"name": environment.MAX_BATCH_SIZE.name, "value": str(spec.serving.max_batch_size)},
+        {"name": environment.MAX_BATCH_WAIT_MS.name,
+         "value": str(spec.serving.max_batch_wait_ms)},
+        {"name": environment.MODEL_DOWNLOAD_DIR.name, "value": "/tmp/model"},
         *storage_environment(settings),
     ]
     deployment_spec: Manifest = {
@@ -64,8 +64,8 @@ def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVer
             "metadata": {
                 "labels": {**selector_labels(name), **model_labels},
                 "annotations": {"prometheus.io/scrape": "true",
-                                "prometheus.io/port": str(contract.SERVING_PORT),
-                                "prometheus.io/path": contract.METRICS_PATH},
+                                "prometheus.io/port": str(environment.SERVING_PORT),
+                                "prometheus.io/path": environment.METRICS_PATH},
             },
             "spec": {
                 "automountServiceAccountToken": False,
@@ -76,12 +76,12 @@ def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVer
                     "image": spec.image or settings.serving_image,
                     "imagePullPolicy": settings.image_pull_policy,
                     "env": env,
-                    "ports": [{"name": contract.SERVING_PORT_NAME,
-                               "containerPort": contract.SERVING_PORT}],
+                    "ports": [{"name": environment.SERVING_PORT_NAME,
+                               "containerPort": environment.SERVING_PORT}],
                     "readinessProbe": probe,
                     "livenessProbe": {
-                        "httpGet": {"path": contract.LIVENESS_PATH,
-                                    "port": contract.SERVING_PORT_NAME},
+                        "httpGet": {"path": environment.LIVENESS_PATH,
+                                    "port": environment.SERVING_PORT_NAME},
                         "periodSeconds": 10, "failureThreshold": 3},
                     "startupProbe": {**probe, "failureThreshold": 150},
                     "resources": resources(spec.resources),
@@ -104,8 +104,8 @@ def build_service(owner: Manifest) -> Manifest:
         "apiVersion": "v1", "kind": "Service", "metadata": _metadata(owner),
         "spec": {
             "selector": selector_labels(name),
-            "ports": [{"name": contract.SERVING_PORT_NAME, "port": SERVICE_PORT,
-                       "targetPort": contract.SERVING_PORT_NAME}],
+            "ports": [{"name": environment.SERVING_PORT_NAME, "port": SERVICE_PORT,
+                       "targetPort": environment.SERVING_PORT_NAME}],
         },
     }
 

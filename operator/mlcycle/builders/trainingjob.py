@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlcycle import contract
 from mlcycle.builders.common import (
     Manifest,
     child_name,
@@ -15,7 +14,8 @@ from mlcycle.builders.common import (
     trainer_job,
 )
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
+from mlcycle_contract.api.dataset import SplitSpec
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 
@@ -27,7 +27,7 @@ class ResolvedDataset:
     version: str
     snapshot_uri: str
     target: str
-    test_fraction: float  # the Dataset's split, the default holdout of its TrainingJobs
+    split: SplitSpec  # the holdout of its TrainingJobs, unless spec.validation overrides it
 
 
 def training_job_name(training_job: Manifest, trigger: str) -> str:
@@ -40,6 +40,10 @@ def experiment_name(training_job: Manifest) -> str:
     return f"{metadata['namespace']}/{metadata['name']}"
 
 
+def _json(value: Manifest) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
 def build_training_job(
     training_job: Manifest,
     spec: TrainingJobSpec,
@@ -49,28 +53,25 @@ def build_training_job(
 ) -> Manifest:
     name = training_job["metadata"]["name"]
     image = spec.image or settings.trainer_image
-    if spec.validation.holdout_fraction is None:
-        validation = spec.validation.model_copy(
-            update={"holdout_fraction": dataset.test_fraction})
-        spec = spec.model_copy(update={"validation": validation})
     job_labels = labels(constants.LABEL_TRAINING_JOB, name, constants.COMPONENT_TRAIN)
     job_labels[constants.LABEL_DATASET_VERSION] = dataset.version
     env = [
         *owner_environment(training_job, image),
         *storage_environment(settings),
-        {"name": contract.ENV_TRAINING_SPEC, "value": json.dumps(spec.to_wire(), sort_keys=True)},
-        {"name": contract.ENV_DATASET_NAME, "value": dataset.name},
-        {"name": contract.ENV_DATASET_VERSION, "value": dataset.version},
-        {"name": contract.ENV_DATASET_URI, "value": dataset.snapshot_uri},
-        {"name": contract.ENV_DATASET_TARGET, "value": dataset.target},
-        {"name": contract.ENV_EXPERIMENT_NAME, "value": experiment_name(training_job)},
+        {"name": environment.TRAINING_SPEC.name, "value": _json(spec.to_wire())},
+        {"name": environment.DATASET_NAME.name, "value": dataset.name},
+        {"name": environment.DATASET_VERSION.name, "value": dataset.version},
+        {"name": environment.DATASET_URI.name, "value": dataset.snapshot_uri},
+        {"name": environment.DATASET_TARGET.name, "value": dataset.target},
+        {"name": environment.DATASET_SPLIT.name, "value": _json(dataset.split.to_wire())},
+        {"name": environment.MLFLOW_EXPERIMENT_NAME.name, "value": experiment_name(training_job)},
     ]
     return trainer_job(
         name=training_job_name(training_job, trigger),
         owner=training_job,
         job_labels=job_labels,
         image=image,
-        command=contract.COMMAND_TRAIN,
+        command=environment.COMMAND_TRAIN,
         env=env,
         settings=settings,
         backoff_limit=spec.backoff_limit,

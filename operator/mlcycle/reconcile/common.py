@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from mlcycle import contract, kube
+from mlcycle import kube
 from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
@@ -124,7 +124,7 @@ def job_state(job: Manifest, pods: list[Manifest]) -> JobState:
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is None:
         return JobState(finished=False, succeeded=False, result=result)
-    error = result.get(contract.KEY_ERROR) or {}
+    error = result.get("error") or {}
     return JobState(
         finished=True,
         succeeded=False,

@@ -106,7 +106,7 @@ def resolve_dataset(training_job: Manifest, spec: TrainingJobSpec,
                           f"namespace {namespace!r}")
     dataset_status = DatasetStatus.model_validate(dataset.get("status") or {})
     dataset_spec = DatasetSpec.model_validate(dataset["spec"])
-    target, test_fraction = dataset_spec.target, dataset_spec.split.test_fraction
+    target, split = dataset_spec.target, dataset_spec.split
     wanted = spec.dataset_ref.version or (
         status.dataset_version if status.phase == TrainingJobPhase.RUNNING else None)
     if wanted is None:
@@ -114,11 +114,11 @@ def resolve_dataset(training_job: Manifest, spec: TrainingJobSpec,
             raise NotRunnable("DatasetNotReady",
                               f"Dataset {name!r} has no ingested version yet")
         return ResolvedDataset(name, dataset_status.version, dataset_status.snapshot_uri, target,
-                               test_fraction)
+                               split)
     for record in dataset_status.history:
         if record.version == wanted:
             return ResolvedDataset(name, record.version, record.snapshot_uri, target,
-                                   test_fraction)
+                                   split)
     known = ", ".join(r.version for r in dataset_status.history) or "none yet"
     raise NotRunnable("DatasetVersionNotFound",
                       f"spec.datasetRef.version: Dataset {name!r} has no version {wanted!r} "
