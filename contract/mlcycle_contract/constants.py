@@ -1,4 +1,4 @@
-"""Names shared by the whole operator: API group and kinds, label and annotation keys, finalizer.
+"""Names shared by mlcycle's programs: API group and kinds, label and annotation keys.
 
 Everything that ends up on a Kubernetes object as a key is spelled here once.
 """
@@ -55,7 +55,6 @@ LABEL_DATASET = f"{KEY_PREFIX}dataset"
 LABEL_TRAINING_JOB = f"{KEY_PREFIX}training-job"
 LABEL_MODEL_DEPLOYMENT = f"{KEY_PREFIX}model-deployment"
 LABEL_COMPONENT = f"{KEY_PREFIX}component"
-LABEL_TRIAL = f"{KEY_PREFIX}trial"
 LABEL_DATASET_VERSION = f"{KEY_PREFIX}dataset-version"
 LABEL_MODEL_NAME = f"{KEY_PREFIX}model-name"
 LABEL_MODEL_VERSION = f"{KEY_PREFIX}model-version"
@@ -63,22 +62,15 @@ LABEL_MODEL_VERSION = f"{KEY_PREFIX}model-version"
 # Values of LABEL_COMPONENT.
 COMPONENT_INGEST = "ingest"
 COMPONENT_TRAIN = "train"
-COMPONENT_TRIAL = "trial"
 COMPONENT_SERVE = "serve"
 
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "mlcycle"
 
-# Annotations on children and on the custom resources themselves.
-ANNOTATION_SPEC_HASH = f"{KEY_PREFIX}spec-hash"
-ANNOTATION_DATASET_VERSION = f"{KEY_PREFIX}dataset-version"
-ANNOTATION_RETRAIN_REASON = f"{KEY_PREFIX}retrain-reason"
-# Set by a user (any new value) to ask for an immediate re-ingestion or retraining.
+# Set on a Dataset or TrainingJob by a user (any new value) to ask for an immediate
+# re-ingestion or retraining.
 ANNOTATION_REQUESTED_AT = f"{KEY_PREFIX}requested-at"
 
 # kopf keeps its progress and diff-base records in annotations under this prefix, never
 # in status, which strict CRD schemas would prune.
 KOPF_ANNOTATION_PREFIX = f"kopf.{API_GROUP}"
-
-# Only on resources whose delete handler cleans something outside the cluster.
-FINALIZER = f"{KEY_PREFIX}cleanup"

@@ -277,4 +277,3 @@ def test_constants_spell_keys_under_the_api_group() -> None:
     assert constants.TRAINING_JOB.crd_name == "trainingjobs.mlcycle.dev"
     keys = [value for name, value in vars(constants).items() if name.startswith(("LABEL_", "ANNO"))]
     assert all(key.startswith("mlcycle.dev/") for key in keys if key != constants.LABEL_MANAGED_BY)
-    assert constants.FINALIZER.startswith("mlcycle.dev/")

@@ -230,7 +230,6 @@ def test_required_fields(kind: str, path: str, required: list[str]) -> None:
     [
         ("Dataset", "status.history", 20),
         ("Dataset", "status.profile.topFeatures", 20),
-        ("TrainingJob", "status.leaderboard", 10),
         ("TrainingJob", "spec.validation.gates", 20),
         ("ModelDeployment", "status.history", 10),
     ],

@@ -119,6 +119,11 @@ CONDITION_LIST: dict[str, Any] = {
     "x-kubernetes-list-map-keys": ["type"],
 }
 
+# Opens the description of a field the API declares and the operator does not implement yet.
+NOT_SUPPORTED_YET = (
+    "Not supported yet: the operator refuses a spec that sets it (reason Unsupported). "
+)
+
 # A free-form JSON object whose content the operator validates itself.
 FreeFormObject = Annotated[
     dict[str, Any],

@@ -11,6 +11,7 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 from mlcycle_contract.api.common import (
     CONDITION_LIST,
     LIST_SET,
+    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
     Condition,
@@ -135,7 +136,8 @@ class DatasetSpec(ApiModel):
         json_schema_extra=cel_rules(
             CelRule(rule="duration(self) >= duration('1m')", message="must be at least 1m")
         ),
-        description="Re-fetch the source this often, e.g. 1h; changed content makes a new version.",
+        description=NOT_SUPPORTED_YET
+        + "Re-fetch the source this often, e.g. 1h; changed content makes a new version.",
     )
 
     @field_validator("features")
@@ -229,7 +231,7 @@ class DatasetStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra=CONDITION_LIST,
-        description="Current conditions: Ready, Progressing, Degraded.",
+        description="Current conditions: Ready.",
     )
 
 

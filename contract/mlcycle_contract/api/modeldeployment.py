@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
     CONDITION_LIST,
+    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
     Condition,
@@ -107,7 +108,9 @@ class Monitoring(ApiModel):
     """Monitoring of the served model."""
 
     drift: bool = Field(
-        default=False, description="Compare inputs with the training data profile and report drift."
+        default=False,
+        description=NOT_SUPPORTED_YET
+        + "Compare inputs with the training data profile and report drift.",
     )
 
 
@@ -149,7 +152,6 @@ class ModelDeploymentConditionType(StrEnum):
     DEGRADED = ConditionType.DEGRADED.value
     AVAILABLE = "Available"
     RUNTIME_MISMATCH = "RuntimeMismatch"
-    DRIFT_DETECTED = "DriftDetected"
 
 
 class ModelRuntime(ApiModel):
@@ -167,17 +169,6 @@ class RolloutRecord(ApiModel):
     model_uri: str = Field(max_length=2048, description="Its model URI.")
     started_at: datetime = Field(description="When the rollout started.")
     completed_at: datetime | None = Field(default=None, description="When all replicas were ready.")
-
-
-class DriftReport(ApiModel):
-    """The latest drift check of served inputs against the training data profile."""
-
-    detected: bool = Field(description="Whether drift was found.")
-    score: float | None = Field(default=None, ge=0, description="Largest per-feature drift score.")
-    features: list[str] = Field(
-        default_factory=list, max_length=50, description="Features that drifted."
-    )
-    checked_at: datetime = Field(description="When the check ran.")
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -204,7 +195,6 @@ class ModelDeploymentStatus(ApiModel):
         max_length=HISTORY_LIMIT,
         description=f"Rollouts, newest first, at most {HISTORY_LIMIT}.",
     )
-    drift: DriftReport | None = Field(default=None, description="Latest drift check.")
     observed_generation: int | None = Field(
         default=None, ge=0, description="metadata.generation the status was computed from."
     )

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
     CONDITION_LIST,
+    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
     Condition,
@@ -39,8 +40,6 @@ from mlcycle_contract.api.learning import (
 from mlcycle_contract.api.resource import AGE_COLUMN, PrinterColumn, ResourceDefinition
 from mlcycle_contract.api.search import SearchSpec
 from mlcycle_contract.constants import TRAINING_JOB
-
-LEADERBOARD_LIMIT = 10
 
 _CLASSIFIERS = cel_list(sorted(CLASSIFIERS))
 _CLASSIFICATION_METRICS = cel_list(sorted(CLASSIFICATION_METRICS))
@@ -96,10 +95,13 @@ class RetrainTriggers(ApiModel):
     """What starts a new training run by itself."""
 
     on_new_data: bool = Field(
-        default=False, description="Retrain when the Dataset gets a new version."
+        default=False,
+        description=NOT_SUPPORTED_YET + "Retrain when the Dataset gets a new version.",
     )
     on_drift: bool = Field(
-        default=False, description="Retrain when a ModelDeployment serving the model reports drift."
+        default=False,
+        description=NOT_SUPPORTED_YET
+        + "Retrain when a ModelDeployment serving the model reports drift.",
     )
 
 
@@ -170,13 +172,17 @@ class TrainingJobSpec(ApiModel):
     validation: ValidationSpec = Field(
         default_factory=ValidationSpec, description="Evaluation and gates."
     )
-    search: SearchSpec | None = Field(default=None, description="Hyperparameter search / AutoML.")
+    search: SearchSpec | None = Field(
+        default=None, description=NOT_SUPPORTED_YET + "Hyperparameter search / AutoML."
+    )
     registry: RegistrySpec = Field(default_factory=RegistrySpec, description="MLflow registration.")
     resources: ResourceRequirements | None = Field(
         default=None, description="Resources of each training or trial pod."
     )
     schedule: CronSchedule | None = Field(
-        default=None, description="Cron schedule for periodic retraining, e.g. '0 3 * * *'."
+        default=None,
+        description=NOT_SUPPORTED_YET
+        + "Cron schedule for periodic retraining, e.g. '0 3 * * *'.",
     )
     retrain: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Automatic retraining triggers."
@@ -238,29 +244,8 @@ class TrainingJobConditionType(StrEnum):
     """Conditions a TrainingJob reports."""
 
     READY = ConditionType.READY.value
-    PROGRESSING = ConditionType.PROGRESSING.value
-    DEGRADED = ConditionType.DEGRADED.value
     VALIDATED = "Validated"
     REGISTERED = "Registered"
-
-
-class TrialState(StrEnum):
-    """State of one trial."""
-
-    RUNNING = "Running"
-    COMPLETE = "Complete"
-    PRUNED = "Pruned"
-    FAILED = "Failed"
-
-
-class TrainingProgress(ApiModel):
-    """Trial counts of the current run; a run without search is one trial."""
-
-    total_trials: int = Field(ge=0, description="Trials planned.")
-    completed_trials: int = Field(default=0, ge=0, description="Trials finished successfully.")
-    running_trials: int = Field(default=0, ge=0, description="Trials running now.")
-    pruned_trials: int = Field(default=0, ge=0, description="Trials stopped early.")
-    failed_trials: int = Field(default=0, ge=0, description="Trials that failed.")
 
 
 class ObjectiveValue(ApiModel):
@@ -268,17 +253,6 @@ class ObjectiveValue(ApiModel):
 
     metric: Metric = Field(description="Objective metric.")
     value: float = Field(description="Its value on held-out data.")
-
-
-class TrialResult(ApiModel):
-    """One trial of a search."""
-
-    number: int = Field(ge=0, description="Trial number, from 0.")
-    algorithm: Algorithm = Field(description="Estimator of the trial.")
-    params: FreeFormObject = Field(default_factory=dict, description="Sampled hyperparameters.")
-    value: float | None = Field(default=None, description="Objective value, once complete.")
-    state: TrialState = Field(description="Running, Complete, Pruned or Failed.")
-    job_name: str | None = Field(default=None, max_length=63, description="The trial's Job.")
 
 
 class RegisteredModelVersion(ApiModel):
@@ -305,12 +279,8 @@ class TrainingJobStatus(ApiModel):
     """The observed state of a TrainingJob, written by the operator."""
 
     phase: TrainingJobPhase | None = Field(default=None, description="Coarse lifecycle stage.")
-    progress: TrainingProgress | None = Field(default=None, description="Trial counts.")
     start_time: datetime | None = Field(default=None, description="When the current run started.")
     completion_time: datetime | None = Field(default=None, description="When it finished.")
-    last_schedule_time: datetime | None = Field(
-        default=None, description="When spec.schedule last started a run."
-    )
     dataset_version: str | None = Field(
         default=None, max_length=64, description="Dataset version the run trained on."
     )
@@ -321,12 +291,6 @@ class TrainingJobStatus(ApiModel):
     objective: ObjectiveValue | None = Field(
         default=None, description="Objective of the best model."
     )
-    best_trial: TrialResult | None = Field(default=None, description="Best trial of a search.")
-    leaderboard: list[TrialResult] = Field(
-        default_factory=list,
-        max_length=LEADERBOARD_LIMIT,
-        description=f"Best trials, best first, at most {LEADERBOARD_LIMIT}.",
-    )
     model: RegisteredModelVersion | None = Field(default=None, description="Registered model.")
     mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
     observed_generation: int | None = Field(
@@ -335,7 +299,7 @@ class TrainingJobStatus(ApiModel):
     conditions: list[Condition] = Field(
         default_factory=list,
         json_schema_extra=CONDITION_LIST,
-        description="Current conditions: Ready, Progressing, Validated, Registered, Degraded.",
+        description="Current conditions: Ready, Validated, Registered.",
     )
 
 
