@@ -143,6 +143,12 @@ LOG_LEVEL = EnvVar("MLCYCLE_LOG_LEVEL", "INFO", "Log level of the JSON logs.")
 ACCESS_LOG = EnvVar(
     "MLCYCLE_ACCESS_LOG", "false", "Log one JSON line per request ('true' or 'false')."
 )
+WORKERS = EnvVar(
+    "MLCYCLE_WORKERS",
+    "1",
+    "Server processes sharing the port, each with its own model and batcher (1 to 16); "
+    "ModelDeployment spec.serving.workers.",
+)
 
 SERVER_SETTINGS: tuple[EnvVar, ...] = (
     MODEL_URI,
@@ -156,6 +162,7 @@ SERVER_SETTINGS: tuple[EnvVar, ...] = (
     SHUTDOWN_DELAY_SECONDS,
     LOG_LEVEL,
     ACCESS_LOG,
+    WORKERS,
 )
 """Variables the server itself parses (mlcycle_serving.settings)."""
 

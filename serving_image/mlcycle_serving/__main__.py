@@ -1,9 +1,11 @@
 """`python -m mlcycle_serving`: serve the model named by MLCYCLE_MODEL_URI.
 
 Settings come from the environment (`mlcycle_contract.environment`); the few flags
-override it for local use. The HTTP server starts first and the model loads in the
-background, so liveness answers while a large model downloads. If loading fails the process exits
-with status 1 and Kubernetes restarts it with back-off.
+override it for local use. With one worker (the default) the HTTP server starts first and
+the model loads in the background, so liveness answers while a large model downloads;
+with MLCYCLE_WORKERS > 1 a supervisor runs that many worker processes on the port
+(`supervisor`). If loading fails the process exits with status 1 and Kubernetes restarts
+it with back-off.
 """
 
 from __future__ import annotations
@@ -15,17 +17,15 @@ import logging
 import logging.config
 import os
 import sys
-import threading
-from types import FrameType
 
-import uvicorn
 from prometheus_client import disable_created_metrics
 
 from mlcycle_contract import environment
-from mlcycle_serving.app import ServingApp, create_app
 from mlcycle_serving.logs import uvicorn_log_config
-from mlcycle_serving.model import Model
+from mlcycle_serving.model import model_name_from_uri
+from mlcycle_serving.server import Launch, serve
 from mlcycle_serving.settings import ServerSettings, SettingsError
+from mlcycle_serving.supervisor import supervise
 
 logger = logging.getLogger("mlcycle_serving")
 
@@ -40,28 +40,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--model-name", help="overrides MLCYCLE_MODEL_NAME")
     parser.add_argument("--host", help="overrides HOST")
     parser.add_argument("--port", type=int, help="overrides PORT")
+    parser.add_argument("--workers", type=int, help="overrides MLCYCLE_WORKERS")
+    parser.add_argument(
+        "--http",
+        choices=("httptools", "h11"),
+        help="HTTP parser (default: httptools when installed, else the pure-Python h11)",
+    )
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        help="event loop (default: uvloop when installed, else asyncio's own)",
+    )
     return parser.parse_args(argv)
-
-
-class DrainingServer(uvicorn.Server):
-    """On the first SIGTERM, report not-ready and keep serving for the shutdown delay, so
-    clients and endpoint lists move away before the listener closes; then shut down
-    gracefully, finishing in-flight requests. A second signal stops at once."""
-
-    def __init__(self, config: uvicorn.Config, app: ServingApp, delay_seconds: float) -> None:
-        super().__init__(config)
-        self.app = app
-        self.delay_seconds = delay_seconds
-
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        if self.app.draining or self.delay_seconds <= 0:
-            super().handle_exit(sig, frame)
-            return
-        self.app.draining = True
-        logger.info("Draining before shutdown", extra={"delay_seconds": self.delay_seconds})
-        timer = threading.Timer(self.delay_seconds, super().handle_exit, (sig, frame))
-        timer.daemon = True
-        timer.start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         environment.MODEL_NAME.name: args.model_name,
         environment.HOST.name: args.host,
         environment.PORT.name: None if args.port is None else str(args.port),
+        environment.WORKERS.name: None if args.workers is None else str(args.workers),
     }
     environ = {**os.environ, **{k: v for k, v in overrides.items() if v is not None}}
     try:
@@ -79,49 +70,26 @@ def main(argv: list[str] | None = None) -> int:
         logging.config.dictConfig(uvicorn_log_config("INFO"))
         logger.error("Invalid settings: %s", exc)
         return 2
-    log_config = uvicorn_log_config(settings.log_level)
-    logging.config.dictConfig(log_config)
-
+    logging.config.dictConfig(uvicorn_log_config(settings.log_level))
     disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series
-    model = Model(settings.model_uri, settings.model_name, settings.model_download_dir)
-    failed = False
-    server: uvicorn.Server | None = None
 
-    def on_load_error(_exc: BaseException) -> None:
-        nonlocal failed
-        failed = True
-        if server is not None:
-            server.should_exit = True
-
-    app = create_app(model, settings, on_load_error)
-    http = "httptools" if _installed("httptools") else "h11"
-    loop = "uvloop" if _installed("uvloop") else "asyncio"
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        http=http,
-        loop=loop,
-        lifespan="on",
-        log_config=log_config,
-        access_log=False,
-        server_header=False,
+    launch = Launch(
+        settings,
+        http=args.http or ("httptools" if _installed("httptools") else "h11"),
+        loop=args.loop or ("uvloop" if _installed("uvloop") else "asyncio"),
     )
-    server = DrainingServer(config, app, settings.shutdown_delay_seconds)
     logger.info(
         "Starting model server",
         extra={
-            "model": model.name,
+            "model": settings.model_name or model_name_from_uri(settings.model_uri),
             "uri": settings.model_uri,
             "address": f"{settings.host}:{settings.port}",
-            "http": http,
-            "loop": loop,
+            "http": launch.http,
+            "loop": launch.loop,
             "settings": {k: v for k, v in dataclasses.asdict(settings).items() if k != "model_uri"},
         },
     )
-    server.run()
-    return 1 if failed else 0
+    return serve(launch) if settings.workers == 1 else supervise(launch)
 
 
 if __name__ == "__main__":

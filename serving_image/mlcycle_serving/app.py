@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
@@ -320,7 +321,7 @@ class ServingApp:
         return _json(
             200,
             {
-                "server": {"name": SERVER_NAME, "version": __version__},
+                "server": {"name": SERVER_NAME, "version": __version__, "pid": os.getpid()},
                 "model": self.model.describe(),
                 "runtime": self.model.runtime.as_dict(),
                 "load_seconds": self.model.load_seconds,

@@ -29,6 +29,7 @@ class ServerSettings:
     shutdown_delay_seconds: float = float(environment.SHUTDOWN_DELAY_SECONDS.default)
     log_level: str = environment.LOG_LEVEL.default
     access_log: bool = False
+    workers: int = int(environment.WORKERS.default)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -62,6 +63,7 @@ class ServerSettings:
                 environment.SHUTDOWN_DELAY_SECONDS, text(environment.SHUTDOWN_DELAY_SECONDS)),
             log_level=log_level,
             access_log=_boolean(environment.ACCESS_LOG, text(environment.ACCESS_LOG)),
+            workers=_integer(environment.WORKERS, text(environment.WORKERS), minimum=1, maximum=16),
         )
 
 

@@ -32,6 +32,7 @@ def test_settings_defaults_are_the_contract_defaults() -> None:
     assert settings.max_batch_wait_ms == float(environment.MAX_BATCH_WAIT_MS.default)
     assert str(settings.max_body_bytes) == environment.MAX_BODY_BYTES.default
     assert settings.access_log is False
+    assert str(settings.workers) == environment.WORKERS.default
 
 
 def test_settings_read_every_server_variable() -> None:
@@ -47,6 +48,7 @@ def test_settings_read_every_server_variable() -> None:
         "MLCYCLE_SHUTDOWN_DELAY_SECONDS": "0",
         "MLCYCLE_LOG_LEVEL": "debug",
         "MLCYCLE_ACCESS_LOG": "true",
+        "MLCYCLE_WORKERS": "2",
     }
     assert set(environ) == {var.name for var in environment.SERVER_SETTINGS}
     assert ServerSettings.from_env(environ) == ServerSettings(
@@ -61,6 +63,7 @@ def test_settings_read_every_server_variable() -> None:
         shutdown_delay_seconds=0,
         log_level="DEBUG",
         access_log=True,
+        workers=2,
     )
 
 
@@ -74,6 +77,7 @@ def test_settings_read_every_server_variable() -> None:
         ({"MLCYCLE_MAX_BATCH_WAIT_MS": "-1"}, "must be in [0, 10000]"),
         ({"MLCYCLE_ACCESS_LOG": "maybe"}, "is not a boolean"),
         ({"MLCYCLE_LOG_LEVEL": "LOUD"}, "is not a log level"),
+        ({"MLCYCLE_WORKERS": "17"}, "MLCYCLE_WORKERS=17 must be in [1, 16]"),
     ],
 )
 def test_bad_settings_are_refused(environ: dict[str, str], message: str) -> None:

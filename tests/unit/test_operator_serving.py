@@ -40,6 +40,18 @@ def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -
     assert constants.LABEL_MODEL_VERSION not in spec["selector"]["matchLabels"]
 
 
+def test_the_server_runs_as_many_worker_processes_as_spec_serving_workers() -> None:
+    def workers_variable(spec: ModelDeploymentSpec) -> str | None:
+        built = build_deployment(OWNER, spec, ModelVersion("iris-classifier", 1, RUNTIME),
+                                 SETTINGS)
+        env = built["spec"]["template"]["spec"]["containers"][0]["env"]
+        return next((e["value"] for e in env if e["name"] == environment.WORKERS.name), None)
+
+    assert workers_variable(SPEC) == "1"
+    two = ModelDeploymentSpec.model_validate({**OWNER["spec"], "serving": {"workers": 2}})
+    assert workers_variable(two) == "2"
+
+
 def test_an_autoscaled_deployment_leaves_replicas_to_the_autoscaler() -> None:
     spec = ModelDeploymentSpec.model_validate(
         {**OWNER["spec"], "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6}})

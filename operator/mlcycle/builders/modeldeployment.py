@@ -54,6 +54,7 @@ def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVer
         {"name": environment.MAX_BATCH_WAIT_MS.name,
          "value": str(spec.serving.max_batch_wait_ms)},
         {"name": environment.MODEL_DOWNLOAD_DIR.name, "value": "/tmp/model"},
+        {"name": environment.WORKERS.name, "value": str(spec.serving.workers)},
         *storage_environment(settings),
     ]
     deployment_spec: Manifest = {
