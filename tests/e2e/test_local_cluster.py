@@ -15,13 +15,14 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localkube import processes
+from localkube import build, processes
 from localkube.cluster import ClusterState
 from localkube.paths import REPO_ROOT
 from localkube.testing import wait_for
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = REPO_ROOT / "examples" / "localkube"
+GO_MODULES = REPO_ROOT / "localkube" / "go"
 
 
 def kubectl(state: ClusterState, *args: str) -> str:
@@ -50,6 +51,26 @@ def process_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def go_mod_pin(family: str, module: str) -> str:
+    """The version `localkube/go/<family>/go.mod` requires of `module`: the pin itself."""
+    for line in (GO_MODULES / family / "go.mod").read_text().splitlines():
+        words = line.split("//")[0].split()
+        words = words[1:] if words[:1] == ["require"] else words
+        if len(words) == 2 and words[0] == module:
+            return words[1]
+    raise AssertionError(f"localkube/go/{family}/go.mod does not require {module}")
+
+
+def compiled_module_version(binary: Path) -> str:
+    """The version of the module a Go binary's main package was compiled from, read from the
+    build information the Go toolchain embeds (not from any version string a build stamps)."""
+    info = subprocess.run(["go", "version", "-m", str(binary)], capture_output=True, text=True,
+                          timeout=60, check=True).stdout
+    versions = [line.split()[2] for line in info.splitlines() if line.split()[:1] == ["mod"]]
+    assert len(versions) == 1, info
+    return versions[0]
+
+
 def test_every_component_is_recorded_and_running(local_cluster: ClusterState) -> None:
     """`down` stops what `up` recorded: a process missing here would outlive the cluster."""
     assert set(local_cluster.pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
@@ -57,10 +78,20 @@ def test_every_component_is_recorded_and_running(local_cluster: ClusterState) ->
     assert all(processes.alive(pid) for pid in local_cluster.pids.values())
 
 
-def test_kubectl_and_server_report_the_pinned_version(local_cluster: ClusterState) -> None:
+def test_kubectl_and_server_are_built_from_and_report_the_go_mod_pin(
+    local_cluster: ClusterState,
+) -> None:
+    pin = go_mod_pin("kubernetes", "k8s.io/kubernetes")
+    for binary in (local_cluster.kubectl, build.binary_path("kube-apiserver")):
+        assert compiled_module_version(binary) == pin, binary
     versions = json.loads(kubectl(local_cluster, "version", "-o", "json"))
-    assert versions["serverVersion"]["gitVersion"] == "v1.36.3"
-    assert versions["clientVersion"]["gitVersion"] == "v1.36.3"
+    assert versions["serverVersion"]["gitVersion"] == pin
+    assert versions["clientVersion"]["gitVersion"] == pin
+
+
+def test_etcd_is_built_from_the_go_mod_pin(local_cluster: ClusterState) -> None:
+    pin = go_mod_pin("etcd", "go.etcd.io/etcd/server/v3")
+    assert compiled_module_version(build.binary_path("etcd")) == pin
 
 
 def test_python_job_completes_with_its_termination_message_and_logs(
