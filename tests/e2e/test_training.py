@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+import yaml
 from kubernetes import client
 from mlflow import MlflowClient
 
@@ -78,9 +79,16 @@ def test_iris_example_trains_tracks_and_registers_version_1(
     assert registry(mlstack).get_model_version_by_alias(model_name, "champion").version == "1"
 
     s3 = storage(mlstack)
-    artifacts = s3.list_objects_v2(Bucket=mlstack.services.mlflow_bucket).get("Contents", [])
-    assert any(status["mlflow"]["runId"] in obj["Key"] or "MLmodel" in obj["Key"]
-               for obj in artifacts)
+    # This run's model, where the registry says version 1 lives, not any model in the bucket.
+    # The tracking server proxies artifacts: mlflow-artifacts:/<key> is s3://<its bucket>/<key>.
+    location = registry(mlstack).get_model_version_download_uri(model_name, "1")
+    assert location.startswith("mlflow-artifacts:/"), location
+    bucket, prefix = mlstack.services.mlflow_bucket, location.split(":", 1)[1].strip("/")
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/").get("Contents", [])
+    files = {obj["Key"].removeprefix(f"{prefix}/") for obj in listed}
+    assert {"MLmodel", "model.skops"} <= files, files
+    mlmodel = yaml.safe_load(s3.get_object(Bucket=bucket, Key=f"{prefix}/MLmodel")["Body"].read())
+    assert mlmodel["run_id"] == status["mlflow"]["runId"]
     snapshot_key = dataset["status"]["snapshotURI"].split("/", 3)[3]
     s3.head_object(Bucket=mlstack.services.data_bucket, Key=snapshot_key)
 
