@@ -177,7 +177,6 @@ METRICS_PATH: Final = "/metrics"
 
 TAG_RUNTIME_PREFIX: Final = "runtime."
 """The runtime a model was trained in, `runtime.<key>` (results.Runtime has the keys)."""
-TAG_RUNTIME_MLFLOW: Final = "runtime.mlflow"
 TAG_DATASET_NAME: Final = "mlcycle.dataset.name"
 TAG_DATASET_VERSION: Final = "mlcycle.dataset.version"
 TAG_TRAININGJOB_UID: Final = "mlcycle.trainingjob.uid"

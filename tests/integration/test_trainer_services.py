@@ -25,7 +25,7 @@ import boto3
 import pytest
 from mlflow.tracking import MlflowClient
 
-from mlcycle_trainer import contract
+from mlcycle_contract import environment as contract
 
 pytestmark = pytest.mark.e2e
 
@@ -65,13 +65,13 @@ def run_trainer(
         "HOME": str(workdir),
         "MPLCONFIGDIR": str(workdir / "matplotlib"),
         **services_env,
-        contract.ENV_DATA_BUCKET: DATA_BUCKET,
-        contract.ENV_NAMESPACE: NAMESPACE,
-        contract.ENV_OWNER_NAME: owner,
-        contract.ENV_OWNER_UID: f"uid-{owner}",
-        contract.ENV_IMAGE: "mlcycle-trainer:test",
-        contract.ENV_TERMINATION_LOG: str(termination_log),
-        contract.ENV_EXPERIMENT_NAME: EXPERIMENT,
+        contract.DATA_BUCKET.name: DATA_BUCKET,
+        contract.NAMESPACE.name: NAMESPACE,
+        contract.OWNER_NAME.name: owner,
+        contract.OWNER_UID.name: f"uid-{owner}",
+        contract.IMAGE.name: "mlcycle-trainer:test",
+        contract.TERMINATION_LOG.name: str(termination_log),
+        contract.MLFLOW_EXPERIMENT_NAME.name: EXPERIMENT,
         **env,
     }
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def ingest(
     return run_trainer(
         contract.COMMAND_INGEST,
         owner,
-        {contract.ENV_DATASET_SPEC: json.dumps(spec)},
+        {contract.DATASET_SPEC.name: json.dumps(spec)},
         services_env,
         workdir,
     )
@@ -121,11 +121,11 @@ def train(
     **extra_env: str,
 ) -> Outcome:
     env = {
-        contract.ENV_TRAINING_SPEC: json.dumps(spec),
-        contract.ENV_DATASET_NAME: dataset_name,
-        contract.ENV_DATASET_VERSION: dataset.message["version"],
-        contract.ENV_DATASET_URI: dataset.message["snapshotURI"],
-        contract.ENV_DATASET_TARGET: target,
+        contract.TRAINING_SPEC.name: json.dumps(spec),
+        contract.DATASET_NAME.name: dataset_name,
+        contract.DATASET_VERSION.name: dataset.message["version"],
+        contract.DATASET_URI.name: dataset.message["snapshotURI"],
+        contract.DATASET_TARGET.name: target,
         **extra_env,
     }
     return run_trainer(contract.COMMAND_TRAIN, owner, env, services_env, workdir)
@@ -293,7 +293,7 @@ def test_train_logs_registers_and_promotes_the_model(
 
     version = client.get_model_version(IRIS_MODEL, "1")
     assert version.run_id == run.info.run_id
-    assert version.tags[contract.TAG_RUNTIME_SKLEARN] == message["runtime"]["sklearn"]
+    assert version.tags[contract.runtime_tag("sklearn")] == message["runtime"]["sklearn"]
     assert version.tags[contract.TAG_DATASET_VERSION] == iris.message["version"]
     assert version.tags[contract.TAG_GATES_PASSED] == "true"
     assert client.get_model_version_by_alias(IRIS_MODEL, "champion").version == "1"
@@ -369,6 +369,7 @@ def test_a_csv_over_http_with_text_and_gaps_trains_end_to_end(
     assert "missing values" in warnings
 
     training = {
+        "datasetRef": {"name": "people"},
         "algorithm": "logistic_regression",
         "hyperparameters": {"C": 0.5, "max_iter": 500},
         "preprocessing": {"scaling": "minmax", "oneHotEncode": True},
@@ -394,6 +395,7 @@ def test_a_regressor_trains_on_a_builtin_without_profile(
     assert dataset.code == contract.EXIT_OK, dataset.stderr
     assert "profile" not in dataset.message
     training = {
+        "datasetRef": {"name": "diabetes"},
         "algorithm": "ridge",
         "hyperparameters": {"alpha": 0.5},
         "validation": {"folds": 3, "gates": [{"metric": "r2", "op": ">", "threshold": 0.2}]},
@@ -453,9 +455,9 @@ def test_bad_ingest_input_is_invalid_input_with_its_reason(
 @pytest.mark.parametrize(
     ("reason", "changes"),
     [
-        ("UnknownHyperparameter", {"hyperparameters": {"n_trees": 5}}),
+        ("InvalidHyperparameter", {"hyperparameters": {"n_trees": 5}}),
         ("InvalidHyperparameter", {"hyperparameters": {"n_estimators": "five"}}),
-        ("UnknownAlgorithm", {"algorithm": "xgboost"}),
+        ("InvalidSpec", {"algorithm": "xgboost"}),
         ("InvalidSpec", {"objective": {"metric": "r2"}}),
     ],
 )

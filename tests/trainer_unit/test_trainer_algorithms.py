@@ -1,7 +1,10 @@
-"""The allow-list: names, tasks, hyperparameter checks, and that every model round-trips
-through skops with only scikit-learn types trusted."""
+"""The algorithm table: each entry is a real estimator of its task whose declared search space
+and progress reporting hold, hyperparameters are checked before any data is read, and every
+model round-trips through skops trusting only the types the table lists."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -9,41 +12,78 @@ import pytest
 import skops.io
 from sklearn.base import is_classifier, is_regressor
 
-from mlcycle_contract.api.learning import CLASSIFIERS, Algorithm
-from mlcycle_trainer.algorithms import ALGORITHMS, build_estimator, lookup
+from mlcycle_contract.api.algorithms import (
+    ALGORITHMS,
+    IntermediateValues,
+    Task,
+    hyperparameter_problem,
+)
+from mlcycle_contract.api.learning import Algorithm
+from mlcycle_contract.api.parameters import ParameterType
+from mlcycle_contract.api.trainingjob import Scaling
+from mlcycle_trainer.algorithms import build_estimator, lookup
 from mlcycle_trainer.errors import InvalidInput
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.serialization import serialize
-from mlcycle_trainer.vocabulary import CLASSIFICATION, REGRESSION
 
 
-def test_the_allow_list_matches_the_operator_names_and_tasks() -> None:
-    assert set(ALGORITHMS) == {algorithm.value for algorithm in Algorithm}
-    for algorithm in Algorithm:
-        expected = CLASSIFICATION if algorithm in CLASSIFIERS else REGRESSION
-        assert ALGORITHMS[algorithm.value].task == expected, algorithm
+def test_the_api_enum_is_the_table() -> None:
+    assert [algorithm.value for algorithm in Algorithm] == list(ALGORITHMS)
 
 
-def test_every_entry_is_a_scikit_learn_estimator_of_its_task() -> None:
-    for name, algorithm in ALGORITHMS.items():
-        assert algorithm.estimator.__module__.startswith("sklearn."), name
-        check = is_classifier if algorithm.task == CLASSIFICATION else is_regressor
-        assert check(algorithm.estimator()), name
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_every_entry_is_a_scikit_learn_estimator_of_its_task(name: str) -> None:
+    algorithm = ALGORITHMS[name]
+    estimator = algorithm.estimator_class()()
+    assert type(estimator).__module__.startswith("sklearn.")
+    assert (is_classifier if algorithm.task == Task.CLASSIFICATION else is_regressor)(estimator)
 
 
-def test_an_unknown_algorithm_lists_the_allowed_ones() -> None:
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_the_declared_progress_reporting_exists(name: str) -> None:
+    algorithm = ALGORITHMS[name]
+    estimator = algorithm.estimator_class()
+    has_it = {
+        IntermediateValues.NONE: True,
+        IntermediateValues.STAGED_PREDICT: hasattr(estimator, "staged_predict"),
+        IntermediateValues.PARTIAL_FIT: hasattr(estimator, "partial_fit"),
+        IntermediateValues.WARM_START: "warm_start" in algorithm.parameter_names(),
+    }
+    assert has_it[algorithm.intermediate_values]
+
+
+def space_values(name: str) -> list[dict[str, Any]]:
+    """One hyperparameter setting per bound and per choice of the default search space."""
+    settings: list[dict[str, Any]] = []
+    for parameter, space in ALGORITHMS[name].search_space.items():
+        if space.type == ParameterType.CATEGORICAL:
+            settings += [{parameter: choice} for choice in space.choices or []]
+        else:
+            assert space.low is not None and space.high is not None
+            cast = int if space.type == ParameterType.INT else float
+            settings += [{parameter: cast(space.low)}, {parameter: cast(space.high)}]
+    return settings
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_the_default_search_space_is_accepted_by_the_estimator(name: str) -> None:
+    assert ALGORITHMS[name].search_space
+    for setting in space_values(name):
+        assert hyperparameter_problem(ALGORITHMS[name], setting) is None, setting
+
+
+def test_a_search_runs_as_single_trainings() -> None:
     with pytest.raises(InvalidInput) as excinfo:
-        lookup("os.system")
-    assert excinfo.value.reason == "UnknownAlgorithm"
-    assert "random_forest_classifier" in excinfo.value.message
+        lookup(None)
+    assert (excinfo.value.reason, excinfo.value.field) == ("InvalidSpec", "spec.algorithm")
 
 
 def test_an_unknown_hyperparameter_is_named_with_the_valid_ones() -> None:
     with pytest.raises(InvalidInput) as excinfo:
-        build_estimator(lookup("random_forest_classifier"), {"n_estimator": 10}, seed=1)
-    assert excinfo.value.reason == "UnknownHyperparameter"
+        build_estimator(lookup(Algorithm("random_forest_classifier")), {"n_estimator": 10}, 1)
+    assert excinfo.value.reason == "InvalidHyperparameter"
     message = excinfo.value.message
-    assert "'n_estimator'" in message or "n_estimator is" in message
+    assert "'n_estimator'" in message
     assert "n_estimators" in message and "max_depth" in message
 
 
@@ -61,19 +101,20 @@ def test_a_wrong_value_is_refused_before_any_data_is_read(
     algorithm: str, hyperparameters: dict[str, object]
 ) -> None:
     with pytest.raises(InvalidInput) as excinfo:
-        build_estimator(lookup(algorithm), hyperparameters, seed=1)
+        build_estimator(lookup(Algorithm(algorithm)), hyperparameters, seed=1)
     assert excinfo.value.reason == "InvalidHyperparameter"
     assert next(iter(hyperparameters)) in excinfo.value.message
 
 
 def test_random_state_defaults_to_the_seed_but_an_explicit_one_wins() -> None:
-    algorithm = lookup("random_forest_classifier")
+    algorithm = lookup(Algorithm("random_forest_classifier"))
     assert build_estimator(algorithm, {}, seed=7).get_params()["random_state"] == 7
     assert build_estimator(algorithm, {"random_state": 3}, seed=7).get_params()["random_state"] == 3
-    assert "random_state" not in build_estimator(lookup("knn_classifier"), {}, seed=7).get_params()
+    knn = build_estimator(lookup(Algorithm("knn_classifier")), {}, seed=7)
+    assert "random_state" not in knn.get_params()
 
 
-def small_frame(task: str) -> pd.DataFrame:
+def small_frame(task: Task) -> pd.DataFrame:
     rng = np.random.default_rng(0)
     rows = 60
     frame = pd.DataFrame(
@@ -84,7 +125,8 @@ def small_frame(task: str) -> pd.DataFrame:
             "flag": rng.integers(0, 2, size=rows).astype(bool),
         }
     )
-    frame["y"] = (frame["x1"] > 0).astype("int64") if task == CLASSIFICATION else frame["x1"] * 2.0
+    classes = (frame["x1"] > 0).astype("int64")
+    frame["y"] = classes if task == Task.CLASSIFICATION else frame["x1"] * 2.0
     return frame
 
 
@@ -103,14 +145,26 @@ FAST = {
 }
 
 
+def categorical_settings(name: str) -> list[dict[str, Any]]:
+    """The fast setting, and it with each choice of the search space (a choice may put
+    other types into the model, e.g. another distance metric)."""
+    categorical = [
+        setting
+        for setting in space_values(name)
+        if ALGORITHMS[name].search_space[next(iter(setting))].type == ParameterType.CATEGORICAL
+    ]
+    return [FAST.get(name, {}), *({**FAST.get(name, {}), **setting} for setting in categorical)]
+
+
 @pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 @pytest.mark.parametrize("name", sorted(ALGORITHMS))
-def test_every_algorithm_fits_and_loads_back_trusting_only_sklearn_types(name: str) -> None:
+def test_every_algorithm_loads_back_trusting_only_the_types_the_table_lists(name: str) -> None:
     algorithm = ALGORITHMS[name]
     x, y = features_and_target(small_frame(algorithm.task), "y", algorithm.task)
-    estimator = build_estimator(algorithm, FAST.get(name, {}), seed=0)
-    pipeline = build_pipeline(estimator, x, "standard", one_hot_encode=True).fit(x, y)
-    data, trusted = serialize(pipeline)
-    assert all(t.startswith("sklearn.") or t == "numpy.dtype" for t in trusted)
-    loaded = skops.io.loads(data, trusted=trusted)
-    np.testing.assert_array_equal(loaded.predict(x), pipeline.predict(x))
+    for hyperparameters in categorical_settings(name):
+        estimator = build_estimator(algorithm, hyperparameters, seed=0)
+        pipeline = build_pipeline(estimator, x, Scaling.STANDARD, one_hot_encode=True).fit(x, y)
+        data, trusted = serialize(pipeline, algorithm)
+        assert trusted == algorithm.skops_trusted_types()
+        loaded = skops.io.loads(data, trusted=trusted)
+        np.testing.assert_array_equal(loaded.predict(x), pipeline.predict(x))

@@ -39,7 +39,7 @@ def test_dtypes_are_reduced_to_four() -> None:
             "target": [0, 1, 0],
         }
     )
-    dtypes = {item["name"]: item["dtype"] for item in schema(normalise(frame, "target", None))}
+    dtypes = {item.name: item.dtype for item in schema(normalise(frame, "target", None))}
     assert dtypes == {
         "int8": "int64",
         "uint16": "int64",

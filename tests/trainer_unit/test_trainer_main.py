@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from mlcycle_contract import environment as contract
 from mlcycle_trainer import __main__ as entry
-from mlcycle_trainer import contract
 
 SECRET = "Sup3r-s3cret-value-xyz"
 
@@ -30,16 +30,16 @@ def environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
         if name.startswith(("MLCYCLE_", "MLFLOW_", "AWS_")):
             monkeypatch.delenv(name)
     path = tmp_path / "termination-log"
-    monkeypatch.setenv(contract.ENV_TERMINATION_LOG, str(path))
-    monkeypatch.setenv(contract.ENV_OWNER_NAME, "owner")
-    monkeypatch.setenv(contract.ENV_SECRET_KEY, SECRET)
+    monkeypatch.setenv(contract.TERMINATION_LOG.name, str(path))
+    monkeypatch.setenv(contract.OWNER_NAME.name, "owner")
+    monkeypatch.setenv(contract.AWS_SECRET_ACCESS_KEY.name, SECRET)
     yield path
     root.handlers[:], root.level = handlers, level
     signal.signal(signal.SIGTERM, sigterm)
 
 
 def outcome(path: Path) -> dict[str, str]:
-    error: dict[str, str] = json.loads(path.read_text())[contract.KEY_ERROR]
+    error: dict[str, str] = json.loads(path.read_text())["error"]
     return error
 
 
@@ -52,21 +52,26 @@ def test_a_missing_variable_is_named(environment: Path) -> None:
     assert entry.main([contract.COMMAND_INGEST]) == contract.EXIT_INVALID_INPUT
     error = outcome(environment)
     assert error["reason"] == "InvalidEnvironment"
-    assert contract.ENV_DATASET_SPEC in error["message"]
+    assert contract.DATASET_SPEC.name in error["message"]
 
 
 def test_an_unknown_hyperparameter_fails_before_any_io(
     environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    spec = {"algorithm": "random_forest_classifier", "hyperparameters": {"trees": 3}}
-    monkeypatch.setenv(contract.ENV_TRAINING_SPEC, json.dumps(spec))
+    spec = {
+        "datasetRef": {"name": "x"},
+        "algorithm": "random_forest_classifier",
+        "hyperparameters": {"trees": 3},
+    }
+    monkeypatch.setenv(contract.TRAINING_SPEC.name, json.dumps(spec))
     for name in ("NAME", "VERSION", "URI", "TARGET"):
         monkeypatch.setenv(
             f"MLCYCLE_DATASET_{name}", "s3://unreachable/x" if name == "URI" else "x"
         )
     assert entry.main([contract.COMMAND_TRAIN]) == contract.EXIT_INVALID_INPUT
     error = outcome(environment)
-    assert error["reason"] == "UnknownHyperparameter"
+    assert error["reason"] == "InvalidHyperparameter"
+    assert error["field"] == "spec.hyperparameters"
     assert "trees" in error["message"] and "n_estimators" in error["message"]
 
 
@@ -74,7 +79,7 @@ def test_secrets_reach_neither_the_log_nor_the_message(
     environment: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     spec = {"source": {"url": f"https://user:{SECRET}@host/d.csv"}, "target": "y", "format": SECRET}
-    monkeypatch.setenv(contract.ENV_DATASET_SPEC, json.dumps(spec))
+    monkeypatch.setenv(contract.DATASET_SPEC.name, json.dumps(spec))
     assert entry.main([contract.COMMAND_INGEST]) == contract.EXIT_INVALID_INPUT
     captured = capfd.readouterr()
     assert "InvalidSpec" in captured.err
@@ -82,12 +87,13 @@ def test_secrets_reach_neither_the_log_nor_the_message(
     for text in (captured.out, captured.err, environment.read_text()):
         assert SECRET not in text
     assert "spec.format" in outcome(environment)["message"]
+    assert outcome(environment)["field"] == "spec.format"
 
 
 def test_an_unexpected_error_is_an_internal_error(
     environment: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken() -> dict[str, object]:
+    def broken() -> object:
         raise RuntimeError("boom")
 
     monkeypatch.setattr("mlcycle_trainer.ingest.run_ingest", broken)
@@ -108,10 +114,10 @@ def test_sigterm_ends_the_command_as_transient(environment: Path) -> None:
         }
         env = {
             "PATH": os.environ["PATH"],
-            contract.ENV_OWNER_NAME: "owner",
-            contract.ENV_DATA_BUCKET: "bucket",
-            contract.ENV_DATASET_SPEC: json.dumps(spec),
-            contract.ENV_TERMINATION_LOG: str(environment),
+            contract.OWNER_NAME.name: "owner",
+            contract.DATA_BUCKET.name: "bucket",
+            contract.DATASET_SPEC.name: json.dumps(spec),
+            contract.TERMINATION_LOG.name: str(environment),
         }
         process = subprocess.Popen(
             [sys.executable, "-m", "mlcycle_trainer", "ingest"],

@@ -65,7 +65,7 @@ def test_column_statistics() -> None:
 
 def test_summary_has_five_top_features_and_a_few_warnings() -> None:
     profile_json = build_profile(messy_frame(), "label").as_json()
-    headline = summary(profile_json, "s3://b/report.html")
+    headline = summary(profile_json, "s3://b/report.html").to_wire()
     assert len(headline["topFeatures"]) == 5
     assert set(headline["topFeatures"][0]) == {"name", "importance"}
     assert 1 <= len(headline["warnings"]) <= 5

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from mlcycle_contract.api.dataset import BuiltinDataset
 from mlcycle_trainer.errors import InvalidInput, Transient
 from mlcycle_trainer.sources import fetch_url, load_builtin
 
@@ -84,7 +85,7 @@ def test_a_refused_connection_is_transient() -> None:
 
 
 def test_a_builtin_target_takes_the_requested_name() -> None:
-    assert "species" in load_builtin("iris", "species").columns
-    assert "target" in load_builtin("iris", "target").columns
-    wine = load_builtin("wine", "alcohol")  # another column as the target: kept as it is
+    assert "species" in load_builtin(BuiltinDataset.IRIS, "species").columns
+    assert "target" in load_builtin(BuiltinDataset.IRIS, "target").columns
+    wine = load_builtin(BuiltinDataset.WINE, "alcohol")  # another column as target: kept
     assert {"alcohol", "target"} <= set(wine.columns)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from mlcycle_trainer.contract import TERMINATION_MESSAGE_LIMIT
-from mlcycle_trainer.termination import error_message, fit, write
+from mlcycle_contract.environment import TERMINATION_MESSAGE_LIMIT
+from mlcycle_contract.results import IngestionResult, TrainingResult
+from mlcycle_trainer.termination import failure, fit, write
 
 
-def ingest_message(columns: int, warnings: int) -> dict[str, object]:
+def ingest_message(columns: int, warnings: int) -> dict[str, Any]:
     return {
         "version": "0123456789abcdef",
         "snapshotURI": "s3://mlcycle-data/datasets/ns/name/0123456789abcdef/data.parquet",
@@ -30,34 +32,49 @@ def ingest_message(columns: int, warnings: int) -> dict[str, object]:
 
 def test_a_small_message_is_compact_json_unchanged() -> None:
     message = ingest_message(3, 1)
-    encoded = fit(message)
+    encoded = fit(IngestionResult.model_validate(message))
     assert json.loads(encoded) == message
     assert b" " not in encoded.replace(b"12.5% missing", b"")[:40]
 
 
 def test_a_wide_dataset_is_cut_to_fit_and_says_so() -> None:
     message = ingest_message(2000, 50)
-    encoded = fit(message)
+    encoded = fit(IngestionResult.model_validate(message))
     assert len(encoded) <= TERMINATION_MESSAGE_LIMIT
     decoded = json.loads(encoded)
     assert decoded["truncated"] is True
     assert decoded["columns"] == 2000 and decoded["version"] == "0123456789abcdef"
     assert 0 < len(decoded["schema"]) < 2000
-    assert decoded["profile"]["topFeatures"] == message["profile"]["topFeatures"]  # type: ignore[index]
+    assert decoded["profile"]["topFeatures"] == message["profile"]["topFeatures"]
 
 
 def test_many_metrics_keep_the_headline_ones() -> None:
     metrics = {f"cv_metric_{i}_mean": 0.123456 for i in range(300)} | {"accuracy": 0.9}
-    encoded = fit({"metrics": metrics, "fitSeconds": 1.0, "gates": {"passed": True, "failed": []}})
+    result = TrainingResult.model_validate(
+        {
+            "metrics": metrics,
+            "fitSeconds": 1.0,
+            "model": {"name": "iris", "version": 1, "uri": "models:/iris/1"},
+            "mlflow": {"runId": "0123", "experimentId": "1"},
+            "runtime": {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"},
+            "gates": {"passed": False, "failed": ["accuracy >= 0.99 (got 0.9)"] * 100},
+            "datasetVersion": "0123456789abcdef",
+        }
+    )
+    encoded = fit(result)
     assert len(encoded) <= TERMINATION_MESSAGE_LIMIT
-    assert json.loads(encoded)["metrics"] == {"accuracy": 0.9}
+    decoded = json.loads(encoded)
+    assert decoded["metrics"] == {"accuracy": 0.9}
+    assert decoded["gates"] == {"passed": False, "failed": ["accuracy >= 0.99 (got 0.9)"]}
+    assert TrainingResult.model_validate(decoded).truncated is True
 
 
 def test_a_long_error_message_is_cut() -> None:
-    encoded = fit(error_message("TargetColumnMissing", "x" * 100_000))
+    encoded = fit(failure("TargetColumnMissing", "x" * 100_000, "spec.target"))
     decoded = json.loads(encoded)
     assert len(encoded) <= TERMINATION_MESSAGE_LIMIT
     assert decoded["error"]["reason"] == "TargetColumnMissing"
+    assert decoded["error"]["field"] == "spec.target"
 
 
 def test_secrets_from_the_environment_are_never_written(
@@ -67,7 +84,7 @@ def test_secrets_from_the_environment_are_never_written(
     path = tmp_path / "termination-log"
     write(
         str(path),
-        error_message("SourceUnreadable", "GET https://user:pw@host/x?k=s3cr3t-value-123"),
+        failure("SourceUnreadable", "GET https://user:pw@host/x?k=s3cr3t-value-123"),
     )
     text = path.read_text()
     assert "s3cr3t-value-123" not in text and "user:pw" not in text
@@ -75,4 +92,4 @@ def test_secrets_from_the_environment_are_never_written(
 
 
 def test_an_unwritable_path_is_only_logged(tmp_path: Path) -> None:
-    assert write(str(tmp_path / "missing-dir" / "log"), {"version": "v"}) > 0
+    assert write(str(tmp_path / "missing-dir" / "log"), failure("Terminated", "stopped")) > 0

@@ -1,5 +1,5 @@
-"""`python -m mlcycle_trainer ingest|train`: run one command, report through the
-termination message, exit with the contract's code.
+"""`python -m mlcycle_trainer ingest|train`: run one command, report its typed result through
+the termination message, exit with the contract's code.
 
 Every outcome writes the termination-message JSON; a failure also logs one line with its
 reason. Neither ever contains an environment value (secrets are scrubbed regardless).
@@ -13,9 +13,15 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
-from mlcycle_trainer import contract, termination
+from mlcycle_contract.environment import (
+    COMMAND_INGEST,
+    COMMAND_TRAIN,
+    EXIT_INTERNAL_ERROR,
+    EXIT_OK,
+)
+from mlcycle_contract.results import CommandResult
+from mlcycle_trainer import termination
 from mlcycle_trainer.environment import termination_log_path
 from mlcycle_trainer.errors import (
     INTERNAL_ERROR,
@@ -27,16 +33,16 @@ from mlcycle_trainer.logs import configure_logging
 
 logger = logging.getLogger("mlcycle_trainer")
 
-USAGE = f"usage: python -m mlcycle_trainer {{{contract.COMMAND_INGEST}|{contract.COMMAND_TRAIN}}}"
+USAGE = f"usage: python -m mlcycle_trainer {{{COMMAND_INGEST}|{COMMAND_TRAIN}}}"
 
 
-def _command(name: str) -> Callable[[], dict[str, Any]] | None:
+def _command(name: str) -> Callable[[], CommandResult] | None:
     # Imported on demand: each command loads only the libraries it needs.
-    if name == contract.COMMAND_INGEST:
+    if name == COMMAND_INGEST:
         from mlcycle_trainer.ingest import run_ingest
 
         return run_ingest
-    if name == contract.COMMAND_TRAIN:
+    if name == COMMAND_TRAIN:
         from mlcycle_trainer.train import run_train
 
         return run_train
@@ -64,9 +70,9 @@ def main(argv: list[str]) -> int:
         command = _command(name)
         if command is None:
             raise TrainerError(UNKNOWN_COMMAND, f"unknown command {' '.join(argv)!r}; {USAGE}")
-        message = command()
-        code = contract.EXIT_OK
-        size = termination.write(path, message)
+        result = command()
+        code = EXIT_OK
+        size = termination.write(path, result)
         logger.info(
             "%s succeeded in %.1f s (termination message: %d bytes)",
             name,
@@ -75,12 +81,12 @@ def main(argv: list[str]) -> int:
         )
     except (TrainerError, Terminated) as exc:
         code = exc.exit_code
-        termination.write(path, termination.error_message(exc.reason, exc.message))
+        termination.write(path, termination.failure(exc.reason, exc.message, exc.field))
         logger.error("%s failed: %s: %s", name or "mlcycle_trainer", exc.reason, exc.message)
     except Exception as exc:
-        code = contract.EXIT_INTERNAL_ERROR
+        code = EXIT_INTERNAL_ERROR
         text = f"{type(exc).__name__}: {exc}{_where(exc)}"
-        termination.write(path, termination.error_message(INTERNAL_ERROR, text))
+        termination.write(path, termination.failure(INTERNAL_ERROR, text))
         logger.error("%s failed: %s: %s", name, INTERNAL_ERROR, text)
     return code
 

@@ -1,42 +1,56 @@
-"""What the operator hands the trainer through its environment (names in `contract`)."""
+"""What the operator hands the trainer through its environment (`mlcycle_contract.environment`),
+read and validated once."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
-from mlcycle_trainer import contract
+from pydantic import BaseModel, ValidationError
+
+from mlcycle_contract.environment import (
+    IMAGE,
+    NAMESPACE,
+    OWNER_NAME,
+    OWNER_UID,
+    TERMINATION_LOG,
+    EnvVar,
+)
 from mlcycle_trainer.errors import INVALID_ENVIRONMENT, INVALID_SPEC, InvalidInput
 
+Model = TypeVar("Model", bound=BaseModel)
 
-def required(name: str, environ: Mapping[str, str] | None = None) -> str:
-    """The value of a variable that must be set (the error names it, never a value)."""
-    value = (os.environ if environ is None else environ).get(name, "").strip()
+
+def required(var: EnvVar, environ: Mapping[str, str] | None = None) -> str:
+    """The value of a variable that must be set, or has a default (the error names it,
+    never a value)."""
+    value = optional(var, environ)
     if not value:
-        raise InvalidInput(INVALID_ENVIRONMENT, f"environment variable {name} is not set")
+        raise InvalidInput(INVALID_ENVIRONMENT, f"environment variable {var.name} is not set")
     return value
 
 
-def optional(name: str, environ: Mapping[str, str] | None = None) -> str | None:
-    value = (os.environ if environ is None else environ).get(name, "").strip()
-    return value or None
+def optional(var: EnvVar, environ: Mapping[str, str] | None = None) -> str:
+    """The value of a variable, or its default."""
+    return (os.environ if environ is None else environ).get(var.name, "").strip() or var.default
 
 
-def spec_from_json(name: str, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """The custom resource spec that the operator put into variable `name`, as a dict."""
-    text = required(name, environ)
+def model_from_json(
+    var: EnvVar, model: type[Model], root: str, environ: Mapping[str, str] | None = None
+) -> Model:
+    """The API object the operator put into `var` as JSON; an invalid one names its field,
+    as `root.path.to.field`."""
     try:
-        spec = json.loads(text)
-    except json.JSONDecodeError as exc:
+        return model.model_validate_json(required(var, environ))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(part) for part in (root, *first["loc"]))
+        others = f" (and {exc.error_count() - 1} more problems)" if exc.error_count() > 1 else ""
         raise InvalidInput(
-            INVALID_SPEC, f"{name} is not valid JSON: {exc.msg} at {exc.pos}"
+            INVALID_SPEC, f"{var.name}: {field}: {first['msg']}{others}", field
         ) from exc
-    if not isinstance(spec, dict):
-        raise InvalidInput(INVALID_SPEC, f"{name} must hold a JSON object")
-    return spec
 
 
 @dataclass(frozen=True)
@@ -51,12 +65,12 @@ class Owner:
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] | None = None) -> Owner:
         return cls(
-            namespace=optional(contract.ENV_NAMESPACE, environ) or "default",
-            name=required(contract.ENV_OWNER_NAME, environ),
-            uid=optional(contract.ENV_OWNER_UID, environ) or "",
-            image=optional(contract.ENV_IMAGE, environ) or "",
+            namespace=optional(NAMESPACE, environ),
+            name=required(OWNER_NAME, environ),
+            uid=optional(OWNER_UID, environ),
+            image=optional(IMAGE, environ),
         )
 
 
 def termination_log_path(environ: Mapping[str, str] | None = None) -> str:
-    return optional(contract.ENV_TERMINATION_LOG, environ) or contract.DEFAULT_TERMINATION_LOG
+    return optional(TERMINATION_LOG, environ)

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from mlcycle_trainer.contract import EXIT_INVALID_INPUT, EXIT_TRANSIENT
+from mlcycle_contract.environment import EXIT_INVALID_INPUT, EXIT_TRANSIENT
 
 # Reasons of InvalidInput.
 UNKNOWN_COMMAND = "UnknownCommand"
@@ -20,10 +20,9 @@ TARGET_COLUMN_MISSING = "TargetColumnMissing"
 FEATURE_COLUMN_MISSING = "FeatureColumnMissing"
 NO_FEATURE_COLUMNS = "NoFeatureColumns"
 SNAPSHOT_UNREADABLE = "SnapshotUnreadable"
-UNKNOWN_ALGORITHM = "UnknownAlgorithm"
-UNKNOWN_HYPERPARAMETER = "UnknownHyperparameter"
 INVALID_HYPERPARAMETER = "InvalidHyperparameter"
 TARGET_UNSUITABLE = "TargetUnsuitable"
+INVALID_SPLIT = "InvalidSplit"
 FIT_FAILED = "FitFailed"
 MODEL_NOT_SERIALIZABLE = "ModelNotSerializable"
 ACCESS_DENIED = "AccessDenied"
@@ -39,14 +38,16 @@ INTERNAL_ERROR = "InternalError"
 
 
 class TrainerError(Exception):
-    """A failure with a reason for the operator and a message for the user."""
+    """A failure with a reason for the operator, a message for the user and, when one input
+    is to blame, its path (`spec.target`)."""
 
     exit_code: int = EXIT_INVALID_INPUT
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.field = field
 
 
 class InvalidInput(TrainerError):
@@ -67,6 +68,7 @@ class Terminated(BaseException):
 
     exit_code = EXIT_TRANSIENT
     reason = TERMINATED
+    field = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)

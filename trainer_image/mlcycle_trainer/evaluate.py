@@ -1,5 +1,5 @@
 """Model evaluation: predictive metrics (holdout, cross-validation, training set) and
-processing metrics (in-process latency and throughput), named as in `vocabulary`."""
+processing metrics (in-process latency and throughput), named as in the API's `learning`."""
 
 from __future__ import annotations
 
@@ -23,13 +23,7 @@ from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from mlcycle_trainer.vocabulary import (
-    CLASSIFICATION,
-    LATENCY_P50_MS,
-    LATENCY_P99_MS,
-    THROUGHPUT_ROWS_PER_SECOND,
-    is_minimized,
-)
+from mlcycle_contract.api.learning import Direction, GateMetric, Metric, Task, metric_direction
 
 logger = logging.getLogger(__name__)
 
@@ -57,14 +51,14 @@ def has_probabilities(pipeline: Pipeline) -> bool:
 
 
 def predictive_scores(
-    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: str
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: Task
 ) -> dict[str, float]:
     """The task's metrics of a fitted pipeline on (x, y).
 
     roc_auc and log_loss need predict_proba (e.g. svc only has it with probability=True).
     """
     predicted = pipeline.predict(x)
-    if task != CLASSIFICATION:
+    if task != Task.CLASSIFICATION:
         return {
             "r2": float(r2_score(y, predicted)),
             "rmse": float(root_mean_squared_error(y, predicted)),
@@ -91,7 +85,7 @@ def predictive_scores(
 
 
 def cross_validation(
-    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: str, folds: int, seed: int
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, task: Task, folds: int, seed: int
 ) -> tuple[dict[str, float], int]:
     """cv_<metric>_mean and cv_<metric>_std over the training rows, and the folds used.
 
@@ -99,7 +93,7 @@ def cross_validation(
     """
     if folds < 2:
         return {}, 0
-    if task == CLASSIFICATION:
+    if task == Task.CLASSIFICATION:
         smallest_class = int(y.value_counts().min())
         if smallest_class < folds:
             logger.warning(
@@ -117,7 +111,7 @@ def cross_validation(
     else:
         splitter = KFold(n_splits=folds, shuffle=True, random_state=seed)
         metrics = ["r2", "rmse", "mae"]
-    multiclass = task == CLASSIFICATION and y.nunique() > 2
+    multiclass = task == Task.CLASSIFICATION and y.nunique() > 2
     scoring = {
         metric: "roc_auc_ovr" if metric == "roc_auc" and multiclass else _CV_SCORERS[metric][0]
         for metric in metrics
@@ -136,13 +130,13 @@ def cross_validation(
 
 
 def generalization_gap(
-    train: dict[str, float], holdout: dict[str, float], metric: str
+    train: dict[str, float], holdout: dict[str, float], metric: Metric
 ) -> float | None:
     """How much worse the holdout is than the training set on `metric` (> 0: overfitting)."""
     if metric not in train or metric not in holdout:
         return None
     difference = train[metric] - holdout[metric]
-    return -difference if is_minimized(metric) else difference
+    return -difference if metric_direction(metric) == Direction.MINIMIZE else difference
 
 
 def processing_metrics(pipeline: Pipeline, x: pd.DataFrame) -> dict[str, float]:
@@ -166,10 +160,10 @@ def _measure_processing(pipeline: Pipeline, x: pd.DataFrame) -> dict[str, float]
     )
     batch_seconds = float(np.median(_timed_calls(pipeline, [batch] * THROUGHPUT_CALLS)))
     return {
-        LATENCY_P50_MS: float(np.percentile(latencies, 50) * 1000),
-        LATENCY_P99_MS: float(np.percentile(latencies, 99) * 1000),
+        GateMetric.LATENCY_P50_MS.value: float(np.percentile(latencies, 50) * 1000),
+        GateMetric.LATENCY_P99_MS.value: float(np.percentile(latencies, 99) * 1000),
         LATENCY_BATCH_MS: batch_seconds * 1000,
-        THROUGHPUT_ROWS_PER_SECOND: THROUGHPUT_BATCH_ROWS / batch_seconds,
+        GateMetric.THROUGHPUT_ROWS_PER_SECOND.value: THROUGHPUT_BATCH_ROWS / batch_seconds,
     }
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pyarrow as pa
 from pandas.api import types
 
+from mlcycle_contract.api.dataset import ColumnSchema
 from mlcycle_trainer.errors import (
     EMPTY_DATASET,
     FEATURE_COLUMN_MISSING,
@@ -58,7 +59,7 @@ def _first_line(exc: Exception) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
-def normalise(frame: pd.DataFrame, target: str, features: tuple[str, ...] | None) -> pd.DataFrame:
+def normalise(frame: pd.DataFrame, target: str, features: list[str] | None) -> pd.DataFrame:
     """Validate the columns and return the normalised frame (features in order, target last)."""
     frame = frame.reset_index(drop=True).rename(columns=lambda name: str(name).strip())
     names = [str(name) for name in frame.columns]
@@ -105,5 +106,5 @@ def normalise_column(column: pd.Series) -> pd.Series:
     return column.astype("string")
 
 
-def schema(frame: pd.DataFrame) -> list[dict[str, str]]:
-    return [{"name": str(name), "dtype": str(dtype)} for name, dtype in frame.dtypes.items()]
+def schema(frame: pd.DataFrame) -> list[ColumnSchema]:
+    return [ColumnSchema(name=str(name), dtype=str(dtype)) for name, dtype in frame.dtypes.items()]

@@ -5,28 +5,20 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-from mlcycle_trainer.specs import Gate
+from mlcycle_contract.api.evaluation import Gate, GateOperator
+from mlcycle_contract.results import GateOutcome
 
-COMPARISONS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge,
-    "<=": operator.le,
-    ">": operator.gt,
-    "<": operator.lt,
+COMPARISONS: dict[GateOperator, Callable[[float, float], bool]] = {
+    GateOperator.GE: operator.ge,
+    GateOperator.LE: operator.le,
+    GateOperator.GT: operator.gt,
+    GateOperator.LT: operator.lt,
 }
 
 
-@dataclass(frozen=True)
-class GateOutcome:
-    """Whether every gate held, and a line for each that did not."""
-
-    passed: bool
-    failed: list[str] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"passed": self.passed, "failed": self.failed}
+def describe(gate: Gate) -> str:
+    return f"{gate.metric} {gate.op} {gate.threshold:g}"
 
 
 def evaluate_gates(gates: Sequence[Gate], metrics: Mapping[str, float]) -> GateOutcome:
@@ -35,7 +27,7 @@ def evaluate_gates(gates: Sequence[Gate], metrics: Mapping[str, float]) -> GateO
     for gate in gates:
         value = metrics.get(gate.metric)
         if value is None or math.isnan(value):
-            failed.append(f"{gate} (not measured)")
+            failed.append(f"{describe(gate)} (not measured)")
         elif not COMPARISONS[gate.op](value, gate.threshold):
-            failed.append(f"{gate} (got {value:.4g})")
+            failed.append(f"{describe(gate)} (got {value:.4g})")
     return GateOutcome(passed=not failed, failed=failed)

@@ -8,16 +8,17 @@ from __future__ import annotations
 import io
 import json
 import logging
-from typing import Any
 
 import pandas as pd
 
-from mlcycle_trainer import contract, frames, sources
-from mlcycle_trainer.environment import Owner, required, spec_from_json
+from mlcycle_contract.api.dataset import DatasetSpec, ProfileSummary
+from mlcycle_contract.environment import DATA_BUCKET, DATASET_SPEC
+from mlcycle_contract.results import IngestionResult
+from mlcycle_trainer import frames, sources
+from mlcycle_trainer.environment import Owner, model_from_json, required
 from mlcycle_trainer.hashing import dataset_version
 from mlcycle_trainer.logs import redact
 from mlcycle_trainer.profile import build_profile, summary
-from mlcycle_trainer.specs import DatasetSpec
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
 logger = logging.getLogger(__name__)
@@ -40,16 +41,17 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 def load_frame(spec: DatasetSpec, store: ObjectStore) -> pd.DataFrame:
     """The source's data as it comes, before normalisation."""
-    if spec.builtin is not None:
-        return sources.load_builtin(spec.builtin, spec.target)
-    return frames.parse(sources.fetch_raw(spec, store), spec.format, spec.source_description)
+    if spec.source.builtin is not None:
+        return sources.load_builtin(spec.source.builtin, spec.target)
+    raw = sources.fetch_raw(spec.source, store)
+    return frames.parse(raw, spec.format, sources.describe(spec.source))
 
 
-def run_ingest(store: ObjectStore | None = None) -> dict[str, Any]:
-    """Ingest the Dataset described by the environment; returns the termination message."""
+def run_ingest(store: ObjectStore | None = None) -> IngestionResult:
+    """Ingest the Dataset described by the environment."""
     owner = Owner.from_environment()
-    spec = DatasetSpec.from_json(spec_from_json(contract.ENV_DATASET_SPEC))
-    bucket = required(contract.ENV_DATA_BUCKET)
+    spec = model_from_json(DATASET_SPEC, DatasetSpec, "spec")
+    bucket = required(DATA_BUCKET)
     store = store or ObjectStore()
 
     frame = frames.normalise(load_frame(spec, store), spec.target, spec.features)
@@ -69,18 +71,19 @@ def run_ingest(store: ObjectStore | None = None) -> dict[str, Any]:
     else:
         store.put(snapshot, parquet_bytes(frame), "application/vnd.apache.parquet")
 
-    message: dict[str, Any] = {
-        "version": version,
-        "snapshotURI": snapshot.uri,
-        "rows": len(frame),
-        "columns": len(frame.columns),
-        "schema": frames.schema(frame),
-    }
-    if spec.profile_enabled:
-        message["profile"] = ensure_profile(
-            store, frame, spec, owner, prefix.child(PROFILE_DIR), version
-        )
-    return message
+    profile = (
+        ensure_profile(store, frame, spec, owner, prefix.child(PROFILE_DIR), version)
+        if spec.profile.enabled
+        else None
+    )
+    return IngestionResult(
+        version=version,
+        snapshot_uri=snapshot.uri,
+        rows=len(frame),
+        columns=len(frame.columns),
+        schema_=frames.schema(frame),
+        profile=profile,
+    )
 
 
 def ensure_profile(
@@ -90,7 +93,7 @@ def ensure_profile(
     owner: Owner,
     directory: S3Location,
     version: str,
-) -> dict[str, Any]:
+) -> ProfileSummary:
     """The profile summary; computed and uploaded unless this version has one already.
 
     profile.json is uploaded last, so its presence means the profile is complete.
@@ -112,7 +115,7 @@ def ensure_profile(
     facts = {
         "Dataset": f"{owner.namespace}/{owner.name}",
         "Version": version,
-        "Source": redact(spec.source_description),
+        "Source": redact(sources.describe(spec.source)),
         "Rows": str(profile.rows),
         "Columns": str(len(frame.columns)),
         "Target": f"{spec.target} ({profile.task})",

@@ -6,42 +6,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mlcycle_trainer import contract
-from mlcycle_trainer.algorithms import Algorithm
-from mlcycle_trainer.environment import Owner, required
-from mlcycle_trainer.gates import GateOutcome
-from mlcycle_trainer.specs import TrainingSpec
+from mlcycle_contract.api.algorithms import AlgorithmDefinition
+from mlcycle_contract.api.dataset import SplitSpec
+from mlcycle_contract.api.learning import Metric
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
+from mlcycle_contract.environment import (
+    DATASET_NAME,
+    DATASET_SPLIT,
+    DATASET_TARGET,
+    DATASET_URI,
+    DATASET_VERSION,
+    TAG_DATASET_NAME,
+    TAG_DATASET_VERSION,
+    TAG_GATES_PASSED,
+    TAG_TRAININGJOB_UID,
+    runtime_tag,
+)
+from mlcycle_contract.results import GateOutcome
+from mlcycle_trainer.environment import Owner, model_from_json, required
+from mlcycle_trainer.gates import describe
+from mlcycle_trainer.validation import Holdout
 
-RUNTIME_TAGS = {
-    "python": contract.TAG_RUNTIME_PYTHON,
-    "sklearn": contract.TAG_RUNTIME_SKLEARN,
-    "numpy": contract.TAG_RUNTIME_NUMPY,
-    "mlflow": contract.TAG_RUNTIME_MLFLOW,
-}
 TAG_GATES_FAILED = "mlcycle.gates.failed"
 
 
 @dataclass(frozen=True)
 class DatasetInput:
-    """The Dataset version the operator resolved and pinned for this run."""
+    """The Dataset version the operator resolved and pinned for this run, and its split."""
 
     name: str
     version: str
     uri: str
     target: str
+    split: SplitSpec
 
     @classmethod
     def from_environment(cls) -> DatasetInput:
         return cls(
-            name=required(contract.ENV_DATASET_NAME),
-            version=required(contract.ENV_DATASET_VERSION),
-            uri=required(contract.ENV_DATASET_URI),
-            target=required(contract.ENV_DATASET_TARGET),
+            name=required(DATASET_NAME),
+            version=required(DATASET_VERSION),
+            uri=required(DATASET_URI),
+            target=required(DATASET_TARGET),
+            split=model_from_json(DATASET_SPLIT, SplitSpec, "spec.split"),
         )
 
 
 def runtime_tags(runtime: dict[str, str]) -> dict[str, str]:
-    return {RUNTIME_TAGS[key]: value for key, value in runtime.items() if key in RUNTIME_TAGS}
+    return {runtime_tag(key): value for key, value in runtime.items()}
 
 
 def _non_empty(tags: dict[str, str]) -> dict[str, str]:
@@ -49,19 +60,22 @@ def _non_empty(tags: dict[str, str]) -> dict[str, str]:
 
 
 def run_tags(
-    owner: Owner, dataset: DatasetInput, algorithm: Algorithm, runtime: dict[str, str]
+    owner: Owner,
+    dataset: DatasetInput,
+    algorithm: AlgorithmDefinition,
+    runtime: dict[str, str],
 ) -> dict[str, str]:
     """Tags of the run: where it ran, on what data, with which estimator and runtime."""
     return _non_empty(
         {
             "mlcycle.namespace": owner.namespace,
             "mlcycle.trainingjob.name": owner.name,
-            contract.TAG_TRAININGJOB_UID: owner.uid,
+            TAG_TRAININGJOB_UID: owner.uid,
             "mlcycle.image": owner.image,
             "mlcycle.algorithm": algorithm.name,
-            "mlcycle.task": algorithm.task,
-            contract.TAG_DATASET_NAME: dataset.name,
-            contract.TAG_DATASET_VERSION: dataset.version,
+            "mlcycle.task": algorithm.task.value,
+            TAG_DATASET_NAME: dataset.name,
+            TAG_DATASET_VERSION: dataset.version,
             "mlcycle.dataset.uri": dataset.uri,
             **runtime_tags(runtime),
         }
@@ -69,7 +83,7 @@ def run_tags(
 
 
 def gate_tags(outcome: GateOutcome) -> dict[str, str]:
-    tags = {contract.TAG_GATES_PASSED: str(outcome.passed).lower()}
+    tags = {TAG_GATES_PASSED: str(outcome.passed).lower()}
     if outcome.failed:
         tags[TAG_GATES_FAILED] = "; ".join(outcome.failed)
     return tags
@@ -82,9 +96,9 @@ def version_tags(
     return _non_empty(
         {
             **runtime_tags(runtime),
-            contract.TAG_DATASET_NAME: dataset.name,
-            contract.TAG_DATASET_VERSION: dataset.version,
-            contract.TAG_TRAININGJOB_UID: owner.uid,
+            TAG_DATASET_NAME: dataset.name,
+            TAG_DATASET_VERSION: dataset.version,
+            TAG_TRAININGJOB_UID: owner.uid,
             "mlcycle.namespace": owner.namespace,
             "mlcycle.image": owner.image,
             **gate_tags(outcome),
@@ -93,26 +107,30 @@ def version_tags(
 
 
 def run_params(
-    spec: TrainingSpec,
-    algorithm: Algorithm,
-    objective: str,
+    spec: TrainingJobSpec,
+    algorithm: AlgorithmDefinition,
+    objective: Metric,
+    holdout: Holdout,
     estimator_params: dict[str, Any],
     data_shape: dict[str, int],
 ) -> dict[str, Any]:
     """Every condition of the run: the estimator's effective parameters (defaults included,
     under their scikit-learn names) and the settings (dotted names, which never collide)."""
+    validation = spec.validation
     return {
         **estimator_params,
         "algorithm.name": algorithm.name,
-        "algorithm.task": algorithm.task,
-        "preprocessing.scaling": spec.scaling,
-        "preprocessing.one_hot_encode": spec.one_hot_encode,
-        "validation.holdout_fraction": spec.holdout_fraction,
-        "validation.folds": spec.folds,
-        "validation.seed": spec.seed,
-        "validation.gates": "; ".join(str(gate) for gate in spec.gates) or "none",
-        "objective.metric": objective,
-        "registry.model_name": spec.model_name or "",
-        "registry.alias": spec.alias or "",
+        "algorithm.task": algorithm.task.value,
+        "preprocessing.scaling": spec.preprocessing.scaling.value,
+        "preprocessing.one_hot_encode": spec.preprocessing.one_hot_encode,
+        "validation.holdout_fraction": holdout.fraction,
+        "validation.folds": validation.folds,
+        "validation.seed": validation.seed,
+        "validation.gates": "; ".join(describe(gate) for gate in validation.gates) or "none",
+        "split.seed": holdout.seed,
+        "split.stratify": holdout.stratify,
+        "objective.metric": objective.value,
+        "registry.model_name": spec.registry.model_name or "",
+        "registry.alias": spec.registry.alias or "",
         **{f"data.{key}": value for key, value in data_shape.items()},
     }

@@ -14,8 +14,8 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
 
+from mlcycle_contract.api.learning import Task
 from mlcycle_trainer.profile import Profile
-from mlcycle_trainer.vocabulary import CLASSIFICATION
 
 MAX_HISTOGRAMS = 24
 MAX_BARS = 20
@@ -63,7 +63,7 @@ def _short(text: str, limit: int = 20) -> str:
 
 def _target_plot(target: pd.Series, profile: Profile) -> bytes:
     figure, axes = plt.subplots(figsize=(6, 4))
-    if profile.task == CLASSIFICATION:
+    if profile.task == Task.CLASSIFICATION:
         classes = profile.target_distribution["classes"][:MAX_BARS]
         axes.bar(
             [_short(c["value"]) for c in classes], [c["count"] for c in classes], color="#4878a8"

@@ -17,8 +17,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, OrdinalEncoder, StandardScaler
 
+from mlcycle_contract.api.learning import Task
+from mlcycle_contract.api.trainingjob import Scaling
 from mlcycle_trainer.errors import TARGET_COLUMN_MISSING, TARGET_UNSUITABLE, InvalidInput, name_list
-from mlcycle_trainer.vocabulary import CLASSIFICATION
 
 logger = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ MISSING_CATEGORY = "__missing__"
 
 
 def features_and_target(
-    frame: pd.DataFrame, target: str, task: str
+    frame: pd.DataFrame, target: str, task: Task
 ) -> tuple[pd.DataFrame, pd.Series]:
     """X (model input types) and y, without rows whose target is missing."""
     if target not in frame.columns:
@@ -52,9 +53,9 @@ def _model_input(column: pd.Series) -> pd.Series:
     return values.where(column.notna(), np.nan)
 
 
-def _target(y: pd.Series, name: str, task: str) -> pd.Series:
+def _target(y: pd.Series, name: str, task: Task) -> pd.Series:
     dtype = str(y.dtype)
-    if task == CLASSIFICATION:
+    if task == Task.CLASSIFICATION:
         if dtype == "float64":
             if not np.all(np.mod(y.to_numpy(), 1) == 0):
                 raise InvalidInput(
@@ -76,15 +77,15 @@ def _target(y: pd.Series, name: str, task: str) -> pd.Series:
 
 
 def build_pipeline(
-    estimator: BaseEstimator, x: pd.DataFrame, scaling: str, one_hot_encode: bool
+    estimator: BaseEstimator, x: pd.DataFrame, scaling: Scaling, one_hot_encode: bool
 ) -> Pipeline:
     """preprocess (impute + scale numbers, impute + encode text) -> model."""
     numeric = [str(name) for name in x.columns if x[name].dtype == np.float64]
     text = [str(name) for name in x.columns if x[name].dtype != np.float64]
     numeric_steps: list[tuple[str, object]] = [("impute", SimpleImputer(strategy="median"))]
-    if scaling == "standard":
+    if scaling == Scaling.STANDARD:
         numeric_steps.append(("scale", StandardScaler()))
-    elif scaling == "minmax":
+    elif scaling == Scaling.MINMAX:
         numeric_steps.append(("scale", MinMaxScaler()))
     encoder = (
         OneHotEncoder(

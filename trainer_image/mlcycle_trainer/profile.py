@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlcycle_trainer.vocabulary import CLASSIFICATION, REGRESSION
+from mlcycle_contract.api.dataset import FeatureImportance, ProfileSummary
+from mlcycle_contract.api.learning import Task
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
 IMPORTANCE_SAMPLE_ROWS = 20_000
@@ -32,7 +33,7 @@ class Profile:
 
     rows: int
     target: str
-    task: str
+    task: Task
     columns: list[dict[str, Any]]
     target_distribution: dict[str, Any]
     feature_importance: list[tuple[str, float]]
@@ -58,23 +59,26 @@ class Profile:
         }
 
 
-def summary(profile_json: dict[str, Any], report_uri: str) -> dict[str, Any]:
+def summary(profile_json: dict[str, Any], report_uri: str) -> ProfileSummary:
     """The headline for the Dataset's status: top features, a few warnings, the report."""
-    return {
-        "topFeatures": profile_json.get("featureImportance", [])[:SUMMARY_TOP_FEATURES],
-        "warnings": profile_json.get("warnings", [])[:SUMMARY_WARNINGS],
-        "reportURI": report_uri,
-    }
+    return ProfileSummary(
+        top_features=[
+            FeatureImportance.model_validate(feature)
+            for feature in profile_json.get("featureImportance", [])[:SUMMARY_TOP_FEATURES]
+        ],
+        warnings=profile_json.get("warnings", [])[:SUMMARY_WARNINGS],
+        report_uri=report_uri,
+    )
 
 
-def infer_task(target: pd.Series) -> str:
+def infer_task(target: pd.Series) -> Task:
     """classification for text, bool and few-valued integer targets; else regression."""
     dtype = str(target.dtype)
     if dtype in ("string", "bool"):
-        return CLASSIFICATION
+        return Task.CLASSIFICATION
     if dtype == "int64" and target.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
-        return CLASSIFICATION
-    return REGRESSION
+        return Task.CLASSIFICATION
+    return Task.REGRESSION
 
 
 def build_profile(frame: pd.DataFrame, target: str) -> Profile:
@@ -138,8 +142,8 @@ def column_statistics(column: pd.Series, is_target: bool) -> dict[str, Any]:
     return stats
 
 
-def target_distribution(target: pd.Series, task: str) -> dict[str, Any]:
-    if task == CLASSIFICATION:
+def target_distribution(target: pd.Series, task: Task) -> dict[str, Any]:
+    if task == Task.CLASSIFICATION:
         counts = target.value_counts()
         total = int(counts.sum())
         return {
@@ -158,7 +162,7 @@ def target_distribution(target: pd.Series, task: str) -> dict[str, Any]:
     }
 
 
-def feature_importance(frame: pd.DataFrame, target: str, task: str) -> list[tuple[str, float]]:
+def feature_importance(frame: pd.DataFrame, target: str, task: Task) -> list[tuple[str, float]]:
     """Mutual information of each feature with the target, best first."""
     from sklearn.feature_selection import mutual_info_classif, mutual_info_regression
 
@@ -182,7 +186,7 @@ def feature_importance(frame: pd.DataFrame, target: str, task: str) -> list[tupl
             discrete.append(True)
     matrix = np.column_stack([series.to_numpy(dtype="float64") for series in encoded])
     y = usable[target]
-    if task == CLASSIFICATION:
+    if task == Task.CLASSIFICATION:
         scores = mutual_info_classif(
             matrix, pd.factorize(y)[0], discrete_features=np.array(discrete), random_state=0
         )
@@ -198,7 +202,7 @@ def quality_warnings(frame: pd.DataFrame, profile: Profile) -> list[str]:
     found: list[str] = []
     target = frame[profile.target]
     classes = profile.target_distribution.get("classes", [])
-    if profile.task == CLASSIFICATION and len(classes) >= 2:
+    if profile.task == Task.CLASSIFICATION and len(classes) >= 2:
         largest, smallest = classes[0], classes[-1]
         if smallest["count"] / largest["count"] < IMBALANCE_RATIO:
             found.append(

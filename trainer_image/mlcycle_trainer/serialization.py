@@ -1,8 +1,8 @@
 """The fitted pipeline in the skops format, and the types its loader must trust.
 
-skops refuses to load types it does not know unless they are listed as trusted; MLflow
-records the list in the MLmodel file. The list is read from the serialized model itself
-and limited to scikit-learn's own types (and numpy.dtype), so nothing foreign is trusted.
+skops refuses to load types it does not trust by default; MLflow records the trusted ones
+in the MLmodel file, and the model server loads nothing else. Those are the types the
+algorithm table lists for the algorithm: a model holding any other type is refused.
 """
 
 from __future__ import annotations
@@ -10,26 +10,19 @@ from __future__ import annotations
 import skops.io
 from sklearn.pipeline import Pipeline
 
+from mlcycle_contract.api.algorithms import AlgorithmDefinition
 from mlcycle_trainer.errors import MODEL_NOT_SERIALIZABLE, InvalidInput, name_list
 
-TRUSTED_MODULE_PREFIX = "sklearn."
-# Outside scikit-learn, only plain data descriptions (a fitted imputer keeps its input dtype).
-TRUSTED_EXTRA_TYPES = frozenset({"numpy.dtype"})
 
-
-def serialize(pipeline: Pipeline) -> tuple[bytes, list[str]]:
-    """The skops bytes of the pipeline and the (scikit-learn) types to trust when loading."""
+def serialize(pipeline: Pipeline, algorithm: AlgorithmDefinition) -> tuple[bytes, list[str]]:
+    """The skops bytes of the pipeline and the types to trust when loading it."""
     data: bytes = skops.io.dumps(pipeline)
-    untrusted = sorted(skops.io.get_untrusted_types(data=data))
-    foreign = [
-        name
-        for name in untrusted
-        if not name.startswith(TRUSTED_MODULE_PREFIX) and name not in TRUSTED_EXTRA_TYPES
-    ]
-    if foreign:
+    trusted = algorithm.skops_trusted_types()
+    unlisted = sorted(set(skops.io.get_untrusted_types(data=data)) - set(trusted))
+    if unlisted:
         raise InvalidInput(
             MODEL_NOT_SERIALIZABLE,
-            "the model holds types outside scikit-learn that skops will not trust: "
-            f"{name_list(foreign)}",
+            f"the fitted {algorithm.name} holds types that skops does not trust and the "
+            f"algorithm table does not list: {name_list(unlisted)}",
         )
-    return data, untrusted
+    return data, trusted

@@ -11,6 +11,7 @@ from typing import IO
 
 import pandas as pd
 
+from mlcycle_contract.api.dataset import BuiltinDataset, DatasetSource
 from mlcycle_trainer.errors import (
     SOURCE_TOO_LARGE,
     SOURCE_UNAVAILABLE,
@@ -18,7 +19,6 @@ from mlcycle_trainer.errors import (
     InvalidInput,
     Transient,
 )
-from mlcycle_trainer.specs import DatasetSpec
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, ObjectTooLarge, S3Location
 
 logger = logging.getLogger(__name__)
@@ -94,7 +94,12 @@ def fetch_s3(uri: str, store: ObjectStore, max_bytes: int = MAX_SOURCE_BYTES) ->
     return data
 
 
-def load_builtin(name: str, target: str) -> pd.DataFrame:
+def describe(source: DatasetSource) -> str:
+    """The source as one string, for messages and the report (redact it before showing)."""
+    return source.url or source.s3 or f"builtin:{source.builtin}"
+
+
+def load_builtin(name: BuiltinDataset, target: str) -> pd.DataFrame:
     """A scikit-learn dataset as one frame; its `target` column renamed to `target`.
 
     When `target` names another column of the dataset, that column is the target and the
@@ -102,26 +107,17 @@ def load_builtin(name: str, target: str) -> pd.DataFrame:
     """
     from sklearn import datasets
 
-    loaders = {
-        "iris": datasets.load_iris,
-        "wine": datasets.load_wine,
-        "breast_cancer": datasets.load_breast_cancer,
-        "diabetes": datasets.load_diabetes,
-        "digits": datasets.load_digits,
-    }
-    if name not in loaders:
-        raise InvalidInput(SOURCE_UNREADABLE, f"unknown builtin dataset {name!r}")
-    frame: pd.DataFrame = loaders[name](as_frame=True).frame
+    frame: pd.DataFrame = getattr(datasets, f"load_{name.value}")(as_frame=True).frame
     if target not in frame.columns:
         frame = frame.rename(columns={"target": target})
     logger.info("Loaded builtin dataset %s (%d rows)", name, len(frame))
     return frame
 
 
-def fetch_raw(spec: DatasetSpec, store: ObjectStore) -> bytes:
+def fetch_raw(source: DatasetSource, store: ObjectStore) -> bytes:
     """The bytes of a url or s3 source."""
-    if spec.url is not None:
-        return fetch_url(spec.url)
-    if spec.s3 is not None:
-        return fetch_s3(spec.s3, store)
+    if source.url is not None:
+        return fetch_url(source.url)
+    if source.s3 is not None:
+        return fetch_s3(source.s3, store)
     raise ValueError("a builtin source has no raw bytes")

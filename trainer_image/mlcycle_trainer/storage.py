@@ -17,7 +17,11 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
-from mlcycle_trainer import contract
+from mlcycle_contract.environment import (
+    AWS_ACCESS_KEY_ID,
+    AWS_ENDPOINT_URL_S3,
+    MLFLOW_S3_ENDPOINT_URL,
+)
 from mlcycle_trainer.errors import (
     ACCESS_DENIED,
     INVALID_ENVIRONMENT,
@@ -69,8 +73,8 @@ class ObjectMissing(Exception):
 
 def endpoint_url() -> str | None:
     return (
-        os.environ.get(contract.ENV_AWS_ENDPOINT)
-        or os.environ.get(contract.ENV_S3_ENDPOINT)
+        os.environ.get(AWS_ENDPOINT_URL_S3.name)
+        or os.environ.get(MLFLOW_S3_ENDPOINT_URL.name)
         or None
     )
 
@@ -142,7 +146,7 @@ def _storage_errors(location: S3Location) -> Iterator[None]:
         ) from exc
     except NoCredentialsError as exc:
         raise InvalidInput(
-            INVALID_ENVIRONMENT, f"no S3 credentials ({contract.ENV_ACCESS_KEY} is not set)"
+            INVALID_ENVIRONMENT, f"no S3 credentials ({AWS_ACCESS_KEY_ID.name} is not set)"
         ) from exc
     except BotoCoreError as exc:
         raise Transient(

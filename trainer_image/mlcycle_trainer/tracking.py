@@ -11,7 +11,6 @@ import platform
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -29,6 +28,7 @@ from mlflow.tracking import MlflowClient
 from requests.exceptions import RequestException
 from sklearn.pipeline import Pipeline
 
+from mlcycle_contract.api.trainingjob import RegisteredModelVersion
 from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, InvalidInput, Transient
 
 logger = logging.getLogger(__name__)
@@ -144,22 +144,12 @@ def model_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in MODEL_PACKAGES]
 
 
-@dataclass(frozen=True)
-class RegisteredVersion:
-    name: str
-    version: int
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}/{self.version}"
-
-
 def log_and_register_model(
     pipeline: Pipeline,
     x_example: pd.DataFrame,
     trusted_types: list[str],
     model_name: str,
-) -> RegisteredVersion:
+) -> RegisteredModelVersion:
     """Log the pipeline (skops format) with its signature and register a new version."""
     signature = infer_signature(x_example, pipeline.predict(x_example))
     with tracking_errors("logging the model"):
@@ -179,17 +169,19 @@ def log_and_register_model(
             TRACKING_UNAVAILABLE, f"MLflow did not register a version of {model_name!r}"
         )
     logger.info("Registered model %s version %s", model_name, version)
-    return RegisteredVersion(model_name, int(version))
+    return RegisteredModelVersion(
+        name=model_name, version=int(version), uri=f"models:/{model_name}/{version}"
+    )
 
 
-def tag_version(model: RegisteredVersion, tags: dict[str, str]) -> None:
+def tag_version(model: RegisteredModelVersion, tags: dict[str, str]) -> None:
     client = MlflowClient()
     with tracking_errors(f"tagging {model.uri}"):
         for key, value in tags.items():
             client.set_model_version_tag(model.name, str(model.version), key, value)
 
 
-def move_alias(model: RegisteredVersion, alias: str) -> None:
+def move_alias(model: RegisteredModelVersion, alias: str) -> None:
     with tracking_errors(f"setting alias {alias!r} on {model.uri}"):
         MlflowClient().set_registered_model_alias(model.name, alias, str(model.version))
     logger.info("Moved alias %s of model %s to version %d", alias, model.name, model.version)

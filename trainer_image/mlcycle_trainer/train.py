@@ -1,9 +1,9 @@
 """`train`: fit one allow-listed scikit-learn pipeline on a pinned Dataset snapshot,
 validate it, record it in MLflow, register it, and move the alias if every gate passes.
 
-Everything that can be checked without data (algorithm, hyperparameters, objective,
-gates) is checked first; the MLflow run starts before the fit, so a failed fit leaves a
-FAILED run with its parameters to inspect.
+Everything that can be checked without data (the spec, the hyperparameters) is checked
+first; the MLflow run starts before the fit, so a failed fit leaves a FAILED run with its
+parameters to inspect.
 """
 
 from __future__ import annotations
@@ -11,14 +11,19 @@ from __future__ import annotations
 import io
 import logging
 import time
-from typing import Any
 
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
-from mlcycle_trainer import contract, lineage, tracking
-from mlcycle_trainer.algorithms import Algorithm, build_estimator, lookup
-from mlcycle_trainer.environment import Owner, optional, spec_from_json
+from mlcycle_contract.api.algorithms import AlgorithmDefinition
+from mlcycle_contract.api.learning import GateMetric
+from mlcycle_contract.api.modeldeployment import ModelRuntime
+from mlcycle_contract.api.trainingjob import ObjectiveValue, TrainingJobSpec
+from mlcycle_contract.environment import MLFLOW_EXPERIMENT_NAME, TRAINING_SPEC
+from mlcycle_contract.results import RUNTIME_KEYS, AliasOutcome, TrackingRun, TrainingResult
+from mlcycle_trainer import lineage, tracking
+from mlcycle_trainer.algorithms import build_estimator, lookup
+from mlcycle_trainer.environment import Owner, model_from_json, optional
 from mlcycle_trainer.errors import (
     FIT_FAILED,
     INVALID_HYPERPARAMETER,
@@ -28,14 +33,12 @@ from mlcycle_trainer.errors import (
 from mlcycle_trainer.gates import evaluate_gates
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.serialization import serialize
-from mlcycle_trainer.specs import TrainingSpec
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
-from mlcycle_trainer.validation import check_gates, measure, objective_metric, split
-from mlcycle_trainer.vocabulary import FIT_SECONDS, MODEL_SIZE_BYTES
+from mlcycle_trainer.validation import Holdout, measure, split
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_EXPERIMENT = "mlcycle"
+FIT_SECONDS = "fit_seconds"
 MESSAGE_DIGITS = 6
 
 
@@ -52,7 +55,9 @@ def load_snapshot(store: ObjectStore, uri: str) -> pd.DataFrame:
         ) from exc
 
 
-def fit(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, algorithm: Algorithm) -> float:
+def fit(
+    pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, algorithm: AlgorithmDefinition
+) -> float:
     """Fit the pipeline; returns the seconds it took."""
     started = time.perf_counter()
     try:
@@ -68,45 +73,45 @@ def fit(pipeline: Pipeline, x: pd.DataFrame, y: pd.Series, algorithm: Algorithm)
     return seconds
 
 
-def run_train(store: ObjectStore | None = None) -> dict[str, Any]:
-    """Train as the environment describes; returns the termination message."""
+def run_train(store: ObjectStore | None = None) -> TrainingResult:
+    """Train as the environment describes."""
     owner = Owner.from_environment()
-    spec_json = spec_from_json(contract.ENV_TRAINING_SPEC)
-    spec = TrainingSpec.from_json(spec_json)
+    spec = model_from_json(TRAINING_SPEC, TrainingJobSpec, "spec")
     dataset = lineage.DatasetInput.from_environment()
     algorithm = lookup(spec.algorithm)
-    estimator = build_estimator(algorithm, spec.hyperparameters, spec.seed)
-    objective = objective_metric(spec, algorithm.task)
-    check_gates(spec, algorithm.task)
-    model_name = spec.model_name or owner.name
+    estimator = build_estimator(algorithm, spec.hyperparameters, spec.validation.seed)
+    objective = spec.effective_objective.metric
+    holdout = Holdout.resolve(dataset.split, spec.validation, algorithm.task)
+    model_name = spec.registry.model_name or owner.name
+    alias = spec.registry.alias
 
     frame = load_snapshot(store or ObjectStore(), dataset.uri)
     x, y = features_and_target(frame, dataset.target, algorithm.task)
-    x_train, x_holdout, y_train, y_holdout = split(
-        x, y, algorithm.task, spec.holdout_fraction, spec.seed
-    )
+    x_train, x_holdout, y_train, y_holdout = split(x, y, holdout)
     runtime = tracking.runtime_versions()
-    experiment_name = optional(contract.ENV_EXPERIMENT_NAME) or DEFAULT_EXPERIMENT
-    experiment_id = tracking.ensure_experiment(experiment_name)
+    experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
     run_tags = lineage.run_tags(owner, dataset, algorithm, runtime)
     with tracking.training_run(experiment_id, owner.name, run_tags) as run_id:
         shape = {"train_rows": len(x_train), "holdout_rows": len(x_holdout), "features": x.shape[1]}
         params = lineage.run_params(
-            spec, algorithm, objective, estimator.get_params(deep=False), shape
+            spec, algorithm, objective, holdout, estimator.get_params(deep=False), shape
         )
         tracking.log_params(params)
-        tracking.log_spec(spec_json)
+        tracking.log_spec(spec.to_wire())
         tracking.log_dataset(frame, dataset.name, dataset.version, dataset.uri, dataset.target)
 
-        pipeline = build_pipeline(estimator, x_train, spec.scaling, spec.one_hot_encode)
+        pipeline = build_pipeline(
+            estimator, x_train, spec.preprocessing.scaling, spec.preprocessing.one_hot_encode
+        )
         fit_seconds = fit(pipeline, x_train, y_train, algorithm)
         metrics, folds_used = measure(
-            pipeline, spec, algorithm.task, objective, (x_train, y_train), (x_holdout, y_holdout)
+            pipeline, spec.validation, algorithm.task, objective, (x_train, y_train),
+            (x_holdout, y_holdout),
         )
-        model_bytes, trusted_types = serialize(pipeline)
+        model_bytes, trusted_types = serialize(pipeline, algorithm)
         metrics[FIT_SECONDS] = fit_seconds
-        metrics[MODEL_SIZE_BYTES] = float(len(model_bytes))
-        outcome = evaluate_gates(spec.gates, metrics)
+        metrics[GateMetric.MODEL_SIZE_BYTES.value] = float(len(model_bytes))
+        outcome = evaluate_gates(spec.validation.gates, metrics)
         logger.info(
             "Validated: %s %.4g on the holdout; gates %s",
             objective,
@@ -119,26 +124,25 @@ def run_train(store: ObjectStore | None = None) -> dict[str, Any]:
 
         model = tracking.log_and_register_model(pipeline, x_train, trusted_types, model_name)
         tracking.tag_version(model, lineage.version_tags(owner, dataset, runtime, outcome))
-        alias_moved = spec.alias is not None and outcome.passed
-        if spec.alias is not None and alias_moved:
-            tracking.move_alias(model, spec.alias)
-        elif spec.alias is not None:
-            logger.info("Alias %s not moved: a gate failed", spec.alias)
+        if alias is not None and outcome.passed:
+            tracking.move_alias(model, alias)
+        elif alias is not None:
+            logger.info("Alias %s not moved: a gate failed", alias)
 
-    message: dict[str, Any] = {
-        "metrics": {key: round(value, MESSAGE_DIGITS) for key, value in metrics.items()},
-        "fitSeconds": round(fit_seconds, MESSAGE_DIGITS),
-        "model": {"name": model.name, "version": model.version, "uri": model.uri},
-        "mlflow": {"runId": run_id, "experimentId": experiment_id},
-        "runtime": {key: runtime[key] for key in ("python", "sklearn", "numpy")},
-        "gates": outcome.as_json(),
-        "datasetVersion": dataset.version,
-    }
-    if objective in metrics:
-        message["objective"] = {
-            "metric": objective,
-            "value": round(metrics[objective], MESSAGE_DIGITS),
-        }
-    if spec.alias is not None:
-        message["alias"] = {"name": spec.alias, "moved": alias_moved}
-    return message
+    return TrainingResult(
+        metrics={key: round(value, MESSAGE_DIGITS) for key, value in metrics.items()},
+        fit_seconds=round(fit_seconds, MESSAGE_DIGITS),
+        model=model,
+        mlflow=TrackingRun(run_id=run_id, experiment_id=experiment_id),
+        runtime=ModelRuntime.model_validate({key: runtime[key] for key in RUNTIME_KEYS}),
+        gates=outcome,
+        dataset_version=dataset.version,
+        objective=(
+            ObjectiveValue(metric=objective, value=round(metrics[objective], MESSAGE_DIGITS))
+            if objective in metrics
+            else None
+        ),
+        alias=(
+            AliasOutcome(name=alias, moved=outcome.passed) if alias is not None else None
+        ),
+    )

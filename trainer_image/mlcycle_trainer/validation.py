@@ -1,90 +1,88 @@
-"""How a model is validated: the objective, the gates' metrics, the holdout split, and
-every metric measured on the fitted pipeline."""
+"""How a model is validated: the holdout split (the Dataset's spec.split, unless the
+TrainingJob sets its own holdout fraction) and every metric measured on the fitted pipeline."""
 
 from __future__ import annotations
 
-import logging
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import Pipeline
 
+from mlcycle_contract.api.dataset import SplitSpec
+from mlcycle_contract.api.evaluation import ValidationSpec
+from mlcycle_contract.api.learning import GateMetric, Metric, Task
 from mlcycle_trainer import evaluate
-from mlcycle_trainer.errors import INVALID_SPEC, TARGET_UNSUITABLE, InvalidInput
-from mlcycle_trainer.specs import TrainingSpec
-from mlcycle_trainer.vocabulary import (
-    CLASSIFICATION,
-    DEFAULT_METRIC,
-    FIT_SECONDS,
-    GENERALIZATION_GAP,
-    LATENCY_P50_MS,
-    LATENCY_P99_MS,
-    MODEL_SIZE_BYTES,
-    THROUGHPUT_ROWS_PER_SECOND,
-    predictive_metrics,
-)
-
-logger = logging.getLogger(__name__)
+from mlcycle_trainer.errors import INVALID_SPLIT, TARGET_UNSUITABLE, InvalidInput
 
 MIN_ROWS = 10
-PROCESSING_METRICS = (
-    GENERALIZATION_GAP,
-    LATENCY_P50_MS,
-    LATENCY_P99_MS,
-    THROUGHPUT_ROWS_PER_SECOND,
-    MODEL_SIZE_BYTES,
-    FIT_SECONDS,
-)
+STRATIFY_FIELD = "spec.split.stratify"
 
 
-def objective_metric(spec: TrainingSpec, task: str) -> str:
-    """spec.objective.metric, or the task's default (accuracy, r2)."""
-    metric = spec.objective_metric or DEFAULT_METRIC[task]
-    if metric not in predictive_metrics(task):
-        raise InvalidInput(
-            INVALID_SPEC,
-            f"spec.objective.metric {metric!r} does not fit a {task} algorithm; "
-            f"use one of {', '.join(predictive_metrics(task))}",
+@dataclass(frozen=True)
+class Holdout:
+    """How the rows are split into training and holdout rows."""
+
+    fraction: float
+    seed: int
+    stratify: bool
+
+    @classmethod
+    def resolve(cls, split: SplitSpec, validation: ValidationSpec, task: Task) -> Holdout:
+        """The Dataset's split; the TrainingJob may hold out another fraction. Only a
+        classification target has classes to stratify by."""
+        return cls(
+            fraction=validation.holdout_fraction or split.test_fraction,
+            seed=split.seed,
+            stratify=split.stratify and task == Task.CLASSIFICATION,
         )
-    return metric
-
-
-def check_gates(spec: TrainingSpec, task: str) -> None:
-    """Every gate tests a metric this task measures."""
-    known = (*predictive_metrics(task), *PROCESSING_METRICS)
-    for gate in spec.gates:
-        if gate.metric not in known:
-            raise InvalidInput(
-                INVALID_SPEC,
-                f"spec.validation.gates: {gate.metric!r} is not a {task} metric; "
-                f"use one of {', '.join(known)}",
-            )
 
 
 def split(
-    x: pd.DataFrame, y: pd.Series, task: str, fraction: float, seed: int
+    x: pd.DataFrame, y: pd.Series, holdout: Holdout
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.Series, pd.Series]:
-    """Seeded holdout split, stratified for classification whenever the classes allow it."""
+    """The seeded holdout split; stratified, when asked, or an error naming the field."""
     if len(x) < MIN_ROWS:
         raise InvalidInput(
             TARGET_UNSUITABLE, f"only {len(x)} labelled rows; at least {MIN_ROWS} are needed"
         )
-    stratify = y if task == CLASSIFICATION else None
+    if holdout.stratify:
+        counts = y.value_counts()
+        if counts.min() < 2:
+            raise InvalidInput(
+                INVALID_SPLIT,
+                f"the Dataset's {STRATIFY_FIELD} is true, but class '{counts.idxmin()}' has only "
+                f"{counts.min()} row; a stratified split needs at least 2 rows of every class. "
+                f"Set {STRATIFY_FIELD}: false, or add rows",
+                STRATIFY_FIELD,
+            )
     try:
-        parts = train_test_split(x, y, test_size=fraction, random_state=seed, stratify=stratify)
-    except ValueError as exc:  # a class too small to appear on both sides
-        logger.warning("Holdout split is not stratified: %s", exc)
-        parts = train_test_split(x, y, test_size=fraction, random_state=seed)
+        parts = train_test_split(
+            x,
+            y,
+            test_size=holdout.fraction,
+            random_state=holdout.seed,
+            stratify=y if holdout.stratify else None,
+        )
+    except ValueError as exc:  # e.g. fewer holdout rows than classes
+        if not holdout.stratify:
+            raise
+        raise InvalidInput(
+            INVALID_SPLIT,
+            f"the Dataset's {STRATIFY_FIELD} is true, but the rows cannot be split so: {exc}. "
+            f"Set {STRATIFY_FIELD}: false, or hold out more rows",
+            STRATIFY_FIELD,
+        ) from exc
     x_train, x_holdout, y_train, y_holdout = parts
     return x_train, x_holdout, y_train, y_holdout
 
 
 def measure(
     pipeline: Pipeline,
-    spec: TrainingSpec,
-    task: str,
-    objective: str,
+    validation: ValidationSpec,
+    task: Task,
+    objective: Metric,
     train: tuple[pd.DataFrame, pd.Series],
     holdout: tuple[pd.DataFrame, pd.Series],
 ) -> tuple[dict[str, float], int]:
@@ -96,8 +94,10 @@ def measure(
     metrics.update({f"train_{name}": value for name, value in train_scores.items()})
     gap = evaluate.generalization_gap(train_scores, holdout_scores, objective)
     if gap is not None:
-        metrics[GENERALIZATION_GAP] = gap
-    cv, folds = evaluate.cross_validation(pipeline, *train, task, spec.folds, spec.seed)
+        metrics[GateMetric.GENERALIZATION_GAP.value] = gap
+    cv, folds = evaluate.cross_validation(
+        pipeline, *train, task, validation.folds, validation.seed
+    )
     metrics.update(cv)
     metrics.update(evaluate.processing_metrics(pipeline, holdout[0]))
     return {key: value for key, value in metrics.items() if math.isfinite(value)}, folds

@@ -1,66 +1,28 @@
 """The learning vocabulary: allow-listed algorithms, tasks, metrics and what fits with what.
 
-Names only, never import paths: the trainer image maps each name to its estimator.
+The algorithms are the names of the table in `api.algorithms`.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
+from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_contract.api.algorithms import Task as Task  # part of the vocabulary
 
-class Task(StrEnum):
-    """The kind of prediction."""
-
-    CLASSIFICATION = "classification"
-    REGRESSION = "regression"
-
-
-class Algorithm(StrEnum):
-    """An allow-listed scikit-learn estimator."""
-
-    LOGISTIC_REGRESSION = "logistic_regression"
-    RANDOM_FOREST_CLASSIFIER = "random_forest_classifier"
-    GRADIENT_BOOSTING_CLASSIFIER = "gradient_boosting_classifier"
-    HIST_GRADIENT_BOOSTING_CLASSIFIER = "hist_gradient_boosting_classifier"
-    EXTRA_TREES_CLASSIFIER = "extra_trees_classifier"
-    DECISION_TREE_CLASSIFIER = "decision_tree_classifier"
-    SVC = "svc"
-    KNN_CLASSIFIER = "knn_classifier"
-    GAUSSIAN_NB = "gaussian_nb"
-    MLP_CLASSIFIER = "mlp_classifier"
-    LINEAR_REGRESSION = "linear_regression"
-    RIDGE = "ridge"
-    LASSO = "lasso"
-    ELASTIC_NET = "elastic_net"
-    RANDOM_FOREST_REGRESSOR = "random_forest_regressor"
-    GRADIENT_BOOSTING_REGRESSOR = "gradient_boosting_regressor"
-    HIST_GRADIENT_BOOSTING_REGRESSOR = "hist_gradient_boosting_regressor"
-    EXTRA_TREES_REGRESSOR = "extra_trees_regressor"
-    DECISION_TREE_REGRESSOR = "decision_tree_regressor"
-    SVR = "svr"
-    KNN_REGRESSOR = "knn_regressor"
-    MLP_REGRESSOR = "mlp_regressor"
-
+Algorithm = StrEnum(  # type: ignore[misc]  # mypy takes only literal members
+    "Algorithm", {name.upper(): name for name in ALGORITHMS}, module=__name__
+)
+Algorithm.__doc__ = "An allow-listed scikit-learn estimator."
 
 CLASSIFIERS: frozenset[Algorithm] = frozenset(
-    {
-        Algorithm.LOGISTIC_REGRESSION,
-        Algorithm.RANDOM_FOREST_CLASSIFIER,
-        Algorithm.GRADIENT_BOOSTING_CLASSIFIER,
-        Algorithm.HIST_GRADIENT_BOOSTING_CLASSIFIER,
-        Algorithm.EXTRA_TREES_CLASSIFIER,
-        Algorithm.DECISION_TREE_CLASSIFIER,
-        Algorithm.SVC,
-        Algorithm.KNN_CLASSIFIER,
-        Algorithm.GAUSSIAN_NB,
-        Algorithm.MLP_CLASSIFIER,
-    }
+    Algorithm(name) for name, entry in ALGORITHMS.items() if entry.task == Task.CLASSIFICATION
 )
 
 
 def algorithm_task(algorithm: Algorithm) -> Task:
     """The task an algorithm solves."""
-    return Task.CLASSIFICATION if algorithm in CLASSIFIERS else Task.REGRESSION
+    return ALGORITHMS[algorithm].task
 
 
 def algorithms_for(task: Task) -> list[Algorithm]:

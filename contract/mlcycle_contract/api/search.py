@@ -7,69 +7,11 @@ from typing import Annotated
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from mlcycle_contract.api.common import LIST_SET, ApiModel, CelRule, JsonValue, cel_list, cel_rules
+from mlcycle_contract.api.common import LIST_SET, ApiModel, CelRule, cel_list, cel_rules
 from mlcycle_contract.api.learning import Algorithm, Task, algorithm_task, algorithms_for
+from mlcycle_contract.api.parameters import ParameterSpace, ParameterType
 
 MAX_PARAMETERS_PER_ALGORITHM = 20
-
-
-class ParameterType(StrEnum):
-    """How a hyperparameter is sampled."""
-
-    INT = "int"
-    FLOAT = "float"
-    CATEGORICAL = "categorical"
-
-
-class ParameterSpace(ApiModel):
-    """The range of one hyperparameter: low..high for int and float, choices for categorical."""
-
-    model_config = ConfigDict(
-        json_schema_extra=cel_rules(
-            # `choices` holds arbitrary JSON, which CEL cannot see: the operator checks it.
-            CelRule(
-                rule="self.type != 'categorical' || (!has(self.low) && !has(self.high))",
-                message="a categorical parameter takes choices, not low/high",
-            ),
-            CelRule(
-                rule="self.type == 'categorical' || "
-                "(has(self.low) && has(self.high) && self.low <= self.high)",
-                message="an int or float parameter takes low <= high, not choices",
-            ),
-            CelRule(
-                rule="!has(self.log) || !self.log || (has(self.low) && self.low > 0.0)",
-                message="a log-scale parameter needs low > 0",
-                field_path=".low",
-            ),
-        )
-    )
-
-    type: ParameterType = Field(description="int, float or categorical.")
-    low: float | None = Field(default=None, description="Lowest value (int and float).")
-    high: float | None = Field(
-        default=None, description="Highest value, inclusive (int and float)."
-    )
-    step: float | None = Field(default=None, gt=0, description="Grid step (int and float).")
-    log: bool = Field(default=False, description="Sample on a log scale (int and float).")
-    choices: list[JsonValue] | None = Field(
-        default=None, min_length=1, max_length=100, description="Values to pick from (categorical)."
-    )
-
-    @model_validator(mode="after")
-    def _range_fits_type(self) -> ParameterSpace:
-        if self.type == ParameterType.CATEGORICAL:
-            if self.choices is None or self.low is not None or self.high is not None:
-                raise ValueError("a categorical parameter takes choices, not low/high")
-            return self
-        if self.low is None or self.high is None or self.low > self.high or self.choices:
-            raise ValueError("an int or float parameter takes low <= high, not choices")
-        if self.log and self.low <= 0:
-            raise ValueError("a log-scale parameter needs low > 0")
-        if self.type == ParameterType.INT and not (
-            self.low.is_integer() and self.high.is_integer()
-        ):
-            raise ValueError("an int parameter needs integer low and high")
-        return self
 
 
 # Hyperparameter name -> its range, for one algorithm.

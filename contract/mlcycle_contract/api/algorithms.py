@@ -1,0 +1,312 @@
+"""The allow-list of algorithms, as data: the only place where an algorithm's name meets code.
+
+Each entry names a scikit-learn estimator by import path (imported only when a program asks
+for the class, so this package never imports scikit-learn itself), the task it solves, the
+default search space of its main hyperparameters, how it can report intermediate values
+while it fits (for a pruner), and the skops types its fitted model holds that skops does not
+trust by default, which the model server is told to load. `learning.Algorithm`, and so the
+CRDs, are derived from this table: adding an algorithm is one entry here plus regenerated
+CRDs (`python -m mlcycle.crdgen`). Nothing is ever imported from a path given in a spec.
+"""
+
+from __future__ import annotations
+
+import importlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from mlcycle_contract.api.parameters import ParameterSpace, ParameterType
+
+
+class Task(StrEnum):
+    """The kind of prediction."""
+
+    CLASSIFICATION = "classification"
+    REGRESSION = "regression"
+
+
+class IntermediateValues(StrEnum):
+    """How an estimator can report progress before its fit ends, so a pruner can stop it."""
+
+    NONE = "none"
+    STAGED_PREDICT = "staged_predict"  # boosting: a prediction after every stage
+    PARTIAL_FIT = "partial_fit"  # one more pass over the data per call
+    WARM_START = "warm_start"  # refit with more members, keeping the fitted ones
+
+
+# Types every fitted pipeline holds outside scikit-learn: a fitted imputer keeps its dtype.
+PIPELINE_TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",)
+
+
+class AlgorithmDefinition(BaseModel):
+    """One allow-listed estimator."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    estimator: str
+    task: Task
+    search_space: dict[str, ParameterSpace]
+    intermediate_values: IntermediateValues = IntermediateValues.NONE
+    trusted_types: tuple[str, ...] = ()
+
+    def estimator_class(self) -> type[Any]:
+        module_name, _, class_name = self.estimator.rpartition(".")
+        cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
+        return cls
+
+    def parameter_names(self) -> list[str]:
+        return sorted(self.estimator_class()().get_params(deep=False))
+
+    def skops_trusted_types(self) -> list[str]:
+        """The types a model server may load from this algorithm's pipeline."""
+        return sorted({*PIPELINE_TRUSTED_TYPES, *self.trusted_types})
+
+
+def hyperparameter_problem(
+    algorithm: AlgorithmDefinition, hyperparameters: dict[str, Any]
+) -> str | None:
+    """None when scikit-learn accepts the hyperparameters; else a message naming the field."""
+    known = algorithm.parameter_names()
+    for name in hyperparameters:
+        if name not in known:
+            return (
+                f"spec.hyperparameters.{name}: {algorithm.name} has no parameter {name!r}; "
+                f"valid parameters are {', '.join(known)}"
+            )
+    try:
+        algorithm.estimator_class()(**hyperparameters)._validate_params()
+    except (TypeError, ValueError) as error:  # scikit-learn's InvalidParameterError is both
+        return f"spec.hyperparameters: {error}"
+    return None
+
+
+def _int(low: int, high: int, log: bool = False) -> ParameterSpace:
+    return ParameterSpace(type=ParameterType.INT, low=low, high=high, log=log)
+
+
+def _float(low: float, high: float, log: bool = False) -> ParameterSpace:
+    return ParameterSpace(type=ParameterType.FLOAT, low=low, high=high, log=log)
+
+
+def _choice(*choices: Any) -> ParameterSpace:
+    return ParameterSpace(type=ParameterType.CATEGORICAL, choices=list(choices))
+
+
+_TREE = ("sklearn.tree._tree.Tree",)
+_HIST_TREE = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
+_NEIGHBORS = (
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.metrics._dist_metrics.EuclideanDistance64",
+    "sklearn.metrics._dist_metrics.ManhattanDistance64",
+    "sklearn.metrics._dist_metrics.MinkowskiDistance64",
+)
+_MLP = (
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+)
+
+_FOREST_SPACE = {
+    "n_estimators": _int(50, 500, log=True),
+    "max_depth": _int(2, 32, log=True),
+    "min_samples_leaf": _int(1, 20, log=True),
+    "max_features": _float(0.1, 1.0),
+}
+_BOOSTING_SPACE = {
+    "n_estimators": _int(50, 500, log=True),
+    "learning_rate": _float(0.01, 0.3, log=True),
+    "max_depth": _int(2, 8),
+    "subsample": _float(0.5, 1.0),
+}
+_HIST_BOOSTING_SPACE = {
+    "max_iter": _int(50, 500, log=True),
+    "learning_rate": _float(0.01, 0.3, log=True),
+    "max_leaf_nodes": _int(8, 128, log=True),
+    "l2_regularization": _float(1e-6, 10.0, log=True),
+}
+_TREE_SPACE = {"max_depth": _int(2, 32, log=True), "min_samples_leaf": _int(1, 20, log=True)}
+_NEIGHBORS_SPACE = {
+    "n_neighbors": _int(1, 50, log=True),
+    "weights": _choice("uniform", "distance"),
+    "p": _choice(1, 2),
+}
+_MLP_SPACE = {
+    "hidden_layer_sizes": _choice([64], [128], [64, 32]),
+    "alpha": _float(1e-6, 1e-1, log=True),
+    "learning_rate_init": _float(1e-4, 1e-1, log=True),
+}
+_SVM_SPACE = {"C": _float(1e-2, 1e3, log=True), "kernel": _choice("rbf", "linear", "poly")}
+
+_CLASSIFIERS = (
+    AlgorithmDefinition(
+        name="logistic_regression",
+        estimator="sklearn.linear_model.LogisticRegression",
+        task=Task.CLASSIFICATION,
+        search_space={"C": _float(1e-3, 1e3, log=True)},
+        intermediate_values=IntermediateValues.WARM_START,
+    ),
+    AlgorithmDefinition(
+        name="random_forest_classifier",
+        estimator="sklearn.ensemble.RandomForestClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_FOREST_SPACE,
+        intermediate_values=IntermediateValues.WARM_START,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="gradient_boosting_classifier",
+        estimator="sklearn.ensemble.GradientBoostingClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_BOOSTING_SPACE,
+        intermediate_values=IntermediateValues.STAGED_PREDICT,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="hist_gradient_boosting_classifier",
+        estimator="sklearn.ensemble.HistGradientBoostingClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_HIST_BOOSTING_SPACE,
+        intermediate_values=IntermediateValues.STAGED_PREDICT,
+        trusted_types=_HIST_TREE,
+    ),
+    AlgorithmDefinition(
+        name="extra_trees_classifier",
+        estimator="sklearn.ensemble.ExtraTreesClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_FOREST_SPACE,
+        intermediate_values=IntermediateValues.WARM_START,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="decision_tree_classifier",
+        estimator="sklearn.tree.DecisionTreeClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_TREE_SPACE,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="svc",
+        estimator="sklearn.svm.SVC",
+        task=Task.CLASSIFICATION,
+        search_space=_SVM_SPACE,
+    ),
+    AlgorithmDefinition(
+        name="knn_classifier",
+        estimator="sklearn.neighbors.KNeighborsClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_NEIGHBORS_SPACE,
+        trusted_types=_NEIGHBORS,
+    ),
+    AlgorithmDefinition(
+        name="gaussian_nb",
+        estimator="sklearn.naive_bayes.GaussianNB",
+        task=Task.CLASSIFICATION,
+        search_space={"var_smoothing": _float(1e-12, 1e-6, log=True)},
+        intermediate_values=IntermediateValues.PARTIAL_FIT,
+    ),
+    AlgorithmDefinition(
+        name="mlp_classifier",
+        estimator="sklearn.neural_network.MLPClassifier",
+        task=Task.CLASSIFICATION,
+        search_space=_MLP_SPACE,
+        intermediate_values=IntermediateValues.PARTIAL_FIT,
+        trusted_types=_MLP,
+    ),
+)
+
+_REGRESSORS = (
+    AlgorithmDefinition(
+        name="linear_regression",
+        estimator="sklearn.linear_model.LinearRegression",
+        task=Task.REGRESSION,
+        search_space={"fit_intercept": _choice(True, False)},
+    ),
+    AlgorithmDefinition(
+        name="ridge",
+        estimator="sklearn.linear_model.Ridge",
+        task=Task.REGRESSION,
+        search_space={"alpha": _float(1e-3, 1e3, log=True)},
+    ),
+    AlgorithmDefinition(
+        name="lasso",
+        estimator="sklearn.linear_model.Lasso",
+        task=Task.REGRESSION,
+        search_space={"alpha": _float(1e-4, 10.0, log=True)},
+        intermediate_values=IntermediateValues.WARM_START,
+    ),
+    AlgorithmDefinition(
+        name="elastic_net",
+        estimator="sklearn.linear_model.ElasticNet",
+        task=Task.REGRESSION,
+        search_space={"alpha": _float(1e-4, 10.0, log=True), "l1_ratio": _float(0.0, 1.0)},
+        intermediate_values=IntermediateValues.WARM_START,
+    ),
+    AlgorithmDefinition(
+        name="random_forest_regressor",
+        estimator="sklearn.ensemble.RandomForestRegressor",
+        task=Task.REGRESSION,
+        search_space=_FOREST_SPACE,
+        intermediate_values=IntermediateValues.WARM_START,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="gradient_boosting_regressor",
+        estimator="sklearn.ensemble.GradientBoostingRegressor",
+        task=Task.REGRESSION,
+        search_space=_BOOSTING_SPACE,
+        intermediate_values=IntermediateValues.STAGED_PREDICT,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="hist_gradient_boosting_regressor",
+        estimator="sklearn.ensemble.HistGradientBoostingRegressor",
+        task=Task.REGRESSION,
+        search_space=_HIST_BOOSTING_SPACE,
+        intermediate_values=IntermediateValues.STAGED_PREDICT,
+        trusted_types=_HIST_TREE,
+    ),
+    AlgorithmDefinition(
+        name="extra_trees_regressor",
+        estimator="sklearn.ensemble.ExtraTreesRegressor",
+        task=Task.REGRESSION,
+        search_space=_FOREST_SPACE,
+        intermediate_values=IntermediateValues.WARM_START,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="decision_tree_regressor",
+        estimator="sklearn.tree.DecisionTreeRegressor",
+        task=Task.REGRESSION,
+        search_space=_TREE_SPACE,
+        trusted_types=_TREE,
+    ),
+    AlgorithmDefinition(
+        name="svr",
+        estimator="sklearn.svm.SVR",
+        task=Task.REGRESSION,
+        search_space={**_SVM_SPACE, "epsilon": _float(1e-3, 1.0, log=True)},
+    ),
+    AlgorithmDefinition(
+        name="knn_regressor",
+        estimator="sklearn.neighbors.KNeighborsRegressor",
+        task=Task.REGRESSION,
+        search_space=_NEIGHBORS_SPACE,
+        trusted_types=_NEIGHBORS,
+    ),
+    AlgorithmDefinition(
+        name="mlp_regressor",
+        estimator="sklearn.neural_network.MLPRegressor",
+        task=Task.REGRESSION,
+        search_space=_MLP_SPACE,
+        intermediate_values=IntermediateValues.PARTIAL_FIT,
+        trusted_types=_MLP,
+    ),
+)
+
+ALGORITHMS: dict[str, AlgorithmDefinition] = {
+    algorithm.name: algorithm for algorithm in (*_CLASSIFIERS, *_REGRESSORS)
+}
+"""Name -> definition, classifiers first, in the order the CRD lists them."""
