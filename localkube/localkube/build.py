@@ -70,7 +70,8 @@ FAMILIES: dict[str, Family] = {
             {
                 name: f"k8s.io/kubernetes/cmd/{name}"
                 for name in (
-                    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl"
+                    "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl",
+                    "kubelet", "kube-proxy",
                 )
             },
             _kubernetes_ldflags(versions.KUBERNETES),
@@ -83,6 +84,8 @@ FAMILIES: dict[str, Family] = {
             {"helm": "helm.sh/helm/v3/cmd/helm"},
             f"-X helm.sh/helm/v3/internal/version.version={versions.HELM}",
         ),
+        Family("coredns", versions.COREDNS, {"coredns": "github.com/coredns/coredns"}),
+        Family("pause", versions.PAUSE, {"pause": "mlcycle.dev/localkube/pause"}),
     )
 }
 
@@ -130,29 +133,35 @@ def ensure_binaries(names: list[str], progress: Progress = say) -> dict[str, Pat
 
 
 def build_family(family: Family, progress: Progress = say) -> Path:
-    """Build every binary of a family into its cache directory (no-op when cached)."""
+    """Build the family's missing binaries into its cache directory (no-op when cached).
+
+    Binaries already cached are kept, so adding one to a family builds only that one."""
     target = family_dir(family)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / f"{family.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if all((target / name).is_file() for name in family.packages):
+        missing = [name for name in family.packages if not (target / name).is_file()]
+        if not missing:
             return target
         if shutil.which("go") is None:
             raise RuntimeError("Go 1.26+ is needed to build the local cluster's binaries")
         staging = Path(tempfile.mkdtemp(prefix=f".{family.name}-", dir=target.parent))
         try:
-            _go_build(family, staging, progress)
+            _go_build(family, missing, staging, progress)
+            for name in family.packages:
+                if name not in missing:
+                    os.link(target / name, staging / name)
+            staging.chmod(0o755)
             if target.exists():
                 shutil.rmtree(target)
-            staging.chmod(0o755)
             staging.rename(target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return target
 
 
-def _go_build(family: Family, out_dir: Path, progress: Progress) -> None:
-    names = ", ".join(family.packages)
+def _go_build(family: Family, binaries: list[str], out_dir: Path, progress: Progress) -> None:
+    names = ", ".join(binaries)
     progress(
         f"Building {names} {family.version} from the Go module proxy "
         f"(cached in {family_dir(family)}; the first build takes minutes)"
@@ -164,7 +173,8 @@ def _go_build(family: Family, out_dir: Path, progress: Progress) -> None:
         "GOFLAGS": "-mod=readonly -buildvcs=false",
     }
     started = time.monotonic()
-    for name, package in family.packages.items():
+    for name in binaries:
+        package = family.packages[name]
         command = ["go", "build", "-v", "-trimpath", "-ldflags", f"-s -w {family.ldflags}".strip()]
         command += ["-o", str(out_dir / name), package]
         _run_with_heartbeat(command, family.module_dir, env, name, progress)

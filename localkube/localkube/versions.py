@@ -10,3 +10,6 @@ KUBERNETES = "v1.36.3"
 ETCD = "v3.6.16"
 MINIO = "v0.0.0-20260212201848-7aac2a2c5b7c"
 HELM = "v3.22.0"
+COREDNS = "v1.15.0"
+# Our own pause program (localkube/go/pause): bump when its source changes.
+PAUSE = "v1.0.0"
