@@ -1,7 +1,9 @@
-"""Every kopf registration, in one place; each delegates at once to a per-kind reconciler.
+"""Every kopf registration, in one place; each parses its object once and delegates at once to
+a per-kind reconciler.
 
 Status is written with `kube.patch_status` from every path (create, resume, Job events),
-never through kopf's handler results, which strict schemas would prune.
+never through kopf's handler results, which strict schemas would prune. Cross-resource
+lookups go through kopf indices, kept up to date from the watch streams kopf runs anyway.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -17,16 +19,36 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from mlcycle import kube, registry
-from mlcycle.reconcile.common import Manifest, Outcome, post_events
+from mlcycle.builders.dataset import ingest_job_name
+from mlcycle.builders.trainingjob import training_job_name
+from mlcycle.objects import (
+    Invalid,
+    Object,
+    parse_dataset,
+    parse_model_deployment,
+    parse_training_job,
+)
+from mlcycle.reconcile.common import Manifest, Outcome
 from mlcycle.reconcile.dataset import dataset_outcome, reconcile_dataset
-from mlcycle.reconcile.modeldeployment import deployment_outcome, reconcile_model_deployment
-from mlcycle.reconcile.trainingjob import reconcile_training_job, training_outcome
+from mlcycle.reconcile.modeldeployment import (
+    deployment_outcome,
+    reconcile_model_deployment,
+    spec_refusal,
+)
+from mlcycle.reconcile.trainingjob import FINISHED, reconcile_training_job, training_outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
-from mlcycle_contract.constants import ResourceNames
+from mlcycle_contract.api.dataset import DatasetPhase
+from mlcycle_contract.api.trainingjob import TrainingJobPhase
 
 SETTINGS = Settings.from_env()
 GROUP, VERSION = constants.API_GROUP, constants.API_VERSION
+MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
+
+# kopf indices: key -> the names of the objects under it.
+DatasetKey = tuple[str, str]  # (namespace, Dataset name)
+AliasKey = tuple[str, str]  # (registered model name, alias)
+ObjectKey = tuple[str, str]  # (namespace, name)
 
 
 @kopf.on.startup()
@@ -56,99 +78,151 @@ def retry_transient() -> Iterator[None]:
         raise kopf.TemporaryError(f"MLflow registry: {error.message}", delay=10) from error
 
 
-def write(names: ResourceNames, body: Manifest, outcome: Outcome | None) -> None:
+def write(resource: Object[Any], outcome: Outcome[Any] | None) -> None:
     if outcome is None:
         return
-    metadata = body["metadata"]
-    kube.patch_status(names, metadata["namespace"], metadata["name"], outcome.status)
-    post_events(body, outcome.events)
+    kube.patch_status(resource, outcome.status.to_wire())
+    for event in outcome.events:
+        kube.post_event(resource, event.type, event.reason, event.message)
+
+
+@kopf.index(GROUP, VERSION, constants.TRAINING_JOB.plural)
+def training_jobs_by_dataset(body: kopf.Body, **_: Any) -> dict[DatasetKey, str] | None:
+    """Every TrainingJob by the Dataset it trains on: those to wake when it is ingested."""
+    training_job = parse_training_job(body)
+    if isinstance(training_job, Invalid):
+        return None
+    metadata = training_job.metadata
+    return {(metadata.namespace, training_job.spec.dataset_ref.name): metadata.name}
+
+
+@kopf.index(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
+def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey] | None:
+    """ModelDeployments that follow an alias: those to roll out when a TrainingJob moves it."""
+    deployment = parse_model_deployment(body)
+    if isinstance(deployment, Invalid) or deployment.spec.model.alias is None:
+        return None
+    model, metadata = deployment.spec.model, deployment.metadata
+    return {(model.name, deployment.spec.model.alias): (metadata.namespace, metadata.name)}
 
 
 @kopf.on.resume(GROUP, VERSION, constants.DATASET.plural)
 @kopf.on.create(GROUP, VERSION, constants.DATASET.plural)
 @kopf.on.update(GROUP, VERSION, constants.DATASET.plural)
 def dataset_changed(body: kopf.Body, **_: Any) -> None:
+    dataset = parse_dataset(body)
     with retry_transient():
-        write(constants.DATASET, dict(body), reconcile_dataset(dict(body), SETTINGS))
+        write(dataset, reconcile_dataset(dataset, SETTINGS))
 
 
 @kopf.on.resume(GROUP, VERSION, constants.TRAINING_JOB.plural)
 @kopf.on.create(GROUP, VERSION, constants.TRAINING_JOB.plural)
 @kopf.on.update(GROUP, VERSION, constants.TRAINING_JOB.plural)
 def training_job_changed(body: kopf.Body, **_: Any) -> None:
+    training_job = parse_training_job(body)
     with retry_transient():
-        write(constants.TRAINING_JOB, dict(body), reconcile_training_job(dict(body), SETTINGS))
+        write(training_job, reconcile_training_job(training_job, SETTINGS))
 
 
-# Kind of a Job's owner -> (its resource names, the Job label naming it, its status from a Job).
-JOB_OWNERS: dict[str, tuple[ResourceNames, str, Callable[[Manifest, Manifest, list[Manifest]],
-                                                        Outcome]]] = {
-    constants.DATASET.kind: (constants.DATASET, constants.LABEL_DATASET, dataset_outcome),
-    constants.TRAINING_JOB.kind: (
-        constants.TRAINING_JOB, constants.LABEL_TRAINING_JOB,
-        lambda owner, job, pods: training_outcome(owner, job, pods, SETTINGS)),
-}
-
-
-@kopf.on.event("batch", "v1", "jobs",
-               labels={constants.LABEL_MANAGED_BY: constants.MANAGED_BY})
-def job_event(body: kopf.Body, type: str | None, **_: Any) -> None:
-    """A Job we own changed: recompute its owner's status from it."""
+# kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.
+@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)  # type: ignore[arg-type]
+def job_event(body: kopf.Body, type: str | None,
+              training_jobs_by_dataset: kopf.Index[DatasetKey, str],
+              deployments_by_alias: kopf.Index[AliasKey, ObjectKey], **_: Any) -> None:
+    """A Job we own changed: recompute its owner's status from it, and wake what waited."""
     if type == "DELETED":
         return
     job = dict(body)
-    owner_kind = next((ref["kind"] for ref in job["metadata"].get("ownerReferences") or []
-                       if ref.get("controller")), None)
-    if owner_kind not in JOB_OWNERS:
+    owner = next((ref for ref in job["metadata"].get("ownerReferences") or []
+                  if ref.get("controller")), None)
+    if owner is None:
         return
-    names, label, outcome_of = JOB_OWNERS[owner_kind]
-    namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     with retry_transient():
-        owner = kube.read_custom(names, namespace, job["metadata"]["labels"][label])
-        if owner is None or (owner.get("status") or {}).get("jobName") != job_name:
-            return  # deleted, an older Job's late event, or the create handler has yet to write
-        outcome = outcome_of(owner, job, kube.job_pods(namespace, job_name))
-        write(names, owner, outcome)
-        if owner_kind == constants.DATASET.kind and outcome.status.get("phase") == "Ready":
-            wake_training_jobs(namespace, owner["metadata"]["name"])
+        if owner["kind"] == constants.DATASET.kind:
+            ingestion_changed(job, owner["name"], training_jobs_by_dataset)
+        elif owner["kind"] == constants.TRAINING_JOB.kind:
+            training_changed(job, owner["name"], deployments_by_alias)
 
 
-def wake_training_jobs(namespace: str, dataset_name: str) -> None:
-    """TrainingJobs that were waiting for this Dataset can start now."""
-    for training_job in kube.list_custom(constants.TRAINING_JOB, namespace):
-        waiting = (training_job.get("status") or {}).get("phase") in (None, "Pending")
-        if waiting and training_job["spec"]["datasetRef"]["name"] == dataset_name:
-            write(constants.TRAINING_JOB, training_job,
-                  reconcile_training_job(training_job, SETTINGS))
+def ingestion_changed(job: Manifest, owner_name: str,
+                      training_jobs_by_dataset: kopf.Index[DatasetKey, str]) -> None:
+    namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
+    body = kube.read_custom(constants.DATASET, namespace, owner_name)
+    dataset = parse_dataset(body) if body else None
+    # Deleted, invalid, or a Job of an earlier generation or request: not its status to set.
+    if dataset is None or isinstance(dataset, Invalid) or (
+            ingest_job_name(dataset.metadata) != job_name):
+        return
+    if dataset.status.job_name == job_name and dataset.status.phase in (DatasetPhase.READY,
+                                                                        DatasetPhase.FAILED):
+        return
+    outcome = dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+    write(dataset, outcome)
+    if outcome.status.phase == DatasetPhase.READY:
+        for name in training_jobs_by_dataset.get((namespace, owner_name), []):
+            wake_training_job(namespace, name)
+
+
+def training_changed(job: Manifest, owner_name: str,
+                     deployments_by_alias: kopf.Index[AliasKey, ObjectKey]) -> None:
+    namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
+    body = kube.read_custom(constants.TRAINING_JOB, namespace, owner_name)
+    training_job = parse_training_job(body) if body else None
+    if training_job is None or isinstance(training_job, Invalid) or (
+            training_job_name(training_job.metadata) != job_name):
+        return
+    if training_job.status.job_name == job_name and training_job.status.phase in FINISHED:
+        return
+    outcome = training_outcome(training_job, job, kube.job_pods(namespace, job_name), SETTINGS)
+    write(training_job, outcome)
+    model, alias = outcome.status.model, training_job.spec.registry.alias
+    if outcome.status.phase == TrainingJobPhase.SUCCEEDED and model and alias:
+        for key in deployments_by_alias.get((model.name, alias), []):
+            wake_model_deployment(*key)
+
+
+def wake_training_job(namespace: str, name: str) -> None:
+    """A TrainingJob that was waiting for its Dataset can start now."""
+    body = kube.read_custom(constants.TRAINING_JOB, namespace, name)
+    training_job = parse_training_job(body) if body else None
+    if training_job is not None and training_job.status.phase in (None,
+                                                                  TrainingJobPhase.PENDING):
+        write(training_job, reconcile_training_job(training_job, SETTINGS))
+
+
+def wake_model_deployment(namespace: str, name: str) -> None:
+    """The alias a ModelDeployment follows may have moved: roll out now, not at the next poll."""
+    body = kube.read_custom(constants.MODEL_DEPLOYMENT, namespace, name)
+    if body is not None:
+        deployment = parse_model_deployment(body)
+        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
 
 
 @kopf.on.resume(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 @kopf.on.create(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 @kopf.on.update(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    deployment = parse_model_deployment(body)
     with retry_transient():
-        write(constants.MODEL_DEPLOYMENT, dict(body),
-              reconcile_model_deployment(dict(body), SETTINGS))
+        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
     memo["last_registry_check"] = time.monotonic()
 
 
 @kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5)
-def model_deployment_follow_alias(body: kopf.Body, spec: kopf.Spec, memo: kopf.Memo,
-                                  **_: Any) -> None:
+def model_deployment_follow_alias(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """CD: when the alias moves in the registry, the new version rolls out."""
-    if not spec.get("model", {}).get("alias"):
+    deployment = parse_model_deployment(body)
+    if isinstance(deployment, Invalid) or deployment.spec.model.alias is None:
         return
-    interval = spec.get("pollIntervalSeconds", SETTINGS.registry_poll_seconds)
-    if time.monotonic() - memo.get("last_registry_check", 0.0) < interval:
+    if (time.monotonic() - memo.get("last_registry_check", 0.0)
+            < deployment.spec.poll_interval_seconds):
         return
     memo["last_registry_check"] = time.monotonic()
     with retry_transient():
-        write(constants.MODEL_DEPLOYMENT, dict(body),
-              reconcile_model_deployment(dict(body), SETTINGS))
+        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
 
 
-@kopf.on.event("apps", "v1", "deployments",
-               labels={constants.LABEL_MANAGED_BY: constants.MANAGED_BY})
+@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """A serving Deployment changed (pods became ready, a rollout advanced)."""
     if type == "DELETED":
@@ -160,5 +234,7 @@ def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     with retry_transient():
         owner = kube.read_custom(constants.MODEL_DEPLOYMENT,
                                  deployment["metadata"]["namespace"], name)
-        if owner is not None:
-            write(constants.MODEL_DEPLOYMENT, owner, deployment_outcome(owner, deployment))
+        model_deployment = parse_model_deployment(owner) if owner else None
+        # A refused spec keeps its refusal, whatever the Deployment of an earlier one does.
+        if model_deployment is not None and spec_refusal(model_deployment) is None:
+            write(model_deployment, deployment_outcome(model_deployment, deployment))

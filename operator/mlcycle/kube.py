@@ -16,6 +16,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from mlcycle.objects import Object
 from mlcycle_contract import constants
 from mlcycle_contract.constants import ResourceNames
 
@@ -122,30 +123,25 @@ def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | N
     return dict(found)
 
 
-def list_custom(names: ResourceNames, namespace: str) -> list[Manifest]:
-    found = custom().list_namespaced_custom_object(
-        constants.API_GROUP, constants.API_VERSION, namespace, names.plural
-    )
-    return list(found.get("items", []))
-
-
-def patch_status(names: ResourceNames, namespace: str, name: str, status: Manifest) -> None:
-    """Merge-patch the status subresource (used where kopf's `patch` is not at hand)."""
+def patch_status(resource: Object[Any], status: Manifest) -> None:
+    """Merge-patch the status subresource. Every path writes status here, the Job and
+    Deployment event handlers included, which have no kopf `patch` for the custom resource."""
+    metadata = resource.metadata
     custom().patch_namespaced_custom_object_status(
-        constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name,
-        {"status": status},
+        constants.API_GROUP, constants.API_VERSION, metadata.namespace, resource.names.plural,
+        metadata.name, {"status": status},
     )
 
 
-def post_event(involved: Manifest, event_type: str, reason: str, message: str) -> None:
+def post_event(involved: Object[Any], event_type: str, reason: str, message: str) -> None:
     """A core/v1 Event on the object, as `kubectl describe` shows them."""
-    metadata = involved["metadata"]
+    metadata = involved.metadata
     now = datetime.datetime.now(datetime.UTC)
     event = {
-        "metadata": {"generateName": f"{metadata['name']}.", "namespace": metadata["namespace"]},
+        "metadata": {"generateName": f"{metadata.name}.", "namespace": metadata.namespace},
         "involvedObject": {
-            "apiVersion": involved["apiVersion"], "kind": involved["kind"],
-            "name": metadata["name"], "namespace": metadata["namespace"], "uid": metadata["uid"],
+            "apiVersion": constants.API_GROUP_VERSION, "kind": involved.names.kind,
+            "name": metadata.name, "namespace": metadata.namespace, "uid": metadata.uid,
         },
         "type": event_type,
         "reason": reason,
@@ -157,6 +153,6 @@ def post_event(involved: Manifest, event_type: str, reason: str, message: str) -
         "reportingComponent": FIELD_MANAGER,
     }
     try:
-        core().create_namespaced_event(metadata["namespace"], event)
+        core().create_namespaced_event(metadata.namespace, event)
     except ApiException as error:  # an Event is never worth failing a reconcile
-        logger.warning("Could not post event %s on %s: %s", reason, metadata["name"], error.reason)
+        logger.warning("Could not post event %s on %s: %s", reason, metadata.name, error.reason)

@@ -28,8 +28,6 @@ USES: dict[Grant, tuple[str, str]] = {
            "watch": KOPF_WATCHES,
            "patch": KOPF_ANNOTATIONS,  # kopf's progress and diff-base annotations
        }.items()},
-    # Also listed by the operator itself: waiting TrainingJobs wake when their Dataset is ready.
-    ("mlcycle.dev", "trainingjobs", "list"): ("kube.py", "list_namespaced_custom_object("),
     **{("mlcycle.dev", f"{kind}/status", "patch"): ("kube.py",
                                                     "patch_namespaced_custom_object_status(")
        for kind in ("datasets", "trainingjobs", "modeldeployments")},

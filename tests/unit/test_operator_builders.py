@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -10,13 +11,13 @@ import pytest
 from mlcycle.builders.common import child_name
 from mlcycle.builders.dataset import build_ingest_job
 from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
+from mlcycle.objects import Dataset, Invalid, TrainingJob, parse_dataset, parse_training_job
 from mlcycle.reconcile.common import job_state
 from mlcycle.reconcile.dataset import dataset_outcome
 from mlcycle.reconcile.trainingjob import training_outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
-from mlcycle_contract.api.dataset import DatasetSpec, SplitSpec
-from mlcycle_contract.api.trainingjob import TrainingJobSpec
+from mlcycle_contract.api.dataset import SplitSpec
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 
@@ -30,11 +31,18 @@ def resource(kind: str, spec: dict[str, Any], generation: int = 1) -> dict[str, 
     }
 
 
-DATASET = resource("Dataset", {"source": {"builtin": "iris"}, "target": "target"})
-TRAINING = resource("TrainingJob", {
+def valid(parsed: Any) -> Any:
+    assert not isinstance(parsed, Invalid), parsed
+    return parsed
+
+
+DATASET_BODY = resource("Dataset", {"source": {"builtin": "iris"}, "target": "target"})
+TRAINING_BODY = resource("TrainingJob", {
     "datasetRef": {"name": "iris"}, "algorithm": "random_forest_classifier",
     "hyperparameters": {"n_estimators": 10}, "registry": {"modelName": "iris-rf"},
 })
+DATASET: Dataset = valid(parse_dataset(DATASET_BODY))
+TRAINING: TrainingJob = valid(parse_training_job(TRAINING_BODY))
 RESOLVED = ResolvedDataset("iris", "abc123", "s3://data/iris/abc123/data.parquet", "target",
                            SplitSpec(test_fraction=0.3, seed=7, stratify=False))
 
@@ -52,7 +60,7 @@ def test_child_names_are_deterministic_dns_labels() -> None:
 
 
 def test_ingest_job_runs_the_trainer_with_the_spec_and_secret_references() -> None:
-    job = build_ingest_job(DATASET, DatasetSpec.model_validate(DATASET["spec"]), SETTINGS)
+    job = build_ingest_job(DATASET, SETTINGS)
     assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert job["metadata"]["ownerReferences"][0]["controller"] is True
     container = job["spec"]["template"]["spec"]["containers"][0]
@@ -65,8 +73,7 @@ def test_ingest_job_runs_the_trainer_with_the_spec_and_secret_references() -> No
 
 
 def test_training_job_is_restricted_and_fails_fast_on_invalid_input() -> None:
-    spec = TrainingJobSpec.model_validate(TRAINING["spec"])
-    job = build_training_job(TRAINING, spec, RESOLVED, SETTINGS)
+    job = build_training_job(TRAINING, RESOLVED, SETTINGS)
     pod = job["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -89,8 +96,7 @@ def test_training_job_is_restricted_and_fails_fast_on_invalid_input() -> None:
 
 
 def test_no_credential_value_appears_in_any_job() -> None:
-    spec = TrainingJobSpec.model_validate(TRAINING["spec"])
-    text = json.dumps(build_training_job(TRAINING, spec, RESOLVED, SETTINGS))
+    text = json.dumps(build_training_job(TRAINING, RESOLVED, SETTINGS))
     assert "secretKeyRef" in text
     assert '"AWS_SECRET_ACCESS_KEY", "value"' not in text
 
@@ -105,51 +111,100 @@ def pod_with_message(message: dict[str, Any]) -> dict[str, Any]:
         "containerStatuses": [{"state": {"terminated": {"message": json.dumps(message)}}}]}}
 
 
-def test_job_state_reads_the_trainers_error_from_the_termination_message() -> None:
+def test_a_failed_job_reports_the_trainers_reason_else_the_jobs_own() -> None:
     failed = job([{"type": "Failed", "status": "True", "reason": "PodFailurePolicy",
                    "message": "container main exited with 2"}])
     state = job_state(failed, [pod_with_message(
         {"error": {"reason": "TargetColumnMissing", "message": "spec.target: no column 'x'"}})])
     assert state.finished and not state.succeeded
-    assert (state.failure_reason, state.failure_message) == (
-        "TargetColumnMissing", "spec.target: no column 'x'")
+    assert state.failure() == ("TargetColumnMissing", "spec.target: no column 'x'")
+    killed = job([{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                   "message": "Job was active longer than specified deadline"}])
+    assert job_state(killed, []).failure() == (
+        "DeadlineExceeded", "Job was active longer than specified deadline")
     assert not job_state(job([]), []).finished
 
 
+INGESTED = {"version": "abc123", "snapshotURI": "s3://d/abc123", "rows": 150, "columns": 5,
+            "schema": [{"name": "target", "dtype": "int64"}],
+            "profile": {"topFeatures": [{"name": "petal length (cm)", "importance": 0.9}],
+                        "warnings": []}}
+TRAINED = {
+    "metrics": {"accuracy": 0.96, "f1_macro": 0.95}, "fitSeconds": 0.4,
+    "model": {"name": "iris-rf", "version": 1, "uri": "models:/iris-rf/1"},
+    "mlflow": {"runId": "r1", "experimentId": "7"},
+    "runtime": {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"},
+    "gates": {"passed": True, "failed": []},
+    "datasetVersion": "abc123",
+    "objective": {"metric": "accuracy", "value": 0.96},
+    "alias": {"name": "champion", "moved": True},
+}
+COMPLETE = [{"type": "Complete", "status": "True"}]
+
+
+def ready_condition(status: Any) -> Any:
+    return next(c for c in status.conditions if c.type == "Ready")
+
+
 def test_dataset_status_after_ingestion() -> None:
-    result = {"version": "abc123", "snapshotURI": "s3://d/abc123", "rows": 150, "columns": 5,
-              "schema": [{"name": "target", "dtype": "int64"}],
-              "profile": {"topFeatures": [{"name": "petal length (cm)", "importance": 0.9}],
-                          "warnings": []}}
-    outcome = dataset_outcome(DATASET, job([{"type": "Complete", "status": "True"}]),
-                              [pod_with_message(result)])
+    outcome = dataset_outcome(DATASET, job(COMPLETE), [pod_with_message(INGESTED)])
     status = outcome.status
-    assert status["phase"] == "Ready" and status["version"] == "abc123"
-    assert status["history"][0]["version"] == "abc123"
-    ready = next(c for c in status["conditions"] if c["type"] == "Ready")
-    assert ready["status"] == "True" and ready["observedGeneration"] == 1
+    assert status.phase == "Ready" and status.version == "abc123" and status.rows == 150
+    assert status.history[0].version == "abc123"
+    ready = ready_condition(status)
+    assert ready.status == "True" and ready.observed_generation == 1
     assert [e.reason for e in outcome.events] == ["Ingested"]
-    again = dataset_outcome({**DATASET, "status": status},
-                            job([{"type": "Complete", "status": "True"}]),
-                            [pod_with_message(result)])
-    assert again.events == [] and len(again.status["history"]) == 1
+    again = dataset_outcome(replace(DATASET, status=status), job(COMPLETE),
+                            [pod_with_message(INGESTED)])
+    assert again.events == [] and len(again.status.history) == 1
 
 
 @pytest.mark.parametrize("passed", [True, False])
 def test_training_status_after_success(passed: bool) -> None:
-    result = {
-        "metrics": {"accuracy": 0.96, "f1_macro": 0.95},
-        "model": {"name": "iris-rf", "version": 1, "uri": "models:/iris-rf/1"},
-        "mlflow": {"runId": "r1", "experimentId": "7"},
-        "gates": {"passed": passed, "failed": [] if passed else ["accuracy >= 0.99 (0.96)"]},
-    }
-    outcome = training_outcome(TRAINING, job([{"type": "Complete", "status": "True"}]),
-                               [pod_with_message(result)], SETTINGS)
-    status = outcome.status
+    result = {**TRAINED, "gates": {"passed": passed,
+                                   "failed": [] if passed else ["accuracy >= 0.99 (0.96)"]}}
+    outcome = training_outcome(TRAINING, job(COMPLETE), [pod_with_message(result)], SETTINGS)
+    status = outcome.status.to_wire()
     assert status["phase"] == "Succeeded"
     assert status["objective"] == {"metric": "accuracy", "value": 0.96}
     assert status["model"]["version"] == 1
     assert status["mlflow"]["runURL"] == "http://mlflow:5000/#/experiments/7/runs/r1"
     assert status["datasetVersion"] == "abc123"
-    validated = next(c for c in status["conditions"] if c["type"] == "Validated")
-    assert validated["status"] == ("True" if passed else "False")
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Validated"]["status"] == ("True" if passed else "False")
+    assert "alias champion moved to it" in conditions["Registered"]["message"]
+
+
+@pytest.mark.parametrize(("result", "named"), [
+    ({key: value for key, value in TRAINED.items() if key != "gates"}, "result.gates: "),
+    ({**TRAINED, "gates": {"failed": []}}, "result.gates.passed: "),
+    ({**TRAINED, "model": {"name": "iris-rf"}}, "result.model.version: "),
+])
+def test_a_malformed_training_result_is_invalid_never_a_pass(
+    result: dict[str, Any], named: str,
+) -> None:
+    outcome = training_outcome(TRAINING, job(COMPLETE), [pod_with_message(result)], SETTINGS)
+    status = outcome.status
+    ready = ready_condition(status)
+    assert status.phase == "Failed" and status.model is None
+    assert (ready.status, ready.reason) == ("False", "InvalidResult")
+    assert named in ready.message, ready.message
+    assert [(e.type, e.reason) for e in outcome.events] == [("Warning", "InvalidResult")]
+    assert not any(c.type == "Validated" for c in status.conditions)
+
+
+def test_a_result_that_is_not_json_or_missing_is_invalid() -> None:
+    unreadable = pod_with_message({})
+    unreadable["status"]["containerStatuses"][0]["state"]["terminated"]["message"] = "Killed"
+    for pods in ([unreadable], []):
+        outcome = dataset_outcome(DATASET, job(COMPLETE), pods)
+        ready = ready_condition(outcome.status)
+        assert (outcome.status.phase, ready.reason) == ("Failed", "InvalidResult")
+        assert ready.message.startswith("result")
+
+
+def test_a_spec_the_api_types_reject_parses_into_its_problem() -> None:
+    invalid = parse_training_job({**TRAINING_BODY, "spec": {"datasetRef": {"name": "iris"}}})
+    assert isinstance(invalid, Invalid)
+    assert invalid.problem.startswith("spec: ") and "algorithm" in invalid.problem
+    assert invalid.metadata.name == "iris" and invalid.status.phase is None

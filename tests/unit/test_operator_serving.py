@@ -3,15 +3,17 @@ it reads back, and the runtime check that refuses a model trained elsewhere."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from mlcycle.builders.modeldeployment import build_autoscaler, build_deployment, build_service
-from mlcycle.reconcile.modeldeployment import deployment_outcome
+from mlcycle.objects import Invalid, ModelDeployment, parse_model_deployment
+from mlcycle.reconcile.modeldeployment import deployment_outcome, spec_refusal
 from mlcycle.registry import ModelVersion
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
-from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec, ModelDeploymentStatus
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 RUNTIME = {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"}
@@ -20,11 +22,24 @@ OWNER: dict[str, Any] = {
     "metadata": {"name": "iris", "namespace": "ml", "uid": "u1", "generation": 3},
     "spec": {"model": {"name": "iris-classifier", "alias": "champion"}, "replicas": 2},
 }
-SPEC = ModelDeploymentSpec.model_validate(OWNER["spec"])
+PARSED = parse_model_deployment(OWNER)
+assert not isinstance(PARSED, Invalid)
+DEPLOYMENT: ModelDeployment = PARSED
+SPEC = DEPLOYMENT.spec
+
+
+def with_spec(spec: ModelDeploymentSpec) -> ModelDeployment:
+    return replace(DEPLOYMENT, spec=spec)
+
+
+def outcome_status(status: dict[str, Any] | None, deployment: dict[str, Any]) -> dict[str, Any]:
+    """deployment_outcome from a ModelDeployment with this status, as the wire sees it."""
+    owner = replace(DEPLOYMENT, status=ModelDeploymentStatus.model_validate(status or {}))
+    return deployment_outcome(owner, deployment).status.to_wire()
 
 
 def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -> None:
-    deployment = build_deployment(OWNER, SPEC, ModelVersion("iris-classifier", 4, RUNTIME),
+    deployment = build_deployment(DEPLOYMENT, ModelVersion("iris-classifier", 4, RUNTIME),
                                   SETTINGS)
     spec = deployment["spec"]
     assert spec["replicas"] == 2
@@ -42,7 +57,7 @@ def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -
 
 def test_the_server_runs_as_many_worker_processes_as_spec_serving_workers() -> None:
     def workers_variable(spec: ModelDeploymentSpec) -> str | None:
-        built = build_deployment(OWNER, spec, ModelVersion("iris-classifier", 1, RUNTIME),
+        built = build_deployment(with_spec(spec), ModelVersion("iris-classifier", 1, RUNTIME),
                                  SETTINGS)
         env = built["spec"]["template"]["spec"]["containers"][0]["env"]
         return next((e["value"] for e in env if e["name"] == environment.WORKERS.name), None)
@@ -55,16 +70,17 @@ def test_the_server_runs_as_many_worker_processes_as_spec_serving_workers() -> N
 def test_an_autoscaled_deployment_leaves_replicas_to_the_autoscaler() -> None:
     spec = ModelDeploymentSpec.model_validate(
         {**OWNER["spec"], "autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6}})
-    deployment = build_deployment(OWNER, spec, ModelVersion("iris-classifier", 1, RUNTIME),
+    deployment = build_deployment(with_spec(spec), ModelVersion("iris-classifier", 1, RUNTIME),
                                   SETTINGS)
     assert "replicas" not in deployment["spec"]
-    autoscaler = build_autoscaler(OWNER, spec)
+    autoscaler = build_autoscaler(with_spec(spec))
     assert (autoscaler["spec"]["minReplicas"], autoscaler["spec"]["maxReplicas"]) == (2, 6)
-    assert build_service(OWNER)["spec"]["ports"][0]["targetPort"] == environment.SERVING_PORT_NAME
+    port = build_service(DEPLOYMENT)["spec"]["ports"][0]
+    assert port["targetPort"] == environment.SERVING_PORT_NAME
 
 
 def deployment(version: int, ready: int, updated: int, total: int) -> dict[str, Any]:
-    built = build_deployment(OWNER, SPEC, ModelVersion("iris-classifier", version, RUNTIME),
+    built = build_deployment(DEPLOYMENT, ModelVersion("iris-classifier", version, RUNTIME),
                              SETTINGS)
     built["metadata"]["generation"] = 5
     built["status"] = {"observedGeneration": 5, "readyReplicas": ready,
@@ -77,21 +93,32 @@ def conditions(status: dict[str, Any]) -> dict[str, str]:
 
 
 def test_status_during_and_after_a_rollout() -> None:
-    serving_one = deployment_outcome(OWNER, deployment(1, ready=2, updated=2, total=2)).status
+    serving_one = outcome_status(None, deployment(1, ready=2, updated=2, total=2))
     assert serving_one["servedVersion"] == 1 and serving_one["phase"] == "Available"
     assert conditions(serving_one)["Ready"] == "True"
 
-    owner = {**OWNER, "status": serving_one}
-    rolling = deployment_outcome(owner, deployment(2, ready=2, updated=1, total=3)).status
+    rolling = outcome_status(serving_one, deployment(2, ready=2, updated=1, total=3))
     assert rolling["servedVersion"] == 1, "the old version serves until the rollout completes"
     assert conditions(rolling)["Progressing"] == "True"
     assert conditions(rolling)["Available"] == "True"
     assert [r["version"] for r in rolling["history"]] == [2, 1]
 
-    done = deployment_outcome({**OWNER, "status": rolling},
-                              deployment(2, ready=2, updated=2, total=2)).status
+    done = outcome_status(rolling, deployment(2, ready=2, updated=2, total=2))
     assert done["servedVersion"] == 2 and done["history"][0]["completedAt"]
     assert done["selector"] == "mlcycle.dev/model-deployment=iris,mlcycle.dev/component=serve"
+
+
+def test_an_invalid_or_unsupported_spec_is_refused_before_any_deployment() -> None:
+    assert spec_refusal(DEPLOYMENT) is None
+    drift = parse_model_deployment(
+        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}})
+    refusal = spec_refusal(drift)
+    assert refusal is not None and refusal[0] == "Unsupported"
+    assert refusal[1].startswith("spec.monitoring.drift: not supported yet")
+    invalid = parse_model_deployment({**OWNER, "spec": {"model": {"name": "iris"}}})
+    refusal = spec_refusal(invalid)
+    assert refusal is not None and refusal[0] == "InvalidSpec"
+    assert "exactly one of version, alias" in refusal[1]
 
 
 def test_runtime_mismatch_names_both_versions() -> None:

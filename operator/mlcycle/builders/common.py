@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from mlcycle.objects import Object
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
 from mlcycle_contract.api.common import ResourceRequirements
@@ -24,12 +25,12 @@ def child_name(owner: str, stage: str, *identity: object) -> str:
     return f"{owner[: MAX_NAME - len(suffix)].rstrip('-')}{suffix}"
 
 
-def owner_reference(owner: Manifest) -> Manifest:
+def owner_reference(owner: Object[Any]) -> Manifest:
     return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
+        "apiVersion": constants.API_GROUP_VERSION,
+        "kind": owner.names.kind,
+        "name": owner.metadata.name,
+        "uid": owner.metadata.uid,
         "controller": True,
         "blockOwnerDeletion": True,
     }
@@ -91,12 +92,12 @@ def storage_environment(settings: Settings) -> list[Manifest]:
     ]
 
 
-def owner_environment(owner: Manifest, image: str) -> list[Manifest]:
-    metadata = owner["metadata"]
+def owner_environment(owner: Object[Any], image: str) -> list[Manifest]:
+    metadata = owner.metadata
     return [
-        {"name": environment.NAMESPACE.name, "value": metadata["namespace"]},
-        {"name": environment.OWNER_NAME.name, "value": metadata["name"]},
-        {"name": environment.OWNER_UID.name, "value": metadata["uid"]},
+        {"name": environment.NAMESPACE.name, "value": metadata.namespace},
+        {"name": environment.OWNER_NAME.name, "value": metadata.name},
+        {"name": environment.OWNER_UID.name, "value": metadata.uid},
         {"name": environment.IMAGE.name, "value": image},
     ]
 
@@ -104,7 +105,7 @@ def owner_environment(owner: Manifest, image: str) -> list[Manifest]:
 def trainer_job(
     *,
     name: str,
-    owner: Manifest,
+    owner: Object[Any],
     job_labels: dict[str, str],
     image: str,
     command: str,
@@ -153,7 +154,7 @@ def trainer_job(
         "kind": "Job",
         "metadata": {
             "name": name,
-            "namespace": owner["metadata"]["namespace"],
+            "namespace": owner.metadata.namespace,
             "labels": job_labels,
             "ownerReferences": [owner_reference(owner)],
         },

@@ -12,29 +12,27 @@ from mlcycle.builders.common import (
     storage_environment,
     trainer_job,
 )
+from mlcycle.objects import Dataset, ObjectMeta
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
-from mlcycle_contract.api.dataset import DatasetSpec
 
 
-def ingest_job_name(dataset: Manifest, trigger: str) -> str:
-    """One Job per (uid, generation, trigger): a spec change or a refresh makes a new one."""
-    metadata = dataset["metadata"]
-    return child_name(metadata["name"], "ingest", metadata["uid"], metadata["generation"], trigger)
+def ingest_job_name(metadata: ObjectMeta) -> str:
+    """One Job per (uid, generation, re-ingestion request): a spec change makes a new one."""
+    return child_name(metadata.name, "ingest", metadata.uid, metadata.generation,
+                      metadata.requested_at)
 
 
-def build_ingest_job(
-    dataset: Manifest, spec: DatasetSpec, settings: Settings, trigger: str = ""
-) -> Manifest:
-    name = dataset["metadata"]["name"]
+def build_ingest_job(dataset: Dataset, settings: Settings) -> Manifest:
+    name = dataset.metadata.name
     env = [
         *owner_environment(dataset, settings.trainer_image),
         *storage_environment(settings),
         {"name": environment.DATASET_SPEC.name,
-         "value": json.dumps(spec.to_wire(), sort_keys=True)},
+         "value": json.dumps(dataset.spec.to_wire(), sort_keys=True)},
     ]
     return trainer_job(
-        name=ingest_job_name(dataset, trigger),
+        name=ingest_job_name(dataset.metadata),
         owner=dataset,
         job_labels=labels(constants.LABEL_DATASET, name, constants.COMPONENT_INGEST),
         image=settings.trainer_image,

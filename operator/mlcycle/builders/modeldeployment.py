@@ -11,10 +11,10 @@ from mlcycle.builders.common import (
     resources,
     storage_environment,
 )
+from mlcycle.objects import ModelDeployment, ObjectMeta
 from mlcycle.registry import ModelVersion
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
-from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 
 SERVICE_PORT = 80
 
@@ -26,22 +26,21 @@ def selector_labels(owner_name: str) -> dict[str, str]:
     }
 
 
-def _metadata(owner: Manifest, extra_labels: dict[str, str] | None = None) -> Manifest:
-    name = owner["metadata"]["name"]
+def _metadata(owner: ModelDeployment, extra_labels: dict[str, str] | None = None) -> Manifest:
+    name = owner.metadata.name
     return {
         "name": name,
-        "namespace": owner["metadata"]["namespace"],
+        "namespace": owner.metadata.namespace,
         "labels": {constants.LABEL_MANAGED_BY: constants.MANAGED_BY, **selector_labels(name),
                    **(extra_labels or {})},
         "ownerReferences": [owner_reference(owner)],
     }
 
 
-def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVersion,
-                     settings: Settings) -> Manifest:
+def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Settings) -> Manifest:
     """The model URI names a concrete version, so an alias move changes the pod template
     and the Deployment controller rolls it out; maxUnavailable 0 keeps capacity."""
-    name = owner["metadata"]["name"]
+    name, spec = owner.metadata.name, owner.spec
     model_labels = {constants.LABEL_MODEL_NAME: model.name,
                     constants.LABEL_MODEL_VERSION: str(model.version)}
     probe = {"httpGet": {"path": environment.READINESS_PATH, "port": environment.SERVING_PORT_NAME},
@@ -99,8 +98,8 @@ def build_deployment(owner: Manifest, spec: ModelDeploymentSpec, model: ModelVer
             "metadata": _metadata(owner, model_labels), "spec": deployment_spec}
 
 
-def build_service(owner: Manifest) -> Manifest:
-    name = owner["metadata"]["name"]
+def build_service(owner: ModelDeployment) -> Manifest:
+    name = owner.metadata.name
     return {
         "apiVersion": "v1", "kind": "Service", "metadata": _metadata(owner),
         "spec": {
@@ -111,9 +110,9 @@ def build_service(owner: Manifest) -> Manifest:
     }
 
 
-def build_autoscaler(owner: Manifest, spec: ModelDeploymentSpec) -> Manifest:
-    name = owner["metadata"]["name"]
-    scaling = spec.autoscaling
+def build_autoscaler(owner: ModelDeployment) -> Manifest:
+    name = owner.metadata.name
+    scaling = owner.spec.autoscaling
     return {
         "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
         "metadata": _metadata(owner),
@@ -127,6 +126,5 @@ def build_autoscaler(owner: Manifest, spec: ModelDeploymentSpec) -> Manifest:
     }
 
 
-def service_url(owner: Manifest) -> str:
-    metadata = owner["metadata"]
-    return f"http://{metadata['name']}.{metadata['namespace']}.svc.cluster.local:{SERVICE_PORT}"
+def service_url(metadata: ObjectMeta) -> str:
+    return f"http://{metadata.name}.{metadata.namespace}.svc.cluster.local:{SERVICE_PORT}"

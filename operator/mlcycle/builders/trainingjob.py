@@ -13,10 +13,10 @@ from mlcycle.builders.common import (
     storage_environment,
     trainer_job,
 )
+from mlcycle.objects import ObjectMeta, TrainingJob
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
 from mlcycle_contract.api.dataset import SplitSpec
-from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,14 @@ class ResolvedDataset:
     split: SplitSpec  # the holdout of its TrainingJobs, unless spec.validation overrides it
 
 
-def training_job_name(training_job: Manifest, trigger: str) -> str:
-    metadata = training_job["metadata"]
-    return child_name(metadata["name"], "train", metadata["uid"], metadata["generation"], trigger)
+def training_job_name(metadata: ObjectMeta) -> str:
+    """One Job per (uid, generation, retraining request): a spec change makes a new one."""
+    return child_name(metadata.name, "train", metadata.uid, metadata.generation,
+                      metadata.requested_at)
 
 
-def experiment_name(training_job: Manifest) -> str:
-    metadata = training_job["metadata"]
-    return f"{metadata['namespace']}/{metadata['name']}"
+def experiment_name(metadata: ObjectMeta) -> str:
+    return f"{metadata.namespace}/{metadata.name}"
 
 
 def _json(value: Manifest) -> str:
@@ -45,15 +45,11 @@ def _json(value: Manifest) -> str:
 
 
 def build_training_job(
-    training_job: Manifest,
-    spec: TrainingJobSpec,
-    dataset: ResolvedDataset,
-    settings: Settings,
-    trigger: str = "",
+    training_job: TrainingJob, dataset: ResolvedDataset, settings: Settings
 ) -> Manifest:
-    name = training_job["metadata"]["name"]
+    spec, metadata = training_job.spec, training_job.metadata
     image = spec.image or settings.trainer_image
-    job_labels = labels(constants.LABEL_TRAINING_JOB, name, constants.COMPONENT_TRAIN)
+    job_labels = labels(constants.LABEL_TRAINING_JOB, metadata.name, constants.COMPONENT_TRAIN)
     job_labels[constants.LABEL_DATASET_VERSION] = dataset.version
     env = [
         *owner_environment(training_job, image),
@@ -64,10 +60,10 @@ def build_training_job(
         {"name": environment.DATASET_URI.name, "value": dataset.snapshot_uri},
         {"name": environment.DATASET_TARGET.name, "value": dataset.target},
         {"name": environment.DATASET_SPLIT.name, "value": _json(dataset.split.to_wire())},
-        {"name": environment.MLFLOW_EXPERIMENT_NAME.name, "value": experiment_name(training_job)},
+        {"name": environment.MLFLOW_EXPERIMENT_NAME.name, "value": experiment_name(metadata)},
     ]
     return trainer_job(
-        name=training_job_name(training_job, trigger),
+        name=training_job_name(metadata),
         owner=training_job,
         job_labels=job_labels,
         image=image,

@@ -1,16 +1,15 @@
-"""What every reconciler shares: conditions, spec errors that name the field, the outcome of a
-finished Job, and Events only on transitions."""
+"""What every reconciler shares: conditions, the outcome of a finished Job read through the
+typed results, and Events only on transitions."""
 
 from __future__ import annotations
 
 import datetime
-import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 from pydantic import ValidationError
 
-from mlcycle import kube
+from mlcycle.objects import field_errors
 from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
@@ -18,8 +17,15 @@ from mlcycle_contract.api.common import (
     find_condition,
     set_condition,
 )
+from mlcycle_contract.results import CommandResult, FailureResult
 
 Manifest = dict[str, Any]
+ResultT = TypeVar("ResultT", bound=CommandResult)
+
+INVALID_SPEC = "InvalidSpec"
+INVALID_RESULT = "InvalidResult"
+# Ready=False reasons that say work is under way or waited for, not that something is wrong.
+PROGRESS_REASONS = frozenset({"Ingesting", "Training", "RollingOut", "DatasetNotReady"})
 
 
 def now() -> datetime.datetime:
@@ -41,28 +47,11 @@ def with_ready(conditions: list[Condition], ready: bool | None, reason: str, mes
                          condition(ConditionType.READY, ready, reason, message, generation))
 
 
-def spec_error(error: ValidationError) -> str:
-    """One line per problem, each starting with the field's path: `spec.target: ...`."""
-    problems = []
-    for item in error.errors():
-        path = ".".join(str(part) for part in ("spec", *item["loc"]))
-        problems.append(f"{path}: {item['msg']}")
-    return "; ".join(problems)
-
-
 @dataclass(frozen=True)
 class Event:
     type: str  # Normal or Warning
     reason: str
     message: str
-
-
-@dataclass
-class Outcome:
-    """A reconcile's result: the status to write and the Events to post."""
-
-    status: Manifest
-    events: list[Event] = field(default_factory=list)
 
 
 class StatusWithConditions(Protocol):
@@ -71,10 +60,21 @@ class StatusWithConditions(Protocol):
     def to_wire(self) -> dict[str, Any]: ...
 
 
-def outcome(old: list[Condition], new: StatusWithConditions,
-            type_: str = ConditionType.READY) -> Outcome:
+StatusT = TypeVar("StatusT", bound=StatusWithConditions)
+
+
+@dataclass
+class Outcome(Generic[StatusT]):
+    """A reconcile's result: the status to write and the Events to post."""
+
+    status: StatusT
+    events: list[Event] = field(default_factory=list)
+
+
+def outcome(old: list[Condition], new: StatusT,
+            type_: str = ConditionType.READY) -> Outcome[StatusT]:
     """The new status, and an Event if the given condition's reason changed."""
-    return Outcome(status=new.to_wire(), events=transition_events(old, new.conditions, type_))
+    return Outcome(status=new, events=transition_events(old, new.conditions, type_))
 
 
 def transition_events(old: list[Condition], new: list[Condition], type_: str) -> list[Event]:
@@ -82,58 +82,70 @@ def transition_events(old: list[Condition], new: list[Condition], type_: str) ->
     before, after = find_condition(old, type_), find_condition(new, type_)
     if after is None or (before is not None and before.reason == after.reason):
         return []
-    kind = "Warning" if after.status == ConditionStatus.FALSE and after.reason.endswith(
-        ("Failed", "Invalid", "NotFound", "Missing", "Error", "Exceeded", "Unreadable",
-         "Mismatch", "Unsupported")) else "Normal"
-    return [Event(kind, after.reason, after.message)]
+    return [Event(event_type(after), after.reason, after.message)]
+
+
+def event_type(changed: Condition) -> str:
+    """Warning when the condition reports a problem: a Degraded condition that holds, or any
+    other that does not hold for a reason other than work under way."""
+    if changed.type == ConditionType.DEGRADED:
+        problem = changed.status == ConditionStatus.TRUE
+    else:
+        problem = (changed.status == ConditionStatus.FALSE
+                   and changed.reason not in PROGRESS_REASONS)
+    return "Warning" if problem else "Normal"
 
 
 @dataclass(frozen=True)
 class JobState:
-    """Where a Job stands, with what its pod reported through the termination message."""
+    """Where a Job stands, with what its newest pod left in its termination message."""
 
+    name: str
     finished: bool
     succeeded: bool
-    result: dict[str, Any]
-    failure_reason: str = ""
-    failure_message: str = ""
+    message: str | None
+    failed_reason: str = "JobFailed"  # the Job's own Failed condition
+    failed_message: str = "the Job failed"
+
+    def result(self, model: type[ResultT]) -> ResultT | str:
+        """The trainer's result as `model`, or what is wrong with it."""
+        if not self.message:
+            return f"result: Job {self.name} left no result in its termination message"
+        try:
+            return model.model_validate_json(self.message)
+        except ValidationError as error:
+            return field_errors(error, "result")
+
+    def failure(self) -> tuple[str, str]:
+        """Why the Job failed: the trainer's own reason and message, else the Job's (a pod
+        that was killed, or ran out of time, leaves no result)."""
+        failed = self.result(FailureResult)
+        if isinstance(failed, str):
+            return self.failed_reason, self.failed_message
+        return failed.error.reason, failed.error.message
 
 
-def termination_message(pod: Manifest) -> dict[str, Any] | None:
-    """The JSON a container left in its termination message, if any."""
+def termination_message(pod: Manifest) -> str | None:
+    """What a container left in its termination message, if anything."""
     for status in pod.get("status", {}).get("containerStatuses") or []:
         terminated = (status.get("state") or {}).get("terminated") or {}
-        message = terminated.get("message")
-        if message:
-            try:
-                parsed = json.loads(message)
-            except json.JSONDecodeError:
-                return {"error": {"reason": "UnreadableResult", "message": message[:512]}}
-            return parsed if isinstance(parsed, dict) else None
+        if terminated.get("message"):
+            return str(terminated["message"])
     return None
 
 
 def job_state(job: Manifest, pods: list[Manifest]) -> JobState:
     """Pure: read the Job's conditions and the newest pod's termination message."""
+    name = job["metadata"]["name"]
     conditions = {c["type"]: c for c in (job.get("status") or {}).get("conditions") or []
                   if c.get("status") == "True"}
     newest = sorted(pods, key=lambda p: p["metadata"].get("creationTimestamp") or "")
-    result = (termination_message(newest[-1]) if newest else None) or {}
+    message = termination_message(newest[-1]) if newest else None
     if "Complete" in conditions or "SuccessCriteriaMet" in conditions:
-        return JobState(finished=True, succeeded=True, result=result)
+        return JobState(name, finished=True, succeeded=True, message=message)
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is None:
-        return JobState(finished=False, succeeded=False, result=result)
-    error = result.get("error") or {}
-    return JobState(
-        finished=True,
-        succeeded=False,
-        result=result,
-        failure_reason=str(error.get("reason") or failed.get("reason") or "JobFailed"),
-        failure_message=str(error.get("message") or failed.get("message") or "the Job failed"),
-    )
-
-
-def post_events(body: Manifest, events: list[Event]) -> None:
-    for event in events:
-        kube.post_event(body, event.type, event.reason, event.message)
+        return JobState(name, finished=False, succeeded=False, message=message)
+    return JobState(name, finished=True, succeeded=False, message=message,
+                    failed_reason=str(failed.get("reason") or "JobFailed"),
+                    failed_message=str(failed.get("message") or "the Job failed"))

@@ -7,113 +7,95 @@ reported into status.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
-
-from mlcycle import kube
+from mlcycle import kube, unsupported
 from mlcycle.builders.dataset import build_ingest_job
+from mlcycle.objects import Dataset, Invalid, Object
 from mlcycle.reconcile.common import (
-    JobState,
+    INVALID_RESULT,
+    INVALID_SPEC,
     Manifest,
     Outcome,
     job_state,
     now,
     outcome,
-    spec_error,
     with_ready,
 )
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
-from mlcycle_contract.api.dataset import (
-    ColumnSchema,
-    DatasetPhase,
-    DatasetSpec,
-    DatasetStatus,
-    DatasetVersionRecord,
-    ProfileSummary,
-)
+from mlcycle_contract.api.dataset import DatasetPhase, DatasetStatus, DatasetVersionRecord
+from mlcycle_contract.results import IngestionResult
 
 HISTORY_LIMIT = 20
 
 
-def trigger(dataset: Manifest) -> str:
-    """A user asks for a re-ingestion by setting the requested-at annotation to a new value."""
-    annotations = dataset["metadata"].get("annotations") or {}
-    return str(annotations.get(constants.ANNOTATION_REQUESTED_AT, ""))
-
-
-def reconcile_dataset(dataset: Manifest, settings: Settings) -> Outcome | None:
+def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
+                      settings: Settings) -> Outcome[DatasetStatus] | None:
     """Ensure the ingestion Job of the current generation exists and report its state.
 
     None when there is nothing to do: this generation and trigger were already ingested.
     """
-    status = DatasetStatus.model_validate(dataset.get("status") or {})
-    generation = dataset["metadata"]["generation"]
-    try:
-        spec = DatasetSpec.model_validate(dataset["spec"])
-    except ValidationError as error:
-        new = status.model_copy(update={
-            "phase": DatasetPhase.FAILED,
-            "observed_generation": generation,
-            "conditions": with_ready(status.conditions, False, "InvalidSpec", spec_error(error),
-                                     generation),
-        })
-        return outcome(status.conditions, new)
-    job_manifest = build_ingest_job(dataset, spec, settings, trigger(dataset))
+    if isinstance(dataset, Invalid):
+        return refused(dataset, INVALID_SPEC, dataset.problem)
+    fields = unsupported.dataset_unsupported(dataset.spec)
+    if fields:
+        return refused(dataset, unsupported.REASON, unsupported.unsupported_message(fields))
+    job_manifest = build_ingest_job(dataset, settings)
     job_name = job_manifest["metadata"]["name"]
+    status = dataset.status
     if status.job_name == job_name and status.phase in (DatasetPhase.READY, DatasetPhase.FAILED):
         return None  # finished; its Job may since have been deleted by its TTL
-    namespace = dataset["metadata"]["namespace"]
+    namespace = dataset.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)
     return dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
 
 
-def dataset_outcome(dataset: Manifest, job: Manifest, pods: list[Manifest]) -> Outcome:
+def refused(dataset: Object[DatasetStatus], reason: str, message: str,
+            status: DatasetStatus | None = None) -> Outcome[DatasetStatus]:
+    """Failed, with why: nothing runs for this generation, or its Job failed."""
+    status, generation = status or dataset.status, dataset.metadata.generation
+    return outcome(status.conditions, status.model_copy(update={
+        "phase": DatasetPhase.FAILED,
+        "observed_generation": generation,
+        "conditions": with_ready(status.conditions, False, reason, message, generation),
+    }))
+
+
+def dataset_outcome(dataset: Dataset, job: Manifest,
+                    pods: list[Manifest]) -> Outcome[DatasetStatus]:
     """Pure: the Dataset's status given its ingestion Job and that Job's pods."""
-    status = DatasetStatus.model_validate(dataset.get("status") or {})
-    generation = dataset["metadata"]["generation"]
+    generation = dataset.metadata.generation
     state = job_state(job, pods)
-    status = status.model_copy(update={"job_name": job["metadata"]["name"]})
+    status = dataset.status.model_copy(update={"job_name": state.name})
     if not state.finished:
-        new = status.model_copy(update={
+        return outcome(dataset.status.conditions, status.model_copy(update={
             "phase": DatasetPhase.INGESTING,
             "conditions": with_ready(status.conditions, None, "Ingesting",
-                               f"Job {job['metadata']['name']} is ingesting the data",
-                               generation),
-        })
-    elif state.succeeded:
-        new = _ingested(status, state, generation)
-    else:
-        new = status.model_copy(update={
-            "phase": DatasetPhase.FAILED,
-            "observed_generation": generation,
-            "conditions": with_ready(status.conditions, False, state.failure_reason,
-                                     state.failure_message,
-                               generation),
-        })
-    return outcome(status.conditions, new)
+                                     f"Job {state.name} is ingesting the data", generation),
+        }))
+    if not state.succeeded:
+        return refused(dataset, *state.failure(), status=status)
+    result = state.result(IngestionResult)
+    if isinstance(result, str):
+        return refused(dataset, INVALID_RESULT, result, status=status)
+    return outcome(dataset.status.conditions, ingested(status, result, generation))
 
 
-def _ingested(status: DatasetStatus, state: JobState, generation: int) -> DatasetStatus:
-    result = state.result
-    version, snapshot_uri, rows = result["version"], result["snapshotURI"], int(result["rows"])
-    history = [record for record in status.history if record.version != version]
-    history.insert(0, DatasetVersionRecord(
-        version=version, snapshot_uri=snapshot_uri, rows=rows, created_at=now()))
-    profile = result.get("profile")
+def ingested(status: DatasetStatus, result: IngestionResult, generation: int) -> DatasetStatus:
+    history = [record for record in status.history if record.version != result.version]
+    history.insert(0, DatasetVersionRecord(version=result.version,
+                                           snapshot_uri=result.snapshot_uri, rows=result.rows,
+                                           created_at=now()))
     return status.model_copy(update={
         "phase": DatasetPhase.READY,
-        "version": version,
-        "snapshot_uri": snapshot_uri,
-        "rows": rows,
-        "columns": int(result["columns"]),
-        "schema_": [ColumnSchema.model_validate(column) for column in result.get("schema", [])],
-        "profile": ProfileSummary.model_validate(profile) if profile else status.profile,
+        "version": result.version,
+        "snapshot_uri": result.snapshot_uri,
+        "rows": result.rows,
+        "columns": result.columns,
+        "schema_": result.schema_,
+        "profile": result.profile or status.profile,
         "history": history[:HISTORY_LIMIT],
         "last_ingestion_time": now(),
         "observed_generation": generation,
         "conditions": with_ready(status.conditions, True, "Ingested",
-                           f"version {version}: {rows} rows, {result['columns']} columns",
-                           generation),
+                                 f"version {result.version}: {result.rows} rows, "
+                                 f"{result.columns} columns", generation),
     })
-
-

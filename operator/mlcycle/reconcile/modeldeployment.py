@@ -7,9 +7,9 @@ existing Deployment: the version already serving keeps serving.
 
 from __future__ import annotations
 
-from pydantic import ValidationError
+from dataclasses import replace
 
-from mlcycle import kube, registry
+from mlcycle import kube, registry, unsupported
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -17,7 +17,8 @@ from mlcycle.builders.modeldeployment import (
     selector_labels,
     service_url,
 )
-from mlcycle.reconcile.common import Manifest, Outcome, condition, now, outcome, spec_error
+from mlcycle.objects import Invalid, ModelDeployment, Object
+from mlcycle.reconcile.common import INVALID_SPEC, Manifest, Outcome, condition, now, outcome
 from mlcycle.runtime import current_runtime, parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
@@ -25,7 +26,6 @@ from mlcycle_contract.api.common import Condition, ConditionType, set_condition
 from mlcycle_contract.api.modeldeployment import (
     ModelDeploymentConditionType,
     ModelDeploymentPhase,
-    ModelDeploymentSpec,
     ModelDeploymentStatus,
     ModelRuntime,
     RolloutRecord,
@@ -39,59 +39,66 @@ def serving_runtime(settings: Settings) -> dict[str, str]:
     return parse_runtime(settings.serving_runtime) or current_runtime()
 
 
-def reconcile_model_deployment(owner: Manifest, settings: Settings) -> Outcome:
+def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+                               settings: Settings) -> Outcome[ModelDeploymentStatus]:
     """Resolve, check, apply, report. MLflow errors other than 'not found' propagate, so the
     handler retries them as transient."""
-    status = ModelDeploymentStatus.model_validate(owner.get("status") or {})
-    generation = owner["metadata"]["generation"]
-    namespace, name = owner["metadata"]["namespace"], owner["metadata"]["name"]
-    try:
-        spec = ModelDeploymentSpec.model_validate(owner["spec"])
-    except ValidationError as error:
-        return _refused(owner, status, "InvalidSpec", spec_error(error))
+    refusal = spec_refusal(deployment)
+    if refusal is not None:
+        return refused(deployment, *refusal)
+    assert not isinstance(deployment, Invalid)  # spec_refusal refuses every Invalid
+    spec, generation = deployment.spec, deployment.metadata.generation
     try:
         model = registry.resolve(settings.operator_tracking_uri, spec.model.name,
                                  spec.model.version, spec.model.alias)
     except registry.ModelNotFound as missing:
-        return _refused(owner, status, "ModelNotFound", f"spec.model: {missing}")
+        return refused(deployment, "ModelNotFound", f"spec.model: {missing}")
     mismatch = runtime_mismatch(model.runtime, serving_runtime(settings))
     if mismatch:
-        refused = _refused(owner, status, "RuntimeMismatch",
-                           f"model {model.name} version {model.version} was not rolled out: "
-                           f"{mismatch}")
-        refused.status["conditions"] = [c.to_wire() for c in set_condition(
-            _conditions(refused.status),
-            condition(Types.RUNTIME_MISMATCH, True, "RuntimeMismatch", mismatch, generation))]
-        return refused
-    deployment = kube.apply(build_deployment(owner, spec, model, settings))
-    kube.apply(build_service(owner))
+        return refused(deployment, "RuntimeMismatch",
+                       f"model {model.name} version {model.version} was not rolled out: "
+                       f"{mismatch}",
+                       condition(Types.RUNTIME_MISMATCH, True, "RuntimeMismatch", mismatch,
+                                 generation))
+    namespace, name = deployment.metadata.namespace, deployment.metadata.name
+    applied = kube.apply(build_deployment(deployment, model, settings))
+    kube.apply(build_service(deployment))
     if spec.autoscaling.enabled:
-        kube.apply(build_autoscaler(owner, spec))
+        kube.apply(build_autoscaler(deployment))
     else:
         kube.delete_if_exists("autoscaling/v2", "HorizontalPodAutoscaler", namespace, name)
-    cleared = [c for c in status.conditions if c.type != Types.RUNTIME_MISMATCH]
-    owner = {**owner, "status": status.model_copy(update={
-        "conditions": cleared,
-        "runtime": ModelRuntime.model_validate(model.runtime)}).to_wire()}
-    return deployment_outcome(owner, deployment)
+    status = deployment.status.model_copy(update={
+        "conditions": [c for c in deployment.status.conditions
+                       if c.type != Types.RUNTIME_MISMATCH],
+        "runtime": ModelRuntime.model_validate(model.runtime)})
+    return deployment_outcome(replace(deployment, status=status), applied)
 
 
-def _conditions(status: Manifest) -> list[Condition]:
-    return ModelDeploymentStatus.model_validate(status).conditions
+def spec_refusal(
+    deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+) -> tuple[str, str] | None:
+    """Pure: the reason and message to refuse the spec with, if it cannot be served as is."""
+    if isinstance(deployment, Invalid):
+        return INVALID_SPEC, deployment.problem
+    fields = unsupported.model_deployment_unsupported(deployment.spec)
+    if fields:
+        return unsupported.REASON, unsupported.unsupported_message(fields)
+    return None
 
 
-def _refused(owner: Manifest, status: ModelDeploymentStatus, reason: str,
-             message: str) -> Outcome:
+def refused(deployment: Object[ModelDeploymentStatus], reason: str, message: str,
+            *extra: Condition) -> Outcome[ModelDeploymentStatus]:
     """Report why nothing new rolls out; the version already serving (if any) keeps serving,
     so the phase is Degraded rather than Failed, but Ready is False until the spec is met."""
-    generation = owner["metadata"]["generation"]
-    existing = kube.read("apps/v1", "Deployment", owner["metadata"]["namespace"],
-                         owner["metadata"]["name"])
+    status, generation = deployment.status, deployment.metadata.generation
+    existing = kube.read("apps/v1", "Deployment", deployment.metadata.namespace,
+                         deployment.metadata.name)
     serving = status.served_version is not None and existing is not None
-    conditions = set_condition(status.conditions, condition(
-        ConditionType.READY, False, reason, message, generation))
-    conditions = set_condition(conditions, condition(
-        ConditionType.DEGRADED, True, reason, message, generation))
+    conditions = status.conditions
+    for refusal in (condition(ConditionType.READY, False, reason, message, generation),
+                    condition(ConditionType.DEGRADED, True, reason, message, generation),
+                    *extra):
+        conditions = set_condition(conditions, refusal)
     new = status.model_copy(update={
         "phase": ModelDeploymentPhase.DEGRADED if serving else ModelDeploymentPhase.FAILED,
         "observed_generation": generation,
@@ -100,10 +107,10 @@ def _refused(owner: Manifest, status: ModelDeploymentStatus, reason: str,
     return outcome(status.conditions, new, ConditionType.DEGRADED)
 
 
-def deployment_outcome(owner: Manifest, deployment: Manifest) -> Outcome:
+def deployment_outcome(owner: Object[ModelDeploymentStatus],
+                       deployment: Manifest) -> Outcome[ModelDeploymentStatus]:
     """Pure: the ModelDeployment's status from its Deployment."""
-    status = ModelDeploymentStatus.model_validate(owner.get("status") or {})
-    generation = owner["metadata"]["generation"]
+    status, generation = owner.status, owner.metadata.generation
     labels = deployment["metadata"].get("labels") or {}
     target = int(labels[constants.LABEL_MODEL_VERSION])
     model_name = labels[constants.LABEL_MODEL_NAME]
@@ -147,8 +154,8 @@ def deployment_outcome(owner: Manifest, deployment: Manifest) -> Outcome:
         "replicas": wanted,
         "ready_replicas": ready,
         "selector": ",".join(f"{k}={v}" for k, v in
-                             selector_labels(owner["metadata"]["name"]).items()),
-        "url": service_url(owner),
+                             selector_labels(owner.metadata.name).items()),
+        "url": service_url(owner.metadata),
         "history": history[:HISTORY_LIMIT],
         "observed_generation": generation,
         "conditions": conditions,

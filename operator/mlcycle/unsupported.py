@@ -1,0 +1,42 @@
+"""Fields the API declares and this operator does not implement yet.
+
+A spec that sets one is refused (`Ready=False`, reason `Unsupported`) before any child object
+exists: nothing is accepted and then silently ignored. The search and continuous-training
+work implements these fields and takes them off these lists.
+"""
+
+from __future__ import annotations
+
+from mlcycle_contract.api.dataset import DatasetSpec
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
+
+REASON = "Unsupported"
+
+
+def dataset_unsupported(spec: DatasetSpec) -> list[str]:
+    """The wire paths of the unsupported fields this spec sets."""
+    return _set({"spec.refreshInterval": spec.refresh_interval is not None})
+
+
+def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
+    return _set({
+        "spec.search": spec.search is not None,
+        "spec.schedule": spec.schedule is not None,
+        "spec.retrain.onNewData": spec.retrain.on_new_data,
+        "spec.retrain.onDrift": spec.retrain.on_drift,
+    })
+
+
+def model_deployment_unsupported(spec: ModelDeploymentSpec) -> list[str]:
+    return _set({"spec.monitoring.drift": spec.monitoring.drift})
+
+
+def unsupported_message(paths: list[str]) -> str:
+    """One `<path>: not supported yet ...` per field, so the message names each of them."""
+    return "; ".join(f"{path}: not supported yet by this version of the operator; remove it"
+                     for path in paths)
+
+
+def _set(fields: dict[str, bool]) -> list[str]:
+    return [path for path, is_set in fields.items() if is_set]

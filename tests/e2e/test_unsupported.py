@@ -1,0 +1,76 @@
+"""Fields the API declares and the operator does not implement yet, applied to the examples:
+each is refused with `Ready=False`, reason `Unsupported`, a message and a Warning Event that
+name the field, and no child Job or Deployment, instead of being accepted and ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from localkube.stack import Stack
+from tests.e2e.mlhelpers import (
+    condition,
+    events_for,
+    jobs_with_label,
+    kubectl_apply,
+    load_example,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.e2e
+
+TRAINING_JOB_FIELDS: dict[str, dict[str, Any]] = {
+    "spec.schedule": {"schedule": "0 3 * * *"},
+    "spec.retrain.onNewData": {"retrain": {"onNewData": True}},
+    "spec.retrain.onDrift": {"retrain": {"onDrift": True}},
+    "spec.search": {"search": {"trials": 5}},
+}
+
+
+def assert_refused(k8s: client.ApiClient, plural: str, namespace: str, name: str,
+                   field: str) -> None:
+    refused = wait_phase(k8s, plural, namespace, name, ("Failed",), timeout=90)
+    ready = condition(refused, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", "Unsupported"), ready
+    assert ready["message"].startswith(f"{field}: not supported yet"), ready["message"]
+    assert any(event.type == "Warning" and event.reason == "Unsupported"
+               and field in event.message for event in events_for(k8s, namespace, name))
+
+
+def test_a_dataset_refresh_interval_is_refused_without_an_ingestion_job(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    dataset = load_example("iris/dataset.yaml", {"spec": {"refreshInterval": "1h"}})
+    code, output = kubectl_apply(mlstack, ml_namespace, dataset)
+    assert code == 0, output
+    assert_refused(k8s, "datasets", ml_namespace, "iris", "spec.refreshInterval")
+    assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/dataset=iris")
+
+
+def test_each_unimplemented_training_job_field_is_refused_without_a_training_job(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    names = {field: f"iris-{field.rsplit('.', 1)[1].lower()}" for field in TRAINING_JOB_FIELDS}
+    for field, changes in TRAINING_JOB_FIELDS.items():
+        training = load_example("iris/trainingjob.yaml", {
+            "metadata": {"name": names[field]}, "spec": changes})
+        code, output = kubectl_apply(mlstack, ml_namespace, training)
+        assert code == 0, output
+    for field, name in names.items():
+        assert_refused(k8s, "trainingjobs", ml_namespace, name, field)
+    assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/training-job")
+
+
+def test_a_drift_monitor_is_refused_without_a_serving_deployment(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    deployment = load_example("iris/modeldeployment.yaml",
+                              {"spec": {"monitoring": {"drift": True}}})
+    code, output = kubectl_apply(mlstack, ml_namespace, deployment)
+    assert code == 0, output
+    assert_refused(k8s, "modeldeployments", ml_namespace, "iris", "spec.monitoring.drift")
+    served = client.AppsV1Api(k8s).list_namespaced_deployment(
+        ml_namespace, label_selector="mlcycle.dev/model-deployment=iris").items
+    assert not served

@@ -1,0 +1,72 @@
+"""Fields the API declares and the operator does not implement yet are refused, each by name,
+never accepted and ignored."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mlcycle.unsupported import (
+    dataset_unsupported,
+    model_deployment_unsupported,
+    training_job_unsupported,
+    unsupported_message,
+)
+from mlcycle_contract.api.dataset import DatasetSpec
+from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
+
+DATASET: dict[str, Any] = {"source": {"builtin": "iris"}, "target": "target"}
+TRAINING: dict[str, Any] = {"datasetRef": {"name": "iris"},
+                            "algorithm": "random_forest_classifier"}
+DEPLOYMENT: dict[str, Any] = {"model": {"name": "iris", "alias": "champion"}}
+
+
+def test_the_examples_set_no_unsupported_field() -> None:
+    assert dataset_unsupported(DatasetSpec.model_validate(DATASET)) == []
+    assert training_job_unsupported(TrainingJobSpec.model_validate(TRAINING)) == []
+    assert model_deployment_unsupported(ModelDeploymentSpec.model_validate(DEPLOYMENT)) == []
+
+
+def test_fields_left_at_their_off_value_are_not_refused() -> None:
+    off = {**TRAINING, "retrain": {"onNewData": False, "onDrift": False}}
+    assert training_job_unsupported(TrainingJobSpec.model_validate(off)) == []
+    no_drift = {**DEPLOYMENT, "monitoring": {"drift": False}}
+    assert model_deployment_unsupported(ModelDeploymentSpec.model_validate(no_drift)) == []
+
+
+def test_a_dataset_refresh_interval_is_refused() -> None:
+    spec = DatasetSpec.model_validate({**DATASET, "refreshInterval": "1h"})
+    assert dataset_unsupported(spec) == ["spec.refreshInterval"]
+
+
+@pytest.mark.parametrize(("changes", "path"), [
+    ({"schedule": "0 3 * * *"}, "spec.schedule"),
+    ({"retrain": {"onNewData": True}}, "spec.retrain.onNewData"),
+    ({"retrain": {"onDrift": True}}, "spec.retrain.onDrift"),
+    ({"search": {"trials": 5}}, "spec.search"),
+])
+def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
+                                                         path: str) -> None:
+    spec = TrainingJobSpec.model_validate({**TRAINING, **changes})
+    assert training_job_unsupported(spec) == [path]
+
+
+def test_automl_search_without_an_algorithm_is_refused_too() -> None:
+    spec = TrainingJobSpec.model_validate(
+        {"datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc", "knn_classifier"]}})
+    assert training_job_unsupported(spec) == ["spec.search"]
+
+
+def test_a_model_deployment_drift_monitor_is_refused() -> None:
+    spec = ModelDeploymentSpec.model_validate({**DEPLOYMENT, "monitoring": {"drift": True}})
+    assert model_deployment_unsupported(spec) == ["spec.monitoring.drift"]
+
+
+def test_the_message_names_every_field_set() -> None:
+    spec = TrainingJobSpec.model_validate(
+        {**TRAINING, "schedule": "@daily", "retrain": {"onDrift": True}})
+    message = unsupported_message(training_job_unsupported(spec))
+    assert message.startswith("spec.schedule: not supported yet")
+    assert "; spec.retrain.onDrift: not supported yet" in message
