@@ -215,6 +215,17 @@ _CLASSIFIERS = (
         intermediate_values=IntermediateValues.PARTIAL_FIT,
         trusted_types=_MLP,
     ),
+    AlgorithmDefinition(
+        name="sgd_classifier",
+        estimator="sklearn.linear_model.SGDClassifier",
+        task=Task.CLASSIFICATION,
+        search_space={
+            "alpha": _float(1e-6, 1e-1, log=True),
+            "loss": _choice("hinge", "log_loss", "modified_huber"),
+            "penalty": _choice("l2", "l1", "elasticnet"),
+        },
+        intermediate_values=IntermediateValues.PARTIAL_FIT,
+    ),
 )
 
 _REGRESSORS = (
