@@ -4,7 +4,6 @@ training Job per generation (or retraining request), and report what the trainer
 from __future__ import annotations
 
 from mlcycle import kube, unsupported
-from mlcycle.algorithms import hyperparameter_problem
 from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
 from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset
 from mlcycle.reconcile.common import (
@@ -20,6 +19,7 @@ from mlcycle.reconcile.common import (
 )
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
+from mlcycle_contract.api.algorithms import ALGORITHMS, hyperparameter_problem
 from mlcycle_contract.api.common import ConditionType, set_condition
 from mlcycle_contract.api.trainingjob import (
     MlflowRun,
@@ -80,7 +80,7 @@ def check_spec(training_job: TrainingJob) -> None:
     if fields:
         raise NotRunnable(unsupported.REASON, unsupported.unsupported_message(fields))
     assert spec.algorithm is not None  # the model guarantees it without search
-    problem = hyperparameter_problem(spec.algorithm, spec.hyperparameters)
+    problem = hyperparameter_problem(ALGORITHMS[spec.algorithm], spec.hyperparameters)
     if problem:
         raise NotRunnable("InvalidHyperparameters", problem)
 
