@@ -30,8 +30,24 @@ lock: venv ## re-resolve requirements/*.lock (runtime first; dev contains it, pi
 		--extra dev -o requirements/dev.lock
 
 .PHONY: build
-build: venv ## build (or reuse cached) control plane, etcd, kubectl, MinIO and Helm binaries
+build: venv ## build (or reuse cached) control plane, kubelet, kube-proxy, etcd, CoreDNS, MinIO, Helm
 	$(PY) -m localkube build
+
+# The real node's host packages (Debian's): container runtime, CNI plugins, image tools, and
+# iptables for kube-proxy. dpkg -s first, so a warm run costs nothing and needs no network.
+NODE_PACKAGES := containerd runc containernetworking-plugins buildah debootstrap iptables
+.PHONY: node-deps
+node-deps: ## apt-get install the real node's packages, when missing
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing Debian packages: $$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$missing >/dev/null; \
+	fi
+
+.PHONY: images
+images: venv node-deps build ## buildah: base (debootstrap), trainer, serving, operator, pause, CoreDNS; cached by input hash
+	$(PY) -m localkube images
 
 .PHONY: up
 up: venv ## start the local cluster (reused when already running)
@@ -71,8 +87,8 @@ bench-training: venv ## apply-to-Job latency over 20 TrainingJobs, platform over
 	$(PY) -m bench.training.run
 
 # --- The Helm chart and container images (issue 5) -------------------------------------------
-# `images` and `kind-demo` need Docker (not available where the tests run); `chart-test` needs
-# only the local cluster.
+# `docker-images` and `kind-demo` need Docker (not available where the tests run); `chart-test`
+# needs only the local cluster. `images` builds the same Dockerfiles here, with buildah.
 IMAGE_REGISTRY ?= ghcr.io/mlcycle
 IMAGE_TAG ?= $(shell sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\}$$/\1/p' charts/mlcycle/Chart.yaml)
 KIND_VERSION := v0.33.0
@@ -80,14 +96,14 @@ KIND_CLUSTER ?= mlcycle
 KIND := go run sigs.k8s.io/kind@$(KIND_VERSION)
 TOOL = $$($(PY) -c 'from localkube import build; print(build.binary_path("$(1)"))')
 
-.PHONY: images
-images: ## docker build the operator, trainer and serving images (needs Docker)
+.PHONY: docker-images
+docker-images: ## docker build the operator, trainer and serving images (needs Docker)
 	docker build -f operator/Dockerfile -t $(IMAGE_REGISTRY)/operator:$(IMAGE_TAG) .
 	docker build -f trainer_image/Dockerfile -t $(IMAGE_REGISTRY)/trainer:$(IMAGE_TAG) .
 	docker build -f serving_image/Dockerfile -t $(IMAGE_REGISTRY)/serving:$(IMAGE_TAG) .
 
 .PHONY: kind-demo
-kind-demo: images build ## kind cluster, the images loaded, the chart installed, examples/iris applied (needs Docker)
+kind-demo: docker-images build ## kind cluster, the images loaded, the chart installed, examples/iris applied (needs Docker)
 	$(KIND) get clusters | grep -qx $(KIND_CLUSTER) || $(KIND) create cluster --name $(KIND_CLUSTER) --wait 120s
 	for image in operator trainer serving; do \
 		$(KIND) load docker-image --name $(KIND_CLUSTER) $(IMAGE_REGISTRY)/$$image:$(IMAGE_TAG); done

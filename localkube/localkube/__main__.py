@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from localkube import build, cluster, stack
+from localkube import build, cluster, images, stack
 from localkube.paths import local_paths
 
 
@@ -21,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("status", help="exit 0 when the cluster is running")
     commands.add_parser("build", help="build (or find cached) every pinned binary")
     commands.add_parser("env", help="print shell exports for kubectl")
+    commands.add_parser("images", help="build (or find cached) the images, with buildah")
     args = parser.parse_args(argv)
 
     if args.command == "up":
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "build":
         for name, path in build.ensure_binaries(list(build.BINARY_FAMILY)).items():
             print(f"{name}: {path}")
+    elif args.command == "images":
+        images.main()
     elif args.command == "env":
         paths = local_paths()
         print(f"export KUBECONFIG={paths.kubeconfig}\nexport PATH={paths.bin}:$PATH")
