@@ -4,10 +4,12 @@ to a new version, when the alias moves, that fails not one request."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -167,6 +169,47 @@ def test_a_model_trained_in_another_runtime_is_refused_and_the_served_one_stays(
     assert [p.metadata.labels["mlcycle.dev/model-version"] for p in pods] == ["1"]
     ready = httpx.get(f"http://{pods[0].status.pod_ip}:8080/v2/health/ready")
     assert ready.status_code == 200
+
+
+def descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        status = Path(f"/proc/{pid}/status").read_text()
+        pid = int(next(line.split()[1] for line in status.splitlines()
+                       if line.startswith("PPid:")))
+    return False
+
+
+def test_serving_workers_2_is_two_server_processes_answering_on_one_port(
+    mlstack: Stack, k8s: client.ApiClient, served: Served
+) -> None:
+    wait_serving(k8s, served.namespace, "iris", 1)
+    deployment = load_example("iris/modeldeployment.yaml", {
+        "metadata": {"name": "workers"},
+        "spec": {"model": {"name": served.model_name}, "replicas": 1, "serving": {"workers": 2}}})
+    code, output = kubectl_apply(mlstack, served.namespace, deployment)
+    assert code == 0, output
+    wait_serving(k8s, served.namespace, "workers", 1, replicas=1)
+    [pod] = serving_pods(k8s, served.namespace, "workers")
+    base = f"http://{pod.status.pod_ip}:8080"
+    body = {"instances": iris_rows().values.tolist()}
+    answered: set[int] = set()
+    for _ in range(64):  # a new connection each time; the kernel spreads them over the workers
+        assert httpx.post(f"{base}/v1/models/{served.model_name}:predict", json=body).is_success
+        answered.add(httpx.get(f"{base}/version").json()["server"]["pid"])
+        if len(answered) == 2:
+            break
+    assert len(answered) == 2, answered
+
+    container = pod.status.container_statuses[0]
+    assert container.restart_count == 0
+    main_process = int(container.container_id.removeprefix("localkube://"))
+    assert all(descends_from(pid, main_process) for pid in answered)
+    logs = mlstack.kubectl("logs", "-n", served.namespace, pod.metadata.name).stdout
+    started = {json.loads(line)["pid"] for line in logs.splitlines()
+               if '"Started worker"' in line}
+    assert started == answered
 
 
 def test_alias_move_rolls_out_version_2_without_one_failed_request(
