@@ -55,7 +55,6 @@ class DataFormat(StrEnum):
 class DatasetPhase(StrEnum):
     """Coarse lifecycle stage; conditions carry the details."""
 
-    PENDING = "Pending"
     INGESTING = "Ingesting"
     READY = "Ready"
     FAILED = "Failed"

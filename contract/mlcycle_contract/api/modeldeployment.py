@@ -137,7 +137,6 @@ class ModelDeploymentSpec(ApiModel):
 class ModelDeploymentPhase(StrEnum):
     """Coarse lifecycle stage; conditions carry the details."""
 
-    PENDING = "Pending"
     PROGRESSING = "Progressing"
     AVAILABLE = "Available"
     DEGRADED = "Degraded"
