@@ -130,8 +130,14 @@ def _in_storage(ref: str) -> bool:
     return _buildah("inspect", "--type", "image", ref, check=False).returncode == 0
 
 
-def ensure_image(name: str, progress: build.Progress = build.say) -> Path:
-    """The image's OCI archive, built when its key is not cached yet.
+@dataclass(frozen=True)
+class Built:
+    reference: str
+    archive: Path
+
+
+def ensure_image(name: str, progress: build.Progress = build.say) -> Built:
+    """The image's reference and OCI archive, built when its key is not cached yet.
 
     The key is taken once, before the build: sources edited meanwhile make the next key."""
     spec = SPECS[name]
@@ -141,7 +147,7 @@ def ensure_image(name: str, progress: build.Progress = build.say) -> Path:
     with open(archive.parent / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if archive.is_file():
-            return archive
+            return Built(ref, archive)
         base = _ensure_base_in_storage(progress) if spec.on_base else None
         started = time.monotonic()
         progress(f"Building image {ref} from {spec.dockerfile.relative_to(REPO_ROOT)}")
@@ -157,16 +163,17 @@ def ensure_image(name: str, progress: build.Progress = build.say) -> Path:
         staging.rename(archive)
         _remove_stale_archives(name, keep=archive)
         progress(f"Built image {ref} in {time.monotonic() - started:.0f} s")
-    return archive
+    return Built(ref, archive)
 
 
-def ensure_images(names: tuple[str, ...], progress: build.Progress = build.say) -> dict[str, Path]:
+def ensure_images(names: tuple[str, ...],
+                  progress: build.Progress = build.say) -> dict[str, Built]:
     return {name: ensure_image(name, progress) for name in names}
 
 
 def _ensure_base_in_storage(progress: build.Progress) -> str:
     """The base must be in buildah's storage for `FROM`; reload it from its archive if not."""
-    archive = ensure_image("base", progress)
+    archive = ensure_image("base", progress).archive
     ref = reference("base")
     if not _in_storage(ref):
         _buildah("pull", f"oci-archive:{archive}")
@@ -246,7 +253,8 @@ def main() -> None:
     """`python -m localkube images`: every image, built or found cached, with timings."""
     started = time.monotonic()
     for name in ("base", *NODE_IMAGES, *PROJECT_IMAGES):
-        path = ensure_image(name)
-        print(f"{name}: {path} ({path.stat().st_size / 2**20:.0f} MiB)", flush=True)
+        built = ensure_image(name)
+        size = built.archive.stat().st_size / 2**20
+        print(f"{built.reference}: {built.archive} ({size:.0f} MiB)", flush=True)
     print(f"Images ready in {time.monotonic() - started:.0f} s", flush=True)
 
