@@ -41,15 +41,6 @@ MLFLOW_EXPERIMENT_NAME = EnvVar(
     "MLFLOW_EXPERIMENT_NAME", "mlcycle", "MLflow experiment of a training run."
 )
 
-STORAGE_VARIABLES: tuple[EnvVar, ...] = (
-    MLFLOW_TRACKING_URI,
-    MLFLOW_S3_ENDPOINT_URL,
-    AWS_ENDPOINT_URL_S3,
-    AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY,
-)
-"""What every Job and model server needs to reach MLflow and S3."""
-
 # --- The trainer image: `ingest` and `train` Jobs --------------------------------------------
 
 COMMAND_INGEST: Final = "ingest"
