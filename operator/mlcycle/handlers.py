@@ -19,8 +19,6 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from mlcycle import kube, registry
-from mlcycle.builders.dataset import ingest_job_name
-from mlcycle.builders.trainingjob import training_job_name
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -28,14 +26,10 @@ from mlcycle.objects import (
     parse_model_deployment,
     parse_training_job,
 )
+from mlcycle.reconcile import dataset as datasets
+from mlcycle.reconcile import modeldeployment as model_deployments
+from mlcycle.reconcile import trainingjob as training_jobs
 from mlcycle.reconcile.common import Manifest, Outcome
-from mlcycle.reconcile.dataset import dataset_outcome, reconcile_dataset
-from mlcycle.reconcile.modeldeployment import (
-    deployment_outcome,
-    reconcile_model_deployment,
-    spec_refusal,
-)
-from mlcycle.reconcile.trainingjob import FINISHED, reconcile_training_job, training_outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.dataset import DatasetPhase
@@ -112,7 +106,7 @@ def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey]
 def dataset_changed(body: kopf.Body, **_: Any) -> None:
     dataset = parse_dataset(body)
     with retry_transient():
-        write(dataset, reconcile_dataset(dataset, SETTINGS))
+        write(dataset, datasets.reconcile_dataset(dataset, SETTINGS))
 
 
 @kopf.on.resume(GROUP, VERSION, constants.TRAINING_JOB.plural)
@@ -121,7 +115,7 @@ def dataset_changed(body: kopf.Body, **_: Any) -> None:
 def training_job_changed(body: kopf.Body, **_: Any) -> None:
     training_job = parse_training_job(body)
     with retry_transient():
-        write(training_job, reconcile_training_job(training_job, SETTINGS))
+        write(training_job, training_jobs.reconcile_training_job(training_job, SETTINGS))
 
 
 # kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.
@@ -149,14 +143,10 @@ def ingestion_changed(job: Manifest, owner_name: str,
     namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     body = kube.read_custom(constants.DATASET, namespace, owner_name)
     dataset = parse_dataset(body) if body else None
-    # Deleted, invalid, or a Job of an earlier generation or request: not its status to set.
     if dataset is None or isinstance(dataset, Invalid) or (
-            ingest_job_name(dataset.metadata) != job_name):
+            not datasets.reports_on(dataset, job_name)):
         return
-    if dataset.status.job_name == job_name and dataset.status.phase in (DatasetPhase.READY,
-                                                                        DatasetPhase.FAILED):
-        return
-    outcome = dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+    outcome = datasets.dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
     write(dataset, outcome)
     if outcome.status.phase == DatasetPhase.READY:
         for name in training_jobs_by_dataset.get((namespace, owner_name), []):
@@ -169,11 +159,10 @@ def training_changed(job: Manifest, owner_name: str,
     body = kube.read_custom(constants.TRAINING_JOB, namespace, owner_name)
     training_job = parse_training_job(body) if body else None
     if training_job is None or isinstance(training_job, Invalid) or (
-            training_job_name(training_job.metadata) != job_name):
+            not training_jobs.reports_on(training_job, job_name)):
         return
-    if training_job.status.job_name == job_name and training_job.status.phase in FINISHED:
-        return
-    outcome = training_outcome(training_job, job, kube.job_pods(namespace, job_name), SETTINGS)
+    pods = kube.job_pods(namespace, job_name)
+    outcome = training_jobs.training_outcome(training_job, job, pods, SETTINGS)
     write(training_job, outcome)
     model, alias = outcome.status.model, training_job.spec.registry.alias
     if outcome.status.phase == TrainingJobPhase.SUCCEEDED and model and alias:
@@ -187,7 +176,7 @@ def wake_training_job(namespace: str, name: str) -> None:
     training_job = parse_training_job(body) if body else None
     if training_job is not None and training_job.status.phase in (None,
                                                                   TrainingJobPhase.PENDING):
-        write(training_job, reconcile_training_job(training_job, SETTINGS))
+        write(training_job, training_jobs.reconcile_training_job(training_job, SETTINGS))
 
 
 def wake_model_deployment(namespace: str, name: str) -> None:
@@ -195,7 +184,7 @@ def wake_model_deployment(namespace: str, name: str) -> None:
     body = kube.read_custom(constants.MODEL_DEPLOYMENT, namespace, name)
     if body is not None:
         deployment = parse_model_deployment(body)
-        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
+        write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
 
 
 @kopf.on.resume(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
@@ -204,7 +193,7 @@ def wake_model_deployment(namespace: str, name: str) -> None:
 def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deployment = parse_model_deployment(body)
     with retry_transient():
-        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
+        write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
     memo["last_registry_check"] = time.monotonic()
 
 
@@ -219,7 +208,7 @@ def model_deployment_follow_alias(body: kopf.Body, memo: kopf.Memo, **_: Any) ->
         return
     memo["last_registry_check"] = time.monotonic()
     with retry_transient():
-        write(deployment, reconcile_model_deployment(deployment, SETTINGS))
+        write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
@@ -232,9 +221,10 @@ def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     if not name:
         return
     with retry_transient():
-        owner = kube.read_custom(constants.MODEL_DEPLOYMENT,
+        found = kube.read_custom(constants.MODEL_DEPLOYMENT,
                                  deployment["metadata"]["namespace"], name)
-        model_deployment = parse_model_deployment(owner) if owner else None
+        owner = parse_model_deployment(found) if found else None
         # A refused spec keeps its refusal, whatever the Deployment of an earlier one does.
-        if model_deployment is not None and spec_refusal(model_deployment) is None:
-            write(model_deployment, deployment_outcome(model_deployment, deployment))
+        if owner is None or model_deployments.spec_refusal(owner) is not None:
+            return
+        write(owner, model_deployments.deployment_outcome(owner, deployment))

@@ -1,1 +1,2 @@
-"""Per-kind reconcilers: spec -> children -> status. Handlers call these and nothing else."""
+"""Per-kind reconcilers: typed object -> children -> status. Handlers parse the object, call
+these, and write the status and Events they return."""

@@ -8,7 +8,7 @@ reported into status.
 from __future__ import annotations
 
 from mlcycle import kube, unsupported
-from mlcycle.builders.dataset import build_ingest_job
+from mlcycle.builders.dataset import build_ingest_job, ingest_job_name
 from mlcycle.objects import Dataset, Invalid, Object
 from mlcycle.reconcile.common import (
     INVALID_RESULT,
@@ -25,6 +25,7 @@ from mlcycle_contract.api.dataset import DatasetPhase, DatasetStatus, DatasetVer
 from mlcycle_contract.results import IngestionResult
 
 HISTORY_LIMIT = 20
+FINISHED = (DatasetPhase.READY, DatasetPhase.FAILED)
 
 
 def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
@@ -41,11 +42,19 @@ def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
     job_manifest = build_ingest_job(dataset, settings)
     job_name = job_manifest["metadata"]["name"]
     status = dataset.status
-    if status.job_name == job_name and status.phase in (DatasetPhase.READY, DatasetPhase.FAILED):
+    if status.job_name == job_name and status.phase in FINISHED:
         return None  # finished; its Job may since have been deleted by its TTL
     namespace = dataset.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)
     return dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+
+
+def reports_on(dataset: Dataset, job_name: str) -> bool:
+    """Whether this Job's events set the Dataset's status: it is the Job of the current
+    generation and request, and its end is not recorded yet."""
+    status = dataset.status
+    return ingest_job_name(dataset.metadata) == job_name and not (
+        status.job_name == job_name and status.phase in FINISHED)
 
 
 def refused(dataset: Object[DatasetStatus], reason: str, message: str,

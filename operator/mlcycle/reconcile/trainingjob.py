@@ -4,7 +4,11 @@ training Job per generation (or retraining request), and report what the trainer
 from __future__ import annotations
 
 from mlcycle import kube, unsupported
-from mlcycle.builders.trainingjob import ResolvedDataset, build_training_job
+from mlcycle.builders.trainingjob import (
+    ResolvedDataset,
+    build_training_job,
+    training_job_name,
+)
 from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset
 from mlcycle.reconcile.common import (
     INVALID_RESULT,
@@ -60,6 +64,14 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     namespace = training_job.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
+
+
+def reports_on(training_job: TrainingJob, job_name: str) -> bool:
+    """Whether this Job's events set the TrainingJob's status: it is the Job of the current
+    generation and request, and its end is not recorded yet."""
+    status = training_job.status
+    return training_job_name(training_job.metadata) == job_name and not (
+        status.job_name == job_name and status.phase in FINISHED)
 
 
 def refused(training_job: Object[TrainingJobStatus], reason: str,
