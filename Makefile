@@ -50,7 +50,7 @@ images: venv node-deps build ## buildah: base (debootstrap), trainer, serving, o
 	$(PY) -m localkube images
 
 .PHONY: up
-up: venv ## start the local cluster (reused when already running)
+up: venv node-deps ## start the local cluster (reused when already running)
 	$(PY) -m localkube up
 
 .PHONY: down
@@ -58,7 +58,7 @@ down: venv ## stop the local cluster and everything it started
 	$(PY) -m localkube down
 
 .PHONY: demo
-demo: venv ## the main job on the local cluster, end to end
+demo: venv node-deps ## the main job on the local cluster, end to end
 	$(PY) -m localkube.demo
 
 .PHONY: lint
@@ -67,12 +67,13 @@ lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/mypy
 
 .PHONY: test
-test: lint build ## lint, then every test (unit and end-to-end on the local cluster)
+test: lint build node-deps images ## lint, then every test (unit and end-to-end on the local cluster)
 	$(VENV)/bin/pytest
 
 .PHONY: bench-serving
-bench-serving: venv ## ours vs mlflow models serve vs KServe under wrk; writes docs/benchmarks.md
+bench-serving: venv ## ours vs mlflow models serve vs KServe, then ours: workers, HTTP stack; writes docs/benchmarks.md
 	$(PY) -m bench.serving.run
+	$(PY) -m bench.serving.options
 
 .PHONY: bench-cluster
 bench-cluster: build ## local cluster start-up, memory at rest, trivial Job (restarts the stack)
