@@ -77,7 +77,13 @@ class ValidationSpec(ApiModel):
         ),
         description="Cross-validation folds on the training data; 0 disables cross-validation.",
     )
-    seed: int = Field(default=42, ge=0, le=2**32 - 1, description="Random seed.")
+    seed: int = Field(
+        default=42,
+        ge=0,
+        le=2**32 - 1,
+        description="Random seed of the estimator (its random_state, unless set) and of the "
+        "cross-validation folds; the holdout follows the Dataset's spec.split.",
+    )
     gates: list[Gate] = Field(
         default_factory=list, max_length=20, description="All must pass for registration."
     )
