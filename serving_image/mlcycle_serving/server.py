@@ -65,7 +65,7 @@ class DrainingServer(uvicorn.Server):
             return
         self.app.draining = True
         logger.info("Draining before shutdown", extra={"delay_seconds": self.delay_seconds})
-        timer = threading.Timer(self.delay_seconds, setattr, (self, "should_exit", True))
+        timer = threading.Timer(self.delay_seconds, self.drain)
         timer.daemon = True
         timer.start()
 
