@@ -10,6 +10,7 @@ import pytest
 from kubernetes import client
 
 from localkube.stack import Stack
+from localkube.testing import wait_for
 from tests.e2e.mlhelpers import (
     condition,
     events_for,
@@ -35,8 +36,10 @@ def assert_refused(k8s: client.ApiClient, plural: str, namespace: str, name: str
     ready = condition(refused, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "Unsupported"), ready
     assert ready["message"].startswith(f"{field}: not supported yet"), ready["message"]
-    assert any(event.type == "Warning" and event.reason == "Unsupported"
-               and field in event.message for event in events_for(k8s, namespace, name))
+    # The Event is posted right after the status is written.
+    wait_for(f"a Warning Event naming {field}", lambda: any(
+        event.type == "Warning" and event.reason == "Unsupported" and field in event.message
+        for event in events_for(k8s, namespace, name)), timeout=10)
 
 
 def test_a_dataset_refresh_interval_is_refused_without_an_ingestion_job(
