@@ -41,8 +41,7 @@ def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
         return refused(dataset, unsupported.REASON, unsupported.unsupported_message(fields))
     job_manifest = build_ingest_job(dataset, settings)
     job_name = job_manifest["metadata"]["name"]
-    status = dataset.status
-    if status.job_name == job_name and status.phase in FINISHED:
+    if not reports_on(dataset, job_name):
         return None  # finished; its Job may since have been deleted by its TTL
     namespace = dataset.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)

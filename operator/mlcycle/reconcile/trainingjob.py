@@ -52,15 +52,14 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     """Ensure this generation's training Job exists and report its state; None if done."""
     if isinstance(training_job, Invalid):
         return refused(training_job, INVALID_SPEC, training_job.problem)
+    job_name = training_job_name(training_job.metadata)
+    if not reports_on(training_job, job_name):
+        return None  # finished, whatever became of its Job (TTL) and Dataset since
     try:
         check_spec(training_job)
         job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
-    job_name = job_manifest["metadata"]["name"]
-    status = training_job.status
-    if status.job_name == job_name and status.phase in FINISHED:
-        return None  # finished; its Job may since have been deleted by its TTL
     namespace = training_job.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
