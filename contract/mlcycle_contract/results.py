@@ -44,10 +44,6 @@ class TrackingRun(ApiModel):
     experiment_id: str = Field(max_length=64, description="MLflow experiment id.")
 
 
-RUNTIME_KEYS: tuple[str, ...] = tuple(ModelRuntime.model_fields)
-"""Recorded on each model version as tag `runtime.<key>` (environment.runtime_tag)."""
-
-
 class GateOutcome(ApiModel):
     """Whether every validation gate held, and a line for each that did not."""
 

@@ -9,7 +9,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
 from mlcycle_contract.environment import runtime_tag
-from mlcycle_contract.results import RUNTIME_KEYS
+from mlcycle_contract.runtime import RUNTIME_KEYS
 
 
 class ModelNotFound(Exception):

@@ -7,20 +7,7 @@ recorded training runtime differs is never rolled out.
 
 from __future__ import annotations
 
-import platform
-
-import numpy
-import sklearn
-
-from mlcycle_contract.results import RUNTIME_KEYS
-
-
-def current_runtime() -> dict[str, str]:
-    return {
-        "python": platform.python_version(),
-        "sklearn": sklearn.__version__,
-        "numpy": numpy.__version__,
-    }
+from mlcycle_contract.runtime import RUNTIME_KEYS
 
 
 def parse_runtime(text: str) -> dict[str, str]:

@@ -7,7 +7,6 @@ The tracking server comes from MLFLOW_TRACKING_URI (read by MLflow itself).
 from __future__ import annotations
 
 import logging
-import platform
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,9 +17,7 @@ import mlflow
 import mlflow.data
 import mlflow.data.pandas_dataset
 import mlflow.sklearn
-import numpy as np
 import pandas as pd
-import sklearn
 from botocore.exceptions import BotoCoreError
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
@@ -46,16 +43,6 @@ _PERMANENT_CODES = {
     "INVALID_STATE",
     "BAD_REQUEST",
 }
-
-
-def runtime_versions() -> dict[str, str]:
-    """The versions a model server must match to load the model as it was trained."""
-    return {
-        "python": platform.python_version(),
-        "sklearn": str(sklearn.__version__),
-        "numpy": str(np.__version__),
-        "mlflow": str(mlflow.__version__),
-    }
 
 
 @contextmanager

@@ -20,7 +20,8 @@ from mlcycle_contract.api.learning import GateMetric
 from mlcycle_contract.api.modeldeployment import ModelRuntime
 from mlcycle_contract.api.trainingjob import ObjectiveValue, TrainingJobSpec
 from mlcycle_contract.environment import MLFLOW_EXPERIMENT_NAME, TRAINING_SPEC
-from mlcycle_contract.results import RUNTIME_KEYS, AliasOutcome, TrackingRun, TrainingResult
+from mlcycle_contract.results import AliasOutcome, TrackingRun, TrainingResult
+from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
 from mlcycle_trainer import lineage, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
 from mlcycle_trainer.environment import Owner, model_from_json, optional
@@ -88,7 +89,7 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
     frame = load_snapshot(store or ObjectStore(), dataset.uri)
     x, y = features_and_target(frame, dataset.target, algorithm.task)
     x_train, x_holdout, y_train, y_holdout = split(x, y, holdout)
-    runtime = tracking.runtime_versions()
+    runtime = current_runtime()
     experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
     run_tags = lineage.run_tags(owner, dataset, algorithm, runtime)
     with tracking.training_run(experiment_id, owner.name, run_tags) as run_id:

@@ -19,7 +19,7 @@ from mlcycle.builders.modeldeployment import (
 )
 from mlcycle.objects import Invalid, ModelDeployment, Object
 from mlcycle.reconcile.common import INVALID_SPEC, Manifest, Outcome, condition, now, outcome
-from mlcycle.runtime import current_runtime, parse_runtime, runtime_mismatch
+from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.common import Condition, ConditionType, set_condition
@@ -30,6 +30,7 @@ from mlcycle_contract.api.modeldeployment import (
     ModelRuntime,
     RolloutRecord,
 )
+from mlcycle_contract.runtime import current_runtime
 
 HISTORY_LIMIT = 10
 Types = ModelDeploymentConditionType
