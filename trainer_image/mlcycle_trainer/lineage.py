@@ -51,8 +51,16 @@ class DatasetInput:
         )
 
 
-def runtime_tags(runtime: dict[str, str]) -> dict[str, str]:
-    return {runtime_tag(key): value for key, value in runtime.items()}
+def _lineage_tags(owner: Owner, dataset: DatasetInput, runtime: dict[str, str]) -> dict[str, str]:
+    """Where a model comes from: its data, its TrainingJob, the image and runtime it ran in."""
+    return {
+        **{runtime_tag(key): value for key, value in runtime.items()},
+        TAG_DATASET_NAME: dataset.name,
+        TAG_DATASET_VERSION: dataset.version,
+        TAG_TRAININGJOB_UID: owner.uid,
+        "mlcycle.namespace": owner.namespace,
+        "mlcycle.image": owner.image,
+    }
 
 
 def _non_empty(tags: dict[str, str]) -> dict[str, str]:
@@ -65,19 +73,14 @@ def run_tags(
     algorithm: AlgorithmDefinition,
     runtime: dict[str, str],
 ) -> dict[str, str]:
-    """Tags of the run: where it ran, on what data, with which estimator and runtime."""
+    """Tags of the run: its lineage, and which TrainingJob and estimator it ran."""
     return _non_empty(
         {
-            "mlcycle.namespace": owner.namespace,
+            **_lineage_tags(owner, dataset, runtime),
             "mlcycle.trainingjob.name": owner.name,
-            TAG_TRAININGJOB_UID: owner.uid,
-            "mlcycle.image": owner.image,
             "mlcycle.algorithm": algorithm.name,
             "mlcycle.task": algorithm.task.value,
-            TAG_DATASET_NAME: dataset.name,
-            TAG_DATASET_VERSION: dataset.version,
             "mlcycle.dataset.uri": dataset.uri,
-            **runtime_tags(runtime),
         }
     )
 
@@ -92,18 +95,8 @@ def gate_tags(outcome: GateOutcome) -> dict[str, str]:
 def version_tags(
     owner: Owner, dataset: DatasetInput, runtime: dict[str, str], outcome: GateOutcome
 ) -> dict[str, str]:
-    """Tags of the registered version: its runtime, its data, its TrainingJob, its gates."""
-    return _non_empty(
-        {
-            **runtime_tags(runtime),
-            TAG_DATASET_NAME: dataset.name,
-            TAG_DATASET_VERSION: dataset.version,
-            TAG_TRAININGJOB_UID: owner.uid,
-            "mlcycle.namespace": owner.namespace,
-            "mlcycle.image": owner.image,
-            **gate_tags(outcome),
-        }
-    )
+    """Tags of the registered version: its lineage and its gates."""
+    return _non_empty({**_lineage_tags(owner, dataset, runtime), **gate_tags(outcome)})
 
 
 def run_params(
