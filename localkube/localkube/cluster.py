@@ -2,7 +2,8 @@
 
 Start order: bridge -> PKI -> etcd /health -> kube-apiserver /readyz -> kubeconfigs ->
 kube-controller-manager and kube-scheduler /healthz -> node agent -> Node Ready with the
-not-ready taint gone -> the `default` ServiceAccount exists. Every process and port is
+not-ready taint gone -> the `default` ServiceAccount exists -> the real node
+(localkube.realnode: containerd, kubelet, kube-proxy, CoreDNS). Every process and port is
 recorded in `.local/cluster.json`, which `down()` and the next `up()` read.
 """
 
@@ -140,13 +141,22 @@ def is_running(state: ClusterState | None, paths: LocalPaths | None = None) -> b
         return False
 
 
-def up(progress: Progress = build.say, node_agent: bool = True) -> ClusterState:
-    """Start the cluster, or reuse it when it is already running and healthy."""
+def up(progress: Progress = build.say, node_agent: bool = True,
+       real_node: bool = True) -> ClusterState:
+    """Start the cluster, or reuse it when it is already running and healthy.
+
+    Two nodes: the node agent (Pods as local processes) and the real node (a kubelet on
+    containerd, localkube.realnode), which is tainted so that only Pods that tolerate
+    `mlcycle.dev/real-node` run there."""
     paths = local_paths()
     state = load_state(paths)
     if is_running(state, paths):
         assert state is not None
         progress(f"Cluster already running at {state.server}")
+        from localkube.realnode import node as realnode
+
+        if real_node and not realnode.running(state):  # a cluster started before it existed
+            realnode.start(state, paths, progress)
         return state
     if state is not None:
         down(progress)
@@ -224,6 +234,10 @@ def up(progress: Progress = build.say, node_agent: bool = True) -> ClusterState:
                                     paths.logs / f"{NODE_AGENT}.log", timeout=90)
             progress(f"Node {NODE_NAME} is Ready")
         readiness.wait_for_default_service_account(paths.kubeconfig, "default", timeout=60)
+        if real_node:
+            from localkube.realnode import node as realnode
+
+            realnode.start(state, paths, progress)
     except BaseException:
         down(lambda _: None)
         raise
@@ -322,8 +336,12 @@ def _link_tools(paths: LocalPaths, kubectl: Path) -> None:
 
 def down(progress: Progress = build.say) -> None:
     """Stop every process `up()` started, newest first, and the pods' leftovers."""
+    from localkube.realnode import node as realnode
+
     paths = local_paths()
     state = load_state(paths)
+    # The real node first: its containers, mounts and iptables chains go with it.
+    realnode.stop(state, paths)
     if state is not None:
         for name, pid in reversed(list(state.pids.items())):
             processes.stop(pid, grace_seconds=30 if name == NODE_AGENT else 10)

@@ -74,7 +74,8 @@ def compiled_module_version(binary: Path) -> str:
 def test_every_component_is_recorded_and_running(local_cluster: ClusterState) -> None:
     """`down` stops what `up` recorded: a process missing here would outlive the cluster."""
     assert set(local_cluster.pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                                       "kube-scheduler", "node-agent"}
+                                       "kube-scheduler", "node-agent",
+                                       "containerd", "kubelet", "kube-proxy"}
     assert all(processes.alive(pid) for pid in local_cluster.pids.values())
 
 
