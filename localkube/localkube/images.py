@@ -117,7 +117,9 @@ def reference(name: str) -> str:
 
 def _buildah(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     storage = cache_dir() / "storage"
-    command = ["buildah", "--root", str(storage), "--runroot", "/run/mlcycle/buildah",
+    # One run root per storage root: buildah keeps that storage's locks and state there.
+    runroot = f"/run/mlcycle/buildah-{hashlib.sha256(str(storage).encode()).hexdigest()[:12]}"
+    command = ["buildah", "--root", str(storage), "--runroot", runroot,
                "--storage-driver", "overlay", *args]
     result = subprocess.run(command, env=CLEAN_ENV, capture_output=True, text=True)
     if check and result.returncode != 0:
@@ -161,7 +163,7 @@ def ensure_image(name: str, progress: build.Progress = build.say) -> Built:
         staging.unlink(missing_ok=True)
         _buildah("push", ref, f"oci-archive:{staging}:{ref}")
         staging.rename(archive)
-        _remove_stale_archives(name, keep=archive)
+        _remove_stale(name, archive, ref)
         progress(f"Built image {ref} in {time.monotonic() - started:.0f} s")
     return Built(ref, archive)
 
@@ -243,10 +245,16 @@ def _build_base(ref: str, progress: build.Progress) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _remove_stale_archives(name: str, keep: Path) -> None:
+def _remove_stale(name: str, keep: Path, ref: str) -> None:
+    """Older archives and tags of this image; the layers they share with it stay."""
     for old in cache_dir().glob(f"{name}-*.tar"):
         if old != keep:
             old.unlink(missing_ok=True)
+    repository = ref.rsplit(":", 1)[0]
+    listed = _buildah("images", "--format", "{{.Name}}:{{.Tag}}", check=False).stdout
+    stale = [tag for tag in listed.split() if tag.rsplit(":", 1)[0] == repository and tag != ref]
+    if stale:
+        _buildah("rmi", *stale, check=False)
 
 
 def main() -> None:
