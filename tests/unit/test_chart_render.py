@@ -145,13 +145,31 @@ def test_postgresql_scenario_reads_the_password_from_its_secret() -> None:
     mlflow = next(d for d in of_kind(documents, "Deployment")
                   if d["metadata"]["name"].endswith("-mlflow"))
     container = mlflow["spec"]["template"]["spec"]["containers"][0]
-    assert ("--backend-store-uri=postgresql://mlflow:$(MLFLOW_BACKEND_PASSWORD)@"
+    assert ("--backend-store-uri=postgresql://mlflow@"
             "postgresql.databases.svc:5432/mlflow?sslmode=disable") in container["args"]
-    password = next(e for e in container["env"] if e["name"] == "MLFLOW_BACKEND_PASSWORD")
+    password = next(e for e in container["env"] if e["name"] == "PGPASSWORD")
     assert password["valueFrom"]["secretKeyRef"] == {"name": "mlflow-postgresql",
                                                      "key": "password"}
     assert not [c for c in of_kind(documents, "PersistentVolumeClaim")
                 if c["metadata"]["name"].endswith("-mlflow")]
+
+
+def kubelet_argv(container: Manifest, secret_value: str) -> list[str]:
+    """The container's argv as the kubelet runs it: $(VAR) expanded from its env, with every
+    secretKeyRef holding `secret_value`."""
+    values = {e["name"]: e.get("value", secret_value if "secretKeyRef" in e.get(
+        "valueFrom", {}) else "") for e in container.get("env", [])}
+    return [re.sub(r"\$\((\w+)\)", lambda m: values.get(m[1], m[0]), arg)
+            for arg in [*container.get("command", []), *container.get("args", [])]]
+
+
+def test_postgresql_password_is_in_no_command_line() -> None:
+    password = "pg-password-f00d"
+    documents = render("--values", str(CHART / "ci/postgresql-values.yaml"))
+    containers = [c for _, pod in pod_templates(documents) for c in pod["containers"]]
+    assert containers
+    for container in containers:
+        assert not [arg for arg in kubelet_argv(container, password) if password in arg]
 
 
 def test_served_namespaces_get_the_s3_secret_and_nothing_is_kept_when_ephemeral() -> None:
