@@ -71,9 +71,6 @@ class Settings(BaseModel):
         default=True, description="watch Namespaces and CRDs at run time; the chart sets "
         "false, which its least-privilege RBAC needs")
     health_port: int = Field(default=8080, description="port of the operator's /healthz")
-    registry_poll_seconds: int = Field(
-        default=30, description="default interval for checking the registry alias of a deployment"
-    )
 
     @property
     def operator_tracking_uri(self) -> str:
