@@ -47,6 +47,8 @@ def supervise(launch: Launch) -> int:
         receiver.close()
         workers[process.sentinel] = (process, sender)
         logger.info("Started worker", extra={"worker": index, "pid": process.pid})
+        if stopping:  # a signal came before this worker had a pipe: it stops once loaded
+            sender.close()
     failed = False
     while workers:
         for sentinel in wait(list(workers)):
