@@ -4,9 +4,10 @@ Three ways to run mlcycle_serving over the same two models, at 1 row per request
 concurrency 16: the default (one worker, httptools and uvloop), two worker processes
 (`MLCYCLE_WORKERS=2`, what `spec.serving.workers: 2` sets), and one worker on uvicorn's
 pure-Python stack (`--http h11 --loop asyncio`). Rounds are interleaved (every variant
-once, then again) and each figure is the median of the rounds, so a burst of load from
-elsewhere on the machine hits one round of every variant rather than all of one. Writes
-the `serving-options` section of docs/benchmarks.md.
+once, then again); each figure is the median over the rounds, and a variant's ratio to
+the default is the median of its per-round ratios, each between consecutive runs, so a
+burst of load from elsewhere on the machine skews one round rather than one variant.
+Writes the `serving-options` section of docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -84,6 +85,15 @@ def _median(results: list[LoadResult], metric: str) -> float:
     return float(statistics.median(getattr(result, metric) for result in results))
 
 
+def _paired_ratio(results: list[LoadResult], baseline: list[LoadResult]) -> float:
+    """Median over rounds of this variant's req/s over the default's in the same round."""
+    return float(
+        statistics.median(
+            mine.rps / theirs.rps for mine, theirs in zip(results, baseline, strict=True)
+        )
+    )
+
+
 def render_section(
     rounds: Rounds, models: list[BenchModel], facts: list[tuple[str, str]], args: argparse.Namespace
 ) -> str:
@@ -95,7 +105,9 @@ def render_section(
         "",
         "**The machine was shared**: other work (builds, tests) ran on its 2 cores during "
         "this run, so absolute figures are low and noisy; the ratios within a row's rounds "
-        "are the signal. Every figure is the median of the interleaved rounds.",
+        "are the signal. Every figure is the median of the interleaved rounds; ÷ default "
+        "is the median of the per-round ratios (each variant against the default of the "
+        "same round).",
         "",
         *(f"- {name}: {value}" for name, value in facts),
         "",
@@ -107,7 +119,7 @@ def render_section(
         "",
     ]
     for model in models:
-        baseline = _median(rounds[(model.key, BASELINE.key)], "rps")
+        baseline = rounds[(model.key, BASELINE.key)]
         lines += [
             f"#### {model.title}, {HEADLINE.title}",
             "",
@@ -116,11 +128,10 @@ def render_section(
         ]
         for variant in VARIANTS:
             results = rounds[(model.key, variant.key)]
-            rps = _median(results, "rps")
             cells = [
                 variant.title,
-                f"{rps:,.0f}",
-                f"{rps / baseline:.2f}x" if baseline else "",
+                f"{_median(results, 'rps'):,.0f}",
+                f"{_paired_ratio(results, baseline):.2f}x",
                 f"{_median(results, 'p50_ms'):.2f}",
                 f"{_median(results, 'p99_ms'):.2f}",
                 str(sum(result.errors for result in results)),
