@@ -192,8 +192,8 @@ def kubelet_config(dirs: NodeDirs, settings: KubeletSettings) -> dict[str, Any]:
         # This machine has cgroup v1 (hybrid), which kubelet 1.35+ refuses by default. v1 is
         # deprecated, not gone: memory and CPU limits are enforced, OOM kills are reported.
         "failCgroupV1": False,
-        # Swap is off here, but the check needs a readable /proc/swaps semantics we do not
-        # rely on: never refuse to start over it.
+        # Swap is off on our machines, but a developer's may have it on: start anyway (Pods
+        # get no swap, the kubelet's default swap behaviour).
         "failSwapOn": False,
         "clusterDNS": [CLUSTER_DNS],
         "clusterDomain": CLUSTER_DOMAIN,
