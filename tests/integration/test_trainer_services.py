@@ -8,6 +8,7 @@ EXIT_INVALID_INPUT and the reason; an unreachable service with EXIT_TRANSIENT.
 from __future__ import annotations
 
 import http.server
+import io
 import json
 import os
 import socket
@@ -22,10 +23,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
 from mlcycle_contract import environment as contract
+from mlcycle_contract.results import SNAPSHOT_CORRUPTED
+from mlcycle_trainer.snapshots import parquet_bytes
+from mlcycle_trainer.storage import ObjectStore, S3Location
 
 pytestmark = pytest.mark.e2e
 
@@ -219,7 +224,7 @@ def test_ingesting_the_same_content_again_reuses_the_snapshot(
     again = ingest("iris", IRIS_SPEC, services_env, workdir)
     assert again.code == contract.EXIT_OK, again.stderr
     assert again.message == iris.message
-    assert "exists already; not uploaded again" in again.stderr
+    assert "exists already; kept as it is" in again.stderr
     assert "Profile" in again.stderr and "not computed again" in again.stderr
 
 
@@ -488,6 +493,48 @@ def test_a_missing_snapshot_is_invalid_input(
     outcome = train("bad", IRIS_TRAINING, gone, "iris", "species", services_env, workdir)
     assert outcome.code == contract.EXIT_INVALID_INPUT
     assert outcome.message["error"]["reason"] == "SnapshotUnreadable"
+
+
+def test_the_storage_refuses_a_second_write_of_a_snapshot_key(
+    services_env: dict[str, str]
+) -> None:
+    store = ObjectStore(s3_client(services_env))
+    location = S3Location(DATA_BUCKET, f"datasets/{NAMESPACE}/once/{SUFFIX}/data.parquet")
+    assert store.put_new(location, b"first", "text/plain") is True
+    assert store.put_new(location, b"second", "text/plain") is False
+    assert store.get(location) == b"first"
+
+
+def test_a_snapshot_changed_after_ingestion_is_corrupted_and_nothing_is_trained(
+    services_env: dict[str, str], workdir: Path
+) -> None:
+    spec = {"source": {"builtin": "wine"}, "target": "cultivar", "profile": {"enabled": False}}
+    dataset = ingest("tampered", spec, services_env, workdir)
+    assert dataset.code == contract.EXIT_OK, dataset.stderr
+    # What someone allowed to delete objects can do: delete the snapshot, write another.
+    location = S3Location.parse(dataset.message["snapshotURI"])
+    s3 = s3_client(services_env)
+    frame = pd.read_parquet(io.BytesIO(s3.get_object(Bucket=location.bucket,
+                                                     Key=location.key)["Body"].read()))
+    frame.loc[0, "cultivar"] = 2
+    s3.delete_object(Bucket=location.bucket, Key=location.key)
+    s3.put_object(Bucket=location.bucket, Key=location.key, Body=parquet_bytes(frame))
+
+    model_name = f"tampered-{SUFFIX}"
+    training = {**IRIS_TRAINING, "datasetRef": {"name": "tampered"},
+                "registry": {"modelName": model_name}}
+    outcome = train("tampered-rf", training, dataset, "tampered", "cultivar", services_env,
+                    workdir)
+    assert outcome.code == contract.EXIT_INVALID_INPUT, outcome.stderr
+    error = outcome.message["error"]
+    assert error["reason"] == SNAPSHOT_CORRUPTED
+    assert f"dataset version {dataset.message['version']}" in error["message"]
+    client = mlflow_client(services_env)
+    assert not client.search_registered_models(f"name = '{model_name}'")
+    experiment = client.get_experiment_by_name(EXPERIMENT)
+    runs = client.search_runs([experiment.experiment_id],
+                              "attributes.run_name = 'tampered-rf'") if experiment else []
+    assert not runs
 
 
 def test_unreachable_storage_is_transient(services_env: dict[str, str], workdir: Path) -> None:

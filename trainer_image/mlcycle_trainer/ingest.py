@@ -5,7 +5,6 @@ s3://$MLCYCLE_DATA_BUCKET/datasets/<namespace>/<name>/<version>/.
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 
@@ -19,6 +18,7 @@ from mlcycle_trainer.environment import Owner, model_from_json, required
 from mlcycle_trainer.hashing import dataset_version
 from mlcycle_trainer.logs import redact
 from mlcycle_trainer.profile import build_profile, summary
+from mlcycle_trainer.snapshots import write_snapshot
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
 logger = logging.getLogger(__name__)
@@ -31,12 +31,6 @@ REPORT_FILE = "report.html"
 
 def snapshot_prefix(bucket: str, owner: Owner, version: str) -> S3Location:
     return S3Location(bucket, f"datasets/{owner.namespace}/{owner.name}/{version}")
-
-
-def parquet_bytes(frame: pd.DataFrame) -> bytes:
-    buffer = io.BytesIO()
-    frame.to_parquet(buffer, index=False, engine="pyarrow", compression="zstd")
-    return buffer.getvalue()
 
 
 def load_frame(spec: DatasetSpec, store: ObjectStore) -> pd.DataFrame:
@@ -66,10 +60,7 @@ def run_ingest(store: ObjectStore | None = None) -> IngestionResult:
         len(frame),
         len(frame.columns),
     )
-    if store.exists(snapshot):
-        logger.info("Snapshot %s exists already; not uploaded again", snapshot.uri)
-    else:
-        store.put(snapshot, parquet_bytes(frame), "application/vnd.apache.parquet")
+    write_snapshot(store, snapshot, frame)
 
     profile = (
         ensure_profile(store, frame, spec, owner, prefix.child(PROFILE_DIR), version)

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -30,6 +30,9 @@ from mlcycle_trainer.errors import (
     InvalidInput,
     Transient,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.type_defs import PutObjectRequestTypeDef
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +74,10 @@ class ObjectMissing(Exception):
     """The object (or its bucket) does not exist."""
 
 
+class ObjectExists(Exception):
+    """A write that must not overwrite found an object under its key."""
+
+
 def endpoint_url() -> str | None:
     return (
         os.environ.get(AWS_ENDPOINT_URL_S3.name)
@@ -80,7 +87,8 @@ def endpoint_url() -> str | None:
 
 
 class ObjectStore:
-    """get / put / exists on S3 objects; errors become ObjectMissing, InvalidInput or Transient."""
+    """get / put / exists on S3 objects; errors become ObjectMissing, ObjectExists, InvalidInput
+    or Transient."""
 
     def __init__(self, client: Any | None = None) -> None:
         self._client = client or boto3.client(
@@ -114,10 +122,33 @@ class ObjectStore:
             return False
 
     def put(self, location: S3Location, data: bytes, content_type: str) -> None:
+        self._put(location, data, content_type, overwrite=True)
+
+    def put_new(self, location: S3Location, data: bytes, content_type: str) -> bool:
+        """Write an object unless one exists under its key; False when one does.
+
+        The storage itself refuses the overwrite (a conditional put, `If-None-Match: *`), so
+        two writers racing for one key cannot both succeed.
+        """
+        try:
+            self._put(location, data, content_type, overwrite=False)
+        except ObjectExists:
+            return False
+        return True
+
+    def _put(
+        self, location: S3Location, data: bytes, content_type: str, *, overwrite: bool
+    ) -> None:
+        request: PutObjectRequestTypeDef = {
+            "Bucket": location.bucket,
+            "Key": location.key,
+            "Body": data,
+            "ContentType": content_type,
+        }
+        if not overwrite:
+            request["IfNoneMatch"] = "*"
         with _storage_errors(location):
-            self._client.put_object(
-                Bucket=location.bucket, Key=location.key, Body=data, ContentType=content_type
-            )
+            self._client.put_object(**request)
         logger.info("Uploaded %s (%d bytes)", location.uri, len(data))
 
 
@@ -137,6 +168,8 @@ def _storage_errors(location: S3Location) -> Iterator[None]:
         status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         if code in _NOT_FOUND or status == "404":
             raise ObjectMissing(location.uri) from exc
+        if code == "PreconditionFailed" or status == "412":
+            raise ObjectExists(location.uri) from exc
         if code in _DENIED or status == "403":
             raise InvalidInput(
                 ACCESS_DENIED, f"access to {location.uri} was denied ({code or status})"

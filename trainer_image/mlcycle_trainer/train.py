@@ -8,7 +8,6 @@ parameters to inspect.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 
@@ -25,35 +24,18 @@ from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
 from mlcycle_trainer import lineage, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
 from mlcycle_trainer.environment import Owner, model_from_json, optional
-from mlcycle_trainer.errors import (
-    FIT_FAILED,
-    INVALID_HYPERPARAMETER,
-    SNAPSHOT_UNREADABLE,
-    InvalidInput,
-)
+from mlcycle_trainer.errors import FIT_FAILED, INVALID_HYPERPARAMETER, InvalidInput
 from mlcycle_trainer.gates import evaluate_gates
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.serialization import serialize
-from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
+from mlcycle_trainer.snapshots import read_snapshot
+from mlcycle_trainer.storage import ObjectStore
 from mlcycle_trainer.validation import Holdout, measure, split
 
 logger = logging.getLogger(__name__)
 
 FIT_SECONDS = "fit_seconds"
 MESSAGE_DIGITS = 6
-
-
-def load_snapshot(store: ObjectStore, uri: str) -> pd.DataFrame:
-    try:
-        data = store.get(S3Location.parse(uri))
-    except ObjectMissing as exc:
-        raise InvalidInput(SNAPSHOT_UNREADABLE, f"dataset snapshot {uri} does not exist") from exc
-    try:
-        return pd.read_parquet(io.BytesIO(data))
-    except Exception as exc:
-        raise InvalidInput(
-            SNAPSHOT_UNREADABLE, f"{uri} is not a readable parquet file: {exc}"
-        ) from exc
 
 
 def fit(
@@ -86,7 +68,7 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
     model_name = spec.registry.model_name or owner.name
     alias = spec.registry.alias
 
-    frame = load_snapshot(store or ObjectStore(), dataset.uri)
+    frame = read_snapshot(store or ObjectStore(), dataset.uri, dataset.version)
     x, y = features_and_target(frame, dataset.target, algorithm.task)
     x_train, x_holdout, y_train, y_holdout = split(x, y, holdout)
     runtime = current_runtime()
