@@ -1,10 +1,10 @@
-"""How long a newcomer waits: `make test` on a fresh clone, as CI runs it, timed in two
-parts (the `make build` it starts with, then the rest), warm or (with --cold) from empty
-Go, uv and pip caches as on a new machine.
+"""How long a newcomer waits: `make test` on a fresh clone, as CI runs it, timed in parts
+(`make build`: the venv and the pinned binaries; `make images`; then the rest), warm or
+(with --cold) from empty Go, uv, pip and image caches as on a new machine.
 
-Run: `.venv/bin/python -m bench.ci.run [--cold]`. The clone starts its own local cluster,
-so stop yours first (`make down`). Results replace the `ci` section of docs/benchmarks.md;
-the README quotes them.
+Run: `.venv/bin/python -m bench.ci.run [--cold] [--build-only]`. Without --build-only the
+clone starts its own local cluster, so stop yours first (`make down`). Results replace the
+`ci-*` sections of docs/benchmarks.md; the README quotes them.
 """
 
 from __future__ import annotations
@@ -50,8 +50,11 @@ def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> floa
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--cold", action="store_true", help="start from empty caches")
+    parser.add_argument("--build-only", action="store_true",
+                        help="time the builds alone (needs no cluster, runs no test)")
+    parser.add_argument("--note", default="", help="a sentence on the conditions, recorded")
     args = parser.parse_args()
-    if cluster.is_running(cluster.load_state()):
+    if not args.build_only and cluster.is_running(cluster.load_state()):
         sys.exit("a local cluster is running: stop it with `make down` first")
 
     with tempfile.TemporaryDirectory(prefix="mlcycle-ci-") as scratch_dir:
@@ -61,25 +64,31 @@ def main() -> None:
         log = REPO / ".local" / "logs" / "bench-ci.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        build_seconds = timed(["make", "build"], clone, env, log)
-        test_seconds = timed(["bash", ".ci/run"], clone, env, log)
-    found = SUMMARY.findall(log.read_text())
-    summary = found[-1] if found else "no pytest summary found"
-    kind = "cold (empty Go, uv and pip caches)" if args.cold else "warm (cached binaries)"
+        parts = {
+            "`make build` (venv and pinned binaries)": timed(["make", "build"], clone, env, log),
+            "`make images` (base, trainer, serving, operator, pause, CoreDNS)":
+                timed(["make", "images"], clone, env, log),
+        }
+        if not args.build_only:
+            parts["`.ci/run` (= `make test`: the rest, lint, unit, end-to-end)"] = timed(
+                ["bash", ".ci/run"], clone, env, log)
+    kind = "cold (empty Go, uv, pip and image caches)" if args.cold else "warm (cached builds)"
+    what = "the builds of `make test`" if args.build_only else "`make test`"
     lines = [
-        f"### `make test` on a fresh clone, {kind}",
+        f"### {what} on a fresh clone, {kind}",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. {args.note}".rstrip(),
         "",
         "| part | minutes |",
         "| --- | --- |",
-        f"| `make build` (venv and pinned binaries) | {build_seconds / 60:.1f} |",
-        f"| `.ci/run` (= `make test`: lint, unit, end-to-end) | {test_seconds / 60:.1f} |",
-        f"| in all | {(build_seconds + test_seconds) / 60:.1f} |",
-        "",
-        f"pytest: {summary}.",
+        *(f"| {part} | {seconds / 60:.1f} |" for part, seconds in parts.items()),
+        f"| in all | {sum(parts.values()) / 60:.1f} |",
     ]
-    replace_section("ci-cold" if args.cold else "ci-warm", "\n".join(lines))
+    if not args.build_only:
+        found = SUMMARY.findall(log.read_text())
+        lines += ["", f"pytest: {found[-1] if found else 'no pytest summary found'}."]
+    section = "ci-" + ("cold" if args.cold else "warm") + ("-build" if args.build_only else "")
+    replace_section(section, "\n".join(lines))
     print("\n".join(lines))
 
 
