@@ -9,6 +9,7 @@ container spec; an empty default means "unset".
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from typing import Final
 
@@ -59,6 +60,19 @@ TERMINATION_LOG = EnvVar(
 )
 DATASET_SPEC = EnvVar(
     "MLCYCLE_DATASET_SPEC", "", "`ingest`: the Dataset spec as JSON (camelCase). Required."
+)
+SOURCE_DENY_CIDRS = EnvVar(
+    "MLCYCLE_SOURCE_DENY_CIDRS",
+    "",
+    "`ingest`: networks a url source must not resolve to (comma-separated CIDRs or "
+    "addresses), besides the loopback, link-local, unspecified, multicast and reserved ones, "
+    "which are always refused. The operator sets the Service range and the apiserver.",
+)
+SOURCE_ALLOW_CIDRS = EnvVar(
+    "MLCYCLE_SOURCE_ALLOW_CIDRS",
+    "",
+    "`ingest`: networks a url source may resolve to although refused otherwise; only what "
+    "is listed here (comma-separated CIDRs or addresses).",
 )
 TRAINING_SPEC = EnvVar(
     "MLCYCLE_TRAINING_SPEC", "", "`train`: the TrainingJob spec as JSON (camelCase). Required."
@@ -173,6 +187,15 @@ TAG_DATASET_VERSION: Final = "mlcycle.dataset.version"
 TAG_TRAININGJOB_UID: Final = "mlcycle.trainingjob.uid"
 TAG_GATES_PASSED: Final = "mlcycle.gates.passed"
 """`true` or `false`."""
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(value: str) -> tuple[IPNetwork, ...]:
+    """Comma-separated CIDRs or addresses (an address is a /32 or /128), as SOURCE_DENY_CIDRS
+    and SOURCE_ALLOW_CIDRS hold them; a ValueError names the entry that is neither."""
+    return tuple(ipaddress.ip_network(item.strip()) for item in value.split(",") if item.strip())
 
 
 def runtime_tag(key: str) -> str:

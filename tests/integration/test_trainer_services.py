@@ -28,7 +28,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlcycle_contract import environment as contract
-from mlcycle_contract.results import SNAPSHOT_CORRUPTED
+from mlcycle_contract.results import SNAPSHOT_CORRUPTED, SOURCE_NOT_ALLOWED
 from mlcycle_trainer.snapshots import parquet_bytes
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
@@ -40,6 +40,7 @@ SUFFIX = uuid.uuid4().hex[:8]
 NAMESPACE = f"it-{SUFFIX}"
 EXPERIMENT = f"trainer-it-{SUFFIX}"
 
+LOOPBACK = "127.0.0.1"
 CITIES = ["Oslo", "Rome", "Lima", ""]  # "" is a missing value
 
 
@@ -77,6 +78,7 @@ def run_trainer(
         contract.IMAGE.name: "mlcycle-trainer:test",
         contract.TERMINATION_LOG.name: str(termination_log),
         contract.MLFLOW_EXPERIMENT_NAME.name: EXPERIMENT,
+        contract.SOURCE_ALLOW_CIDRS.name: LOOPBACK,  # where web_server serves
         **env,
     }
     started = time.perf_counter()
@@ -174,10 +176,10 @@ def web_server(workdir: Path) -> Iterator[str]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    server = http.server.ThreadingHTTPServer((LOOPBACK, 0), Quiet)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
+    yield f"http://{LOOPBACK}:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
 
@@ -386,6 +388,28 @@ def test_a_csv_over_http_with_text_and_gaps_trains_end_to_end(
     assert model.message["objective"]["metric"] == "f1_macro"
     assert model.message["model"]["version"] == 1
     assert "alias" not in model.message
+
+
+@pytest.mark.parametrize(("policy", "address"), [
+    ({}, "127.0.0.1"),  # loopback, without the allow-list entry
+    ({contract.SOURCE_DENY_CIDRS.name: "10.96.0.0/12"}, "10.96.0.1"),  # the Service range
+])
+def test_a_url_source_the_policy_refuses_is_never_fetched(
+    policy: dict[str, str], address: str, web_server: str, services_env: dict[str, str],
+    workdir: Path,
+) -> None:
+    port = web_server.rsplit(":", 1)[1]
+    spec = {"source": {"url": f"http://{address}:{port}/people.csv"}, "target": "bought"}
+    outcome = run_trainer(contract.COMMAND_INGEST, "refused",
+                          {contract.DATASET_SPEC.name: json.dumps(spec),
+                           contract.SOURCE_ALLOW_CIDRS.name: "", **policy},
+                          services_env, workdir)
+    assert outcome.code == contract.EXIT_INVALID_INPUT, outcome.stderr
+    error = outcome.message["error"]
+    assert (error["reason"], error["field"]) == (SOURCE_NOT_ALLOWED, "spec.source.url")
+    assert f"spec.source.url: http://{address}:{port}/people.csv resolves to {address}" in (
+        error["message"])
+    assert not keys_under(services_env, DATA_BUCKET, f"datasets/{NAMESPACE}/refused/")
 
 
 def test_a_regressor_trains_on_a_builtin_without_profile(

@@ -117,6 +117,7 @@ def test_sigterm_ends_the_command_as_transient(environment: Path) -> None:
             contract.OWNER_NAME.name: "owner",
             contract.DATA_BUCKET.name: "bucket",
             contract.DATASET_SPEC.name: json.dumps(spec),
+            contract.SOURCE_ALLOW_CIDRS.name: "127.0.0.1",
             contract.TERMINATION_LOG.name: str(environment),
         }
         process = subprocess.Popen(

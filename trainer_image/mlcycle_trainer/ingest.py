@@ -14,6 +14,7 @@ from mlcycle_contract.api.dataset import DatasetSpec, ProfileSummary
 from mlcycle_contract.environment import DATA_BUCKET, DATASET_SPEC
 from mlcycle_contract.results import IngestionResult
 from mlcycle_trainer import frames, sources
+from mlcycle_trainer.addresses import AddressPolicy
 from mlcycle_trainer.environment import Owner, model_from_json, required
 from mlcycle_trainer.hashing import dataset_version
 from mlcycle_trainer.logs import redact
@@ -33,11 +34,11 @@ def snapshot_prefix(bucket: str, owner: Owner, version: str) -> S3Location:
     return S3Location(bucket, f"datasets/{owner.namespace}/{owner.name}/{version}")
 
 
-def load_frame(spec: DatasetSpec, store: ObjectStore) -> pd.DataFrame:
+def load_frame(spec: DatasetSpec, store: ObjectStore, policy: AddressPolicy) -> pd.DataFrame:
     """The source's data as it comes, before normalisation."""
     if spec.source.builtin is not None:
         return sources.load_builtin(spec.source.builtin, spec.target)
-    raw = sources.fetch_raw(spec.source, store)
+    raw = sources.fetch_raw(spec.source, store, policy)
     return frames.parse(raw, spec.format, sources.describe(spec.source))
 
 
@@ -46,9 +47,10 @@ def run_ingest(store: ObjectStore | None = None) -> IngestionResult:
     owner = Owner.from_environment()
     spec = model_from_json(DATASET_SPEC, DatasetSpec, "spec")
     bucket = required(DATA_BUCKET)
+    policy = AddressPolicy.from_environment()
     store = store or ObjectStore()
 
-    frame = frames.normalise(load_frame(spec, store), spec.target, spec.features)
+    frame = frames.normalise(load_frame(spec, store, policy), spec.target, spec.features)
     version = dataset_version(frame)
     prefix = snapshot_prefix(bucket, owner, version)
     snapshot = prefix.child(SNAPSHOT_FILE)

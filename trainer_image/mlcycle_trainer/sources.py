@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import http.client
 import logging
-import urllib.error
-import urllib.request
-from http.client import HTTPMessage
-from typing import IO
 
 import pandas as pd
 
 from mlcycle_contract.api.dataset import BuiltinDataset, DatasetSource
+from mlcycle_contract.results import SOURCE_NOT_ALLOWED
+from mlcycle_trainer import guarded_http
+from mlcycle_trainer.addresses import AddressPolicy
 from mlcycle_trainer.errors import (
     SOURCE_TOO_LARGE,
     SOURCE_UNAVAILABLE,
@@ -28,32 +27,20 @@ HTTP_TIMEOUT_SECONDS = 30.0
 _CHUNK_BYTES = 1024 * 1024
 # Worth a retry: the server is overloaded or down for a moment.
 _RETRYABLE_HTTP_STATUS = {408, 425, 429, 500, 502, 503, 504}
+SOURCE_URL_FIELD = "spec.source.url"
 
 
-class _HttpOnlyRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only to http(s) URLs (urllib would also follow ftp://)."""
-
-    def redirect_request(
-        self,
-        req: urllib.request.Request,
-        fp: IO[bytes],
-        code: int,
-        msg: str,
-        headers: HTTPMessage,
-        newurl: str,
-    ) -> urllib.request.Request | None:
-        if not newurl.lower().startswith(("http://", "https://")):
-            raise InvalidInput(SOURCE_UNREADABLE, f"refusing a redirect to {newurl!r}")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def fetch_url(url: str, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
-    """The body of an http(s) URL, at most `max_bytes`, within HTTP_TIMEOUT_SECONDS per read."""
-    opener = urllib.request.build_opener(_HttpOnlyRedirects())
-    request = urllib.request.Request(url, headers={"User-Agent": "mlcycle-trainer"})
+def fetch_url(url: str, policy: AddressPolicy, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
+    """The body of an http(s) URL, at most `max_bytes`, within HTTP_TIMEOUT_SECONDS per read,
+    from addresses the policy permits only."""
     try:
-        with opener.open(request, timeout=HTTP_TIMEOUT_SECONDS) as response:
-            declared = int(response.headers.get("Content-Length") or 0)
+        with guarded_http.get(url, policy, HTTP_TIMEOUT_SECONDS) as response:
+            if response.status >= 300:
+                message = f"GET {url} answered HTTP {response.status}"
+                if response.status in _RETRYABLE_HTTP_STATUS:
+                    raise Transient(SOURCE_UNAVAILABLE, message)
+                raise InvalidInput(SOURCE_UNREADABLE, message)
+            declared = int(response.getheader("Content-Length") or 0)
             if declared > max_bytes:
                 raise _too_large(url, declared, max_bytes)
             chunks: list[bytes] = []
@@ -63,14 +50,16 @@ def fetch_url(url: str, max_bytes: int = MAX_SOURCE_BYTES) -> bytes:
                 if received > max_bytes:
                     raise _too_large(url, received, max_bytes)
                 chunks.append(chunk)
-    except urllib.error.HTTPError as exc:
-        message = f"GET {url} answered HTTP {exc.code}"
-        if exc.code in _RETRYABLE_HTTP_STATUS:
-            raise Transient(SOURCE_UNAVAILABLE, message) from exc
-        raise InvalidInput(SOURCE_UNREADABLE, message) from exc
-    except (urllib.error.URLError, http.client.HTTPException, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise Transient(SOURCE_UNAVAILABLE, f"GET {url} failed: {reason}") from exc
+    except guarded_http.AddressRefused as exc:
+        raise InvalidInput(
+            SOURCE_NOT_ALLOWED,
+            f"{SOURCE_URL_FIELD}: {exc}; the source address policy refuses it",
+            SOURCE_URL_FIELD,
+        ) from exc
+    except guarded_http.BadRedirect as exc:
+        raise InvalidInput(SOURCE_UNREADABLE, f"GET {url}: {exc}") from exc
+    except (http.client.HTTPException, OSError) as exc:  # OSError: DNS, connect, TLS, timeout
+        raise Transient(SOURCE_UNAVAILABLE, f"GET {url} failed: {exc}") from exc
     data = b"".join(chunks)
     logger.info("Fetched %s (%d bytes)", url, len(data))
     return data
@@ -114,10 +103,10 @@ def load_builtin(name: BuiltinDataset, target: str) -> pd.DataFrame:
     return frame
 
 
-def fetch_raw(source: DatasetSource, store: ObjectStore) -> bytes:
+def fetch_raw(source: DatasetSource, store: ObjectStore, policy: AddressPolicy) -> bytes:
     """The bytes of a url or s3 source."""
     if source.url is not None:
-        return fetch_url(source.url)
+        return fetch_url(source.url, policy)
     if source.s3 is not None:
         return fetch_s3(source.s3, store)
     raise ValueError("a builtin source has no raw bytes")
