@@ -6,12 +6,17 @@ holds them and hands that name to Pods as `secretKeyRef`s.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
+
+from mlcycle_contract.environment import networks
 
 ENV_PREFIX = "MLCYCLE_"
+# Set in every pod: the apiserver's address, as pods reach it.
+KUBERNETES_SERVICE_HOST = "KUBERNETES_SERVICE_HOST"
 
 
 class Settings(BaseModel):
@@ -71,6 +76,31 @@ class Settings(BaseModel):
         default=True, description="watch Namespaces and CRDs at run time; the chart sets "
         "false, which its least-privilege RBAC needs")
     health_port: int = Field(default=8080, description="port of the operator's /healthz")
+    source_deny_cidrs: list[str] = Field(
+        default_factory=lambda: ["10.96.0.0/12"],
+        description="networks a Dataset's url source must not resolve to (comma-separated "
+        "CIDRs), besides the apiserver and the loopback, link-local, unspecified, multicast and "
+        "reserved addresses the trainer always refuses; the default is kubeadm's Service range: "
+        "set your cluster's")
+    source_allow_cidrs: list[str] = Field(
+        default_factory=list, description="networks a url source may resolve to although "
+        "refused otherwise (comma-separated CIDRs); only what is listed")
+    apiserver_address: str = Field(
+        default="", description="the apiserver's IP address, refused as a url source's; "
+        "defaults to KUBERNETES_SERVICE_HOST, which the operator's pod has")
+
+    @field_validator("source_deny_cidrs", "source_allow_cidrs")
+    @classmethod
+    def _are_networks(cls, value: list[str]) -> list[str]:
+        networks(",".join(value))
+        return value
+
+    @field_validator("apiserver_address")
+    @classmethod
+    def _is_an_address(cls, value: str) -> str:
+        if value:
+            ipaddress.ip_address(value)
+        return value
 
     @property
     def operator_tracking_uri(self) -> str:
@@ -79,6 +109,11 @@ class Settings(BaseModel):
     @property
     def ui_url(self) -> str:
         return (self.mlflow_ui_url or self.mlflow_tracking_uri).rstrip("/")
+
+    @property
+    def source_deny_networks(self) -> list[str]:
+        """What an ingestion refuses on top of its built-in list: the deny list, the apiserver."""
+        return [*self.source_deny_cidrs, *filter(None, [self.apiserver_address])]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -92,4 +127,5 @@ class Settings(BaseModel):
                 values[name] = [item.strip() for item in raw.split(",") if item.strip()]
             else:
                 values[name] = raw
+        values.setdefault("apiserver_address", environ.get(KUBERNETES_SERVICE_HOST, ""))
         return cls.model_validate(values)

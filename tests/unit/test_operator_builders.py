@@ -72,6 +72,20 @@ def test_ingest_job_runs_the_trainer_with_the_spec_and_secret_references() -> No
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 
+def test_ingest_job_gets_the_source_address_policy_with_the_apiserver_denied() -> None:
+    settings = Settings.from_env({"MLCYCLE_SOURCE_ALLOW_CIDRS": "10.96.7.0/24",
+                                  "KUBERNETES_SERVICE_HOST": "10.96.0.1"})
+    env = env_of(build_ingest_job(DATASET, settings))
+    assert env[environment.SOURCE_DENY_CIDRS.name] == "10.96.0.0/12,10.96.0.1"
+    assert env[environment.SOURCE_ALLOW_CIDRS.name] == "10.96.7.0/24"
+    assert env_of(build_ingest_job(DATASET, SETTINGS))[environment.SOURCE_ALLOW_CIDRS.name] == ""
+
+
+def test_a_malformed_source_network_stops_the_operator_at_start() -> None:
+    with pytest.raises(ValueError, match="has host bits set"):
+        Settings.from_env({"MLCYCLE_SOURCE_DENY_CIDRS": "10.96.0.1/12"})
+
+
 def test_training_job_is_restricted_and_fails_fast_on_invalid_input() -> None:
     job = build_training_job(TRAINING, RESOLVED, SETTINGS)
     pod = job["spec"]["template"]["spec"]

@@ -30,6 +30,10 @@ def build_ingest_job(dataset: Dataset, settings: Settings) -> Manifest:
         *storage_environment(settings),
         {"name": environment.DATASET_SPEC.name,
          "value": json.dumps(dataset.spec.to_wire(), sort_keys=True)},
+        {"name": environment.SOURCE_DENY_CIDRS.name,
+         "value": ",".join(settings.source_deny_networks)},
+        {"name": environment.SOURCE_ALLOW_CIDRS.name,
+         "value": ",".join(settings.source_allow_cidrs)},
     ]
     return trainer_job(
         name=ingest_job_name(dataset.metadata),
