@@ -170,6 +170,24 @@ def test_bad_dataset_is_reported_by_reason_and_blocks_training(
     assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
 
 
+@pytest.mark.parametrize("url", [
+    "http://169.254.169.254/latest/meta-data/iris.csv",  # cloud metadata: always refused
+    "http://10.96.0.1/iris.csv",  # the Service range, which the operator's settings deny
+])
+def test_a_url_source_at_a_refused_address_fails_with_source_not_allowed(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, url: str
+) -> None:
+    dataset = load_example("iris/dataset.yaml")
+    dataset["spec"]["source"] = {"url": url}
+    code, output = kubectl_apply(mlstack, ml_namespace, dataset)
+    assert code == 0, output
+    failed = wait_phase(k8s, "datasets", ml_namespace, "iris", ("Failed",), timeout=120)
+    ready = condition(failed, "Ready")
+    assert ready["reason"] == "SourceNotAllowed", ready
+    assert ready["message"].startswith(f"spec.source.url: {url} resolves to "), ready
+    assert any(e.reason == "SourceNotAllowed" for e in events_for(k8s, ml_namespace, "iris"))
+
+
 def test_schema_rejects_an_unknown_algorithm_at_apply_time(
     mlstack: Stack, ml_namespace: str
 ) -> None:
