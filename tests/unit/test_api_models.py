@@ -202,12 +202,6 @@ def test_training_and_deployment_status_wire_names() -> None:
     }
 
 
-def test_to_patch_carries_only_what_was_set() -> None:
-    status = ModelDeploymentStatus(ready_replicas=2, url=None)
-    assert status.to_patch() == {"readyReplicas": 2, "url": None}
-    assert "conditions" in status.to_wire()
-
-
 def _condition(status: ConditionStatus, at: datetime, reason: str = "Ingested") -> Condition:
     return Condition(type="Ready", status=status, reason=reason, last_transition_time=at)
 

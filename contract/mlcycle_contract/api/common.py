@@ -52,14 +52,6 @@ class ApiModel(BaseModel):
         """The JSON-compatible dict for the Kubernetes API (camelCase, unset optionals omitted)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
 
-    def to_patch(self) -> dict[str, Any]:
-        """A JSON merge patch of the fields set explicitly; a field set to None deletes it.
-
-        Unlike to_wire(), defaults such as empty `conditions` are left out, so a partial
-        status patch never wipes what it did not mean to touch.
-        """
-        return self.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
 
 @dataclass(frozen=True)
 class CelRule:
@@ -236,12 +228,6 @@ class ResourceRequirements(ApiModel):
     limits: dict[str, Quantity] | None = Field(
         default=None, description="Maximum resources, e.g. {memory: 2Gi}."
     )
-
-
-class LocalObjectReference(ApiModel):
-    """A reference to an object in the same namespace."""
-
-    name: ObjectName = Field(description="Name of the referenced object.")
 
 
 class ConditionStatus(StrEnum):
