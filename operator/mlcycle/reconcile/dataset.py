@@ -21,10 +21,14 @@ from mlcycle.reconcile.common import (
     with_ready,
 )
 from mlcycle.settings import Settings
-from mlcycle_contract.api.dataset import DatasetPhase, DatasetStatus, DatasetVersionRecord
+from mlcycle_contract.api.dataset import (
+    HISTORY_LIMIT,
+    DatasetPhase,
+    DatasetStatus,
+    DatasetVersionRecord,
+)
 from mlcycle_contract.results import IngestionResult
 
-HISTORY_LIMIT = 20
 FINISHED = (DatasetPhase.READY, DatasetPhase.FAILED)
 
 

@@ -24,6 +24,7 @@ from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.common import Condition, ConditionType, set_condition
 from mlcycle_contract.api.modeldeployment import (
+    HISTORY_LIMIT,
     ModelDeploymentConditionType,
     ModelDeploymentPhase,
     ModelDeploymentStatus,
@@ -32,7 +33,6 @@ from mlcycle_contract.api.modeldeployment import (
 )
 from mlcycle_contract.runtime import current_runtime
 
-HISTORY_LIMIT = 10
 Types = ModelDeploymentConditionType
 
 
