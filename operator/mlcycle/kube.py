@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import datetime
 import logging
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -23,6 +24,7 @@ from mlcycle_contract.constants import ResourceNames
 logger = logging.getLogger(__name__)
 FIELD_MANAGER = "mlcycle-operator"
 Manifest = dict[str, Any]
+T = TypeVar("T")
 
 
 @cache
@@ -51,6 +53,16 @@ def dynamic() -> DynamicClient:
     return DynamicClient(api_client())
 
 
+def unless_missing(call: Callable[[], T]) -> T | None:
+    """The call's result, or None if the API answers 404 Not Found."""
+    try:
+        return call()
+    except ApiException as error:
+        if error.status == 404:
+            return None
+        raise
+
+
 def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     """Create the Job unless a Job of that name exists; return the Job as it is now."""
     name = manifest["metadata"]["name"]
@@ -65,13 +77,8 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
 
 
 def read_job(namespace: str, name: str) -> Manifest | None:
-    try:
-        job = batch().read_namespaced_job(name, namespace)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(api_client().sanitize_for_serialization(job))
+    job = unless_missing(lambda: batch().read_namespaced_job(name, namespace))
+    return None if job is None else dict(api_client().sanitize_for_serialization(job))
 
 
 def apply(manifest: Manifest) -> Manifest:
@@ -89,21 +96,12 @@ def apply(manifest: Manifest) -> Manifest:
 
 def delete_if_exists(api_version: str, kind: str, namespace: str, name: str) -> None:
     resource = dynamic().resources.get(api_version=api_version, kind=kind)
-    try:
-        resource.delete(name=name, namespace=namespace)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    unless_missing(lambda: resource.delete(name=name, namespace=namespace))
 
 
 def read(api_version: str, kind: str, namespace: str, name: str) -> Manifest | None:
     resource = dynamic().resources.get(api_version=api_version, kind=kind)
-    try:
-        return dict(resource.get(name=name, namespace=namespace).to_dict())
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
+    return unless_missing(lambda: dict(resource.get(name=name, namespace=namespace).to_dict()))
 
 
 def job_pods(namespace: str, job_name: str) -> list[Manifest]:
@@ -112,15 +110,8 @@ def job_pods(namespace: str, job_name: str) -> list[Manifest]:
 
 
 def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | None:
-    try:
-        found = custom().get_namespaced_custom_object(
-            constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name
-        )
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return dict(found)
+    return unless_missing(lambda: dict(custom().get_namespaced_custom_object(
+        constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name)))
 
 
 def patch_status(resource: Object[Any], status: Manifest) -> None:
