@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import http.server
 import socket
+import ssl
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from localkube.pki import CertSpec, ensure_pki
 from mlcycle_contract.api.dataset import BuiltinDataset
 from mlcycle_contract.environment import networks
 from mlcycle_trainer.addresses import AddressPolicy
@@ -66,6 +69,34 @@ def server() -> Iterator[str]:
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """An https server for data.example on the loopback address; its port and CA file."""
+    pki = ensure_pki(tmp_path_factory.mktemp("pki"), [CertSpec("web", "data.example",
+                                                                server_names=("data.example",))])
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(pki.cert("web"), pki.key("web"))
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1], pki.ca_cert
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_https_connects_to_the_checked_address_and_verifies_the_host_name(
+    tls_server: tuple[int, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    port, ca_file = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca_file))
+    monkeypatch.setattr(socket, "getaddrinfo", lambda *_args, **_kwargs: [
+        (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))])
+    assert fetch_url(f"https://data.example:{port}/data.csv", LOOPBACK_ALLOWED) == BODY
+    with pytest.raises(Transient, match="CERTIFICATE_VERIFY_FAILED"):
+        fetch_url(f"https://127.0.0.1:{port}/data.csv", LOOPBACK_ALLOWED)  # not its name
+    refused(f"https://data.example:{port}/data.csv", AddressPolicy())
 
 
 def test_a_url_is_fetched(server: str) -> None:
