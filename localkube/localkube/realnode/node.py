@@ -70,6 +70,11 @@ def up(paths: LocalPaths, server: str, api_host: str, api_port: int, launch: Lau
        pids: dict[str, int], progress: build.Progress = build.say) -> None:
     """Start containerd, the kubelet, kube-proxy and CoreDNS; return once the Node is Ready."""
     started = time.monotonic()
+    missing = [tool for tool in (containerd.CONTAINERD, containerd.CTR, "/usr/sbin/runc",
+                                 "/usr/lib/cni/bridge", "/usr/bin/buildah", "/usr/sbin/iptables")
+               if not Path(tool).exists()]
+    if missing:
+        raise RuntimeError(f"The real node needs {', '.join(missing)}: run `make node-deps`")
     dirs = node_dirs(paths)
     binaries = build.ensure_binaries([KUBELET, KUBE_PROXY], progress)
     node_images = images.ensure_images(images.NODE_IMAGES, progress)
