@@ -8,8 +8,6 @@ limit says so with `truncated: true`; the full details live in S3 and MLflow.
 
 from __future__ import annotations
 
-from typing import Final
-
 from pydantic import Field
 
 from mlcycle_contract.api.common import ApiModel
@@ -76,13 +74,6 @@ class TrainingResult(CommandResult):
     alias: AliasOutcome | None = Field(
         default=None, description="The alias, when spec.registry.alias is set."
     )
-
-
-SOURCE_NOT_ALLOWED: Final = "SourceNotAllowed"
-"""`ingest`: a url source resolves to an address the source policy refuses (loopback,
-link-local, the apiserver, the Service range, ...); the message names spec.source.url."""
-SNAPSHOT_CORRUPTED: Final = "SnapshotCorrupted"
-"""`train`: the snapshot no longer hashes to its dataset version; nothing was trained."""
 
 
 class Failure(ApiModel):

@@ -28,7 +28,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from mlcycle_contract import environment as contract
-from mlcycle_contract.results import SNAPSHOT_CORRUPTED, SOURCE_NOT_ALLOWED
+from mlcycle_trainer.errors import SNAPSHOT_CORRUPTED, SOURCE_NOT_ALLOWED
 from mlcycle_trainer.snapshots import parquet_bytes
 from mlcycle_trainer.storage import ObjectStore, S3Location
 

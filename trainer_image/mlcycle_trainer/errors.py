@@ -26,6 +26,11 @@ INVALID_SPLIT = "InvalidSplit"
 FIT_FAILED = "FitFailed"
 MODEL_NOT_SERIALIZABLE = "ModelNotSerializable"
 ACCESS_DENIED = "AccessDenied"
+# A url source resolves to an address the source policy refuses (loopback, link-local, the
+# apiserver, the Service range, ...).
+SOURCE_NOT_ALLOWED = "SourceNotAllowed"
+# The snapshot no longer hashes to its dataset version; nothing is trained.
+SNAPSHOT_CORRUPTED = "SnapshotCorrupted"
 
 # Reasons of Transient.
 STORAGE_UNAVAILABLE = "StorageUnavailable"

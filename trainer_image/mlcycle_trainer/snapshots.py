@@ -14,8 +14,7 @@ import logging
 
 import pandas as pd
 
-from mlcycle_contract.results import SNAPSHOT_CORRUPTED
-from mlcycle_trainer.errors import SNAPSHOT_UNREADABLE, InvalidInput
+from mlcycle_trainer.errors import SNAPSHOT_CORRUPTED, SNAPSHOT_UNREADABLE, InvalidInput
 from mlcycle_trainer.hashing import dataset_version
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 

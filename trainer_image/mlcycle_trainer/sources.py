@@ -8,10 +8,10 @@ import logging
 import pandas as pd
 
 from mlcycle_contract.api.dataset import BuiltinDataset, DatasetSource
-from mlcycle_contract.results import SOURCE_NOT_ALLOWED
 from mlcycle_trainer import guarded_http
 from mlcycle_trainer.addresses import AddressPolicy
 from mlcycle_trainer.errors import (
+    SOURCE_NOT_ALLOWED,
     SOURCE_TOO_LARGE,
     SOURCE_UNAVAILABLE,
     SOURCE_UNREADABLE,
