@@ -19,6 +19,7 @@ from time import perf_counter
 from typing import Any
 
 import orjson
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from mlcycle_serving import __version__
 from mlcycle_serving.asgi_io import (
@@ -38,7 +39,7 @@ from mlcycle_serving.errors import (
     error_headers,
     error_status_and_body,
 )
-from mlcycle_serving.metrics import METRICS_CONTENT_TYPE, ServingMetrics
+from mlcycle_serving.metrics import ServingMetrics
 from mlcycle_serving.model import Model
 from mlcycle_serving.protocols import (
     KSERVE_V1_PREDICT,
@@ -330,7 +331,7 @@ class ServingApp:
         )
 
     async def prometheus(self, call: Call) -> Response:
-        return Response(200, self.metrics.exposition(), content_type=METRICS_CONTENT_TYPE.encode())
+        return Response(200, self.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.encode())
 
 
 def create_app(

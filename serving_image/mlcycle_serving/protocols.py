@@ -208,10 +208,6 @@ def decode_v1_predict(payload: Any, schema: InputSchema) -> InferenceRequest:
 
 def decode_mlflow_invocations(payload: Any, schema: InputSchema) -> InferenceRequest:
     """MLflow scoring server formats (JSON only)."""
-    return InferenceRequest(_mlflow_batch(payload, schema))
-
-
-def _mlflow_batch(payload: Any, schema: InputSchema) -> np.ndarray:
     body = _require_object(payload, f"one of {list(MLFLOW_FORMATS)}")
     given = [key for key in MLFLOW_FORMATS if key in body]
     if len(given) != 1:
@@ -228,10 +224,10 @@ def _mlflow_batch(payload: Any, schema: InputSchema) -> np.ndarray:
     if key == "dataframe_split":
         if not isinstance(value, dict) or "data" not in value:
             raise InvalidInput('"dataframe_split" must be an object with "data" (and "columns")')
-        return split_to_batch(value.get("columns"), value["data"], schema, key)
+        return InferenceRequest(split_to_batch(value.get("columns"), value["data"], schema, key))
     if key == "dataframe_records":
-        return records_to_batch(value, schema, key)
-    return _tabular(value, schema, key)
+        return InferenceRequest(records_to_batch(value, schema, key))
+    return InferenceRequest(_tabular(value, schema, key))
 
 
 def encode_predictions(
