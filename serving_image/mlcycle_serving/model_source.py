@@ -12,17 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-import platform
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlcycle_contract.environment import TAG_RUNTIME_PREFIX
+from mlcycle_contract.runtime import DISTRIBUTIONS, current_runtime
 
 logger = logging.getLogger(__name__)
 
-REQUIREMENT_TO_RUNTIME_KEY = {"scikit-learn": "sklearn", "numpy": "numpy", "mlflow": "mlflow"}
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
 
@@ -147,20 +146,6 @@ def download_model(reference: ModelReference, download_dir: str = "") -> Path:
     return Path(downloaded)
 
 
-def serving_runtime() -> dict[str, str]:
-    """Versions of this process's runtime, keyed like the trainer's `runtime.*` tags."""
-    import mlflow.version
-    import numpy
-    import sklearn
-
-    return {
-        "python": platform.python_version(),
-        "sklearn": str(sklearn.__version__),
-        "numpy": str(numpy.__version__),
-        "mlflow": str(mlflow.version.VERSION),
-    }
-
-
 def read_requirements(model_dir: Path) -> dict[str, str]:
     """Pinned `name==version` lines of the model's requirements.txt."""
     path = model_dir / "requirements.txt"
@@ -196,7 +181,7 @@ def recorded_runtime(reference: ModelReference, model_dir: Path, mlmodel: Any) -
     """Combine every place the training runtime may have been recorded."""
     requirements = read_requirements(model_dir)
     recorded: dict[str, str] = {}
-    for requirement, key in REQUIREMENT_TO_RUNTIME_KEY.items():
+    for key, requirement in DISTRIBUTIONS.items():
         if requirement in requirements:
             recorded[key] = requirements[requirement]
     flavors: dict[str, Any] = getattr(mlmodel, "flavors", {}) or {}
@@ -214,4 +199,4 @@ def recorded_runtime(reference: ModelReference, model_dir: Path, mlmodel: Any) -
     if run_id and (reference.registered_name or os.environ.get("MLFLOW_TRACKING_URI")):
         recorded.update(_run_runtime(run_id))
     recorded.update(_runtime_entries(reference.version_tags))
-    return RuntimeVersions(recorded=recorded, serving=serving_runtime(), requirements=requirements)
+    return RuntimeVersions(recorded=recorded, serving=current_runtime(), requirements=requirements)
