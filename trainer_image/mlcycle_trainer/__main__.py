@@ -19,10 +19,11 @@ from mlcycle_contract.environment import (
     COMMAND_TRAIN,
     EXIT_INTERNAL_ERROR,
     EXIT_OK,
+    TERMINATION_LOG,
 )
 from mlcycle_contract.results import CommandResult
 from mlcycle_trainer import termination
-from mlcycle_trainer.environment import termination_log_path
+from mlcycle_trainer.environment import optional
 from mlcycle_trainer.errors import (
     INTERNAL_ERROR,
     UNKNOWN_COMMAND,
@@ -63,7 +64,7 @@ def _terminate(signum: int, _frame: object) -> None:
 def main(argv: list[str]) -> int:
     configure_logging()
     signal.signal(signal.SIGTERM, _terminate)
-    path = termination_log_path()
+    path = optional(TERMINATION_LOG)
     name = argv[0] if len(argv) == 1 else ""
     started = time.perf_counter()
     try:

@@ -15,7 +15,6 @@ from mlcycle_contract.environment import (
     NAMESPACE,
     OWNER_NAME,
     OWNER_UID,
-    TERMINATION_LOG,
     EnvVar,
 )
 from mlcycle_trainer.errors import INVALID_ENVIRONMENT, INVALID_SPEC, InvalidInput
@@ -70,7 +69,3 @@ class Owner:
             uid=optional(OWNER_UID, environ),
             image=optional(IMAGE, environ),
         )
-
-
-def termination_log_path(environ: Mapping[str, str] | None = None) -> str:
-    return optional(TERMINATION_LOG, environ)
