@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,8 +294,10 @@ def rendered_chart_files() -> dict[str, str]:
     return {crd_file_name(crd): render_chart_crd(crd) for crd in build_crds()}
 
 
-def _differing(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
-    differing = [
+def differing(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
+    """Files of `expected` missing or different in `output_dir`, and stale files of our API
+    group there (files of other groups are left alone)."""
+    changed = [
         name
         for name, text in expected.items()
         if not (output_dir / name).is_file() or (output_dir / name).read_text("utf-8") != text
@@ -305,11 +307,12 @@ def _differing(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
         for path in sorted(output_dir.glob(f"*.{API_GROUP}.yaml"))
         if path.name not in expected
     ]
-    return differing + stale
+    return changed + stale
 
 
-def _write(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
-    changed = _differing(output_dir, expected)
+def write(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
+    """Write the files that differ, remove stale ones; returns the names of files changed."""
+    changed = differing(output_dir, expected)
     output_dir.mkdir(parents=True, exist_ok=True)
     for name in changed:
         if name in expected:
@@ -317,25 +320,6 @@ def _write(output_dir: Path, expected: Mapping[str, str]) -> list[str]:
         else:
             (output_dir / name).unlink()
     return changed
-
-
-def differing_files(output_dir: Path) -> list[str]:
-    """Generated files that are missing or different in `output_dir`, and stale extra ones."""
-    return _differing(output_dir, rendered_files())
-
-
-def differing_chart_files(chart_dir: Path = DEFAULT_CHART_DIR) -> list[str]:
-    """The same for the chart's CRD templates (files of other groups there are left alone)."""
-    return _differing(chart_dir, rendered_chart_files())
-
-
-def write_files(output_dir: Path) -> list[str]:
-    """Write every CRD file, remove stale ones; returns the names of files changed."""
-    return _write(output_dir, rendered_files())
-
-
-def write_chart_files(chart_dir: Path = DEFAULT_CHART_DIR) -> list[str]:
-    return _write(chart_dir, rendered_chart_files())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -347,18 +331,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chart-dir", type=Path, default=DEFAULT_CHART_DIR,
                         help="the Helm chart's CRD templates")
     args = parser.parse_args(argv)
-    targets: list[tuple[Path, Callable[[Path], list[str]], Callable[[Path], list[str]]]] = [
-        (args.output_dir, differing_files, write_files),
-        (args.chart_dir, differing_chart_files, write_chart_files),
-    ]
+    targets = [(args.output_dir, rendered_files()), (args.chart_dir, rendered_chart_files())]
     if args.check:
-        differing = [directory / name for directory, differ, _ in targets
-                     for name in differ(directory)]
-        for path in differing:
+        stale = [directory / name for directory, expected in targets
+                 for name in differing(directory, expected)]
+        for path in stale:
             print(f"{path} differs from mlcycle_contract.api; run python -m mlcycle.crdgen")
-        return 1 if differing else 0
-    for directory, _, write in targets:
-        for name in write(directory):
+        return 1 if stale else 0
+    for directory, expected in targets:
+        for name in write(directory, expected):
             print(f"updated {directory / name}")
     return 0
 

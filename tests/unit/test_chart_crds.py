@@ -15,7 +15,7 @@ GENERATED = {crd["metadata"]["name"]: crd for crd in crdgen.build_crds()}
 
 
 def test_committed_chart_templates_match_the_models() -> None:
-    differing = crdgen.differing_chart_files()
+    differing = crdgen.differing(crdgen.DEFAULT_CHART_DIR, crdgen.rendered_chart_files())
     assert not differing, f"{differing} out of date: run python -m mlcycle.crdgen"
 
 

@@ -49,7 +49,7 @@ def _rules(node: dict[str, Any]) -> list[str]:
 
 
 def test_committed_crds_match_the_models() -> None:
-    differing = crdgen.differing_files(REPO_CRDS)
+    differing = crdgen.differing(REPO_CRDS, crdgen.rendered_files())
     assert not differing, f"{differing} out of date: run python -m mlcycle.crdgen"
 
 
@@ -369,4 +369,4 @@ def test_check_lists_missing_changed_and_stale_files(
 
     assert crdgen.main(["--output-dir", str(tmp_path)]) == 0
     assert not (tmp_path / "olds.mlcycle.dev.yaml").exists()
-    assert crdgen.differing_files(tmp_path) == []
+    assert crdgen.differing(tmp_path, crdgen.rendered_files()) == []
