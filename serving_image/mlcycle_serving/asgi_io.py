@@ -50,17 +50,9 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             length = 0
         if length > limit:
             raise PayloadTooLarge(f"request body of {length} bytes exceeds the limit of {limit}")
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        raise ClientDisconnected
-    body: bytes = message.get("body", b"")
-    if not message.get("more_body", False):
-        if len(body) > limit:
-            raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
-        return body
-    chunks = [body]
-    size = len(body)
-    while message.get("more_body", False):
+    chunks: list[bytes] = []
+    size, more_body = 0, True
+    while more_body:
         message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientDisconnected
@@ -69,7 +61,8 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         if size > limit:
             raise PayloadTooLarge(f"request body exceeds the limit of {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        more_body = message.get("more_body", False)
+    return b"".join(chunks)  # a single chunk is returned as is, not copied
 
 
 async def send_response(send: Send, response: Response) -> None:

@@ -43,10 +43,7 @@ class _Pending:
 def _predict_all(predict: PredictFn, batches: list[np.ndarray]) -> list[np.ndarray | Exception]:
     """Runs in the predict thread: one call for all, split back by row counts."""
     if len(batches) == 1:
-        try:
-            return [predict(batches[0])]
-        except Exception as exc:
-            return [exc]
+        return [_predict_one(predict, batches[0])]
     try:
         merged = predict(np.concatenate(batches))
     except Exception:
