@@ -99,9 +99,10 @@ class SchemaExtra:
         return {**json_schema, **self.extra}
 
 
-def count_set(model: BaseModel, *field_names: str) -> int:
-    """How many of the named optional fields are not None (the pydantic twin of exactly_one_of)."""
-    return sum(getattr(model, name) is not None for name in field_names)
+def check_exactly_one(model: BaseModel, *field_names: str) -> None:
+    """The pydantic twin of exactly_one_of (for fields whose wire name is their name)."""
+    if sum(getattr(model, name) is not None for name in field_names) != 1:
+        raise ValueError(f"exactly one of {', '.join(field_names)} must be set")
 
 
 # `x-kubernetes-list-type` markers: a set of scalars, and a list of objects keyed by `type`.

@@ -17,7 +17,7 @@ from mlcycle_contract.api.common import (
     Condition,
     Duration,
     cel_rules,
-    count_set,
+    check_exactly_one,
     exactly_one_of,
     parse_duration,
 )
@@ -83,8 +83,7 @@ class DatasetSource(ApiModel):
 
     @model_validator(mode="after")
     def _exactly_one_source(self) -> DatasetSource:
-        if count_set(self, "url", "s3", "builtin") != 1:
-            raise ValueError("exactly one of url, s3, builtin must be set")
+        check_exactly_one(self, "url", "s3", "builtin")
         return self
 
 

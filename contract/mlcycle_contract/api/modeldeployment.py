@@ -20,7 +20,7 @@ from mlcycle_contract.api.common import (
     ModelName,
     ResourceRequirements,
     cel_rules,
-    count_set,
+    check_exactly_one,
     exactly_one_of,
 )
 from mlcycle_contract.api.resource import (
@@ -48,8 +48,7 @@ class ModelReference(ApiModel):
 
     @model_validator(mode="after")
     def _version_or_alias(self) -> ModelReference:
-        if count_set(self, "version", "alias") != 1:
-            raise ValueError("exactly one of version, alias must be set")
+        check_exactly_one(self, "version", "alias")
         return self
 
 
