@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,25 +63,24 @@ class InputSchema:
     columns: tuple[InputColumn, ...]
     named: bool
     tensor_name: str = "input-0"
-    names: tuple[str, ...] = field(init=False)
-    position: dict[str, int] = field(init=False)
-    all_numeric: bool = field(init=False)
-    integer_positions: tuple[int, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
-        names = tuple(column.name for column in self.columns)
-        object.__setattr__(self, "names", names)
-        object.__setattr__(self, "position", {name: i for i, name in enumerate(names)})
-        object.__setattr__(
-            self, "all_numeric", all(c.kind is ColumnKind.NUMBER for c in self.columns)
-        )
-        object.__setattr__(
-            self,
-            "integer_positions",
-            tuple(
-                i for i, c in enumerate(self.columns) if c.v2_datatype.startswith(("INT", "UINT"))
-            ),
-        )
+    # Derived once, on first use: decoding reads them on every request.
+    @cached_property
+    def names(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.columns)
+
+    @cached_property
+    def position(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.names)}
+
+    @cached_property
+    def all_numeric(self) -> bool:
+        return all(c.kind is ColumnKind.NUMBER for c in self.columns)
+
+    @cached_property
+    def integer_positions(self) -> tuple[int, ...]:
+        prefixes = ("INT", "UINT")
+        return tuple(i for i, c in enumerate(self.columns) if c.v2_datatype.startswith(prefixes))
 
     @property
     def width(self) -> int | None:
