@@ -32,11 +32,10 @@ def content_hash(frame: pd.DataFrame) -> str:
         dtype = str(column.dtype)
         if dtype not in CANONICAL_DTYPES:
             raise ValueError(f"column {name!r} has dtype {dtype}; normalise the frame first")
-        _update_text(digest, str(name))
-        _update_text(digest, dtype)
+        _update(digest, str(name).encode("utf-8"))
+        _update(digest, dtype.encode("utf-8"))
         for part in _column_bytes(column, dtype):
-            digest.update(struct.pack("<q", len(part)))
-            digest.update(part)
+            _update(digest, part)
     return digest.hexdigest()
 
 
@@ -45,8 +44,8 @@ def dataset_version(frame: pd.DataFrame) -> str:
     return content_hash(frame)[:VERSION_LENGTH]
 
 
-def _update_text(digest: _Digest, text: str) -> None:
-    data = text.encode("utf-8")
+def _update(digest: _Digest, data: bytes) -> None:
+    """Length-prefixed, so where one part ends and the next begins is hashed too."""
     digest.update(struct.pack("<q", len(data)))
     digest.update(data)
 
