@@ -273,6 +273,17 @@ class Condition(ApiModel):
     )
 
 
+class ObservedStatus(ApiModel):
+    """What every kind's status reports; each kind's docstring names its condition types."""
+
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation the status was computed from."
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, json_schema_extra=CONDITION_LIST, description="Current conditions."
+    )
+
+
 def find_condition(conditions: list[Condition], condition_type: str) -> Condition | None:
     """The condition of the given type, if present."""
     return next((c for c in conditions if c.type == condition_type), None)

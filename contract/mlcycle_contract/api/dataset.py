@@ -9,13 +9,12 @@ from typing import Annotated
 from pydantic import ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from mlcycle_contract.api.common import (
-    CONDITION_LIST,
     LIST_SET,
     NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
-    Condition,
     Duration,
+    ObservedStatus,
     cel_rules,
     check_exactly_one,
     exactly_one_of,
@@ -196,8 +195,8 @@ class DatasetVersionRecord(ApiModel):
     created_at: datetime = Field(description="When the version was ingested.")
 
 
-class DatasetStatus(ApiModel):
-    """The observed state of a Dataset, written by the operator."""
+class DatasetStatus(ObservedStatus):
+    """The observed state of a Dataset, written by the operator. Conditions: Ready."""
 
     phase: DatasetPhase | None = Field(default=None, description="Coarse lifecycle stage.")
     version: str | None = Field(
@@ -222,14 +221,6 @@ class DatasetStatus(ApiModel):
     )
     last_ingestion_time: datetime | None = Field(
         default=None, description="When the source was last fetched, changed or not."
-    )
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="metadata.generation the status was computed from."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra=CONDITION_LIST,
-        description="Current conditions: Ready.",
     )
 
 

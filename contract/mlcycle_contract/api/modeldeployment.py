@@ -8,16 +8,15 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
-    CONDITION_LIST,
     NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
-    Condition,
     ConditionType,
     ImageReference,
     IntOrPercent,
     ModelAlias,
     ModelName,
+    ObservedStatus,
     ResourceRequirements,
     cel_rules,
     check_exactly_one,
@@ -169,8 +168,8 @@ class RolloutRecord(ApiModel):
     completed_at: datetime | None = Field(default=None, description="When all replicas were ready.")
 
 
-class ModelDeploymentStatus(ApiModel):
-    """The observed state of a ModelDeployment, written by the operator."""
+class ModelDeploymentStatus(ObservedStatus):
+    """The observed state. Conditions: Ready, Available, Progressing, RuntimeMismatch, Degraded."""
 
     phase: ModelDeploymentPhase | None = Field(default=None, description="Coarse lifecycle stage.")
     served_version: int | None = Field(
@@ -192,14 +191,6 @@ class ModelDeploymentStatus(ApiModel):
         default_factory=list,
         max_length=HISTORY_LIMIT,
         description=f"Rollouts, newest first, at most {HISTORY_LIMIT}.",
-    )
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="metadata.generation the status was computed from."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra=CONDITION_LIST,
-        description="Current conditions: Ready, Available, Progressing, RuntimeMismatch, Degraded.",
     )
 
 

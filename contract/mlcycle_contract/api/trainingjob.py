@@ -8,11 +8,9 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
-    CONDITION_LIST,
     NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
-    Condition,
     ConditionType,
     CronSchedule,
     FreeFormObject,
@@ -20,6 +18,7 @@ from mlcycle_contract.api.common import (
     ModelAlias,
     ModelName,
     ObjectName,
+    ObservedStatus,
     ResourceRequirements,
     cel_list,
     cel_rules,
@@ -275,8 +274,8 @@ class MlflowRun(ApiModel):
     )
 
 
-class TrainingJobStatus(ApiModel):
-    """The observed state of a TrainingJob, written by the operator."""
+class TrainingJobStatus(ObservedStatus):
+    """The observed state, written by the operator. Conditions: Ready, Validated, Registered."""
 
     phase: TrainingJobPhase | None = Field(default=None, description="Coarse lifecycle stage.")
     start_time: datetime | None = Field(default=None, description="When the current run started.")
@@ -293,14 +292,6 @@ class TrainingJobStatus(ApiModel):
     )
     model: RegisteredModelVersion | None = Field(default=None, description="Registered model.")
     mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
-    observed_generation: int | None = Field(
-        default=None, ge=0, description="metadata.generation the status was computed from."
-    )
-    conditions: list[Condition] = Field(
-        default_factory=list,
-        json_schema_extra=CONDITION_LIST,
-        description="Current conditions: Ready, Validated, Registered.",
-    )
 
 
 TRAINING_JOB_RESOURCE = ResourceDefinition(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
@@ -14,6 +14,7 @@ from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
     ConditionType,
+    ObservedStatus,
     find_condition,
     set_condition,
 )
@@ -54,13 +55,7 @@ class Event:
     message: str
 
 
-class StatusWithConditions(Protocol):
-    conditions: list[Condition]
-
-    def to_wire(self) -> dict[str, Any]: ...
-
-
-StatusT = TypeVar("StatusT", bound=StatusWithConditions)
+StatusT = TypeVar("StatusT", bound=ObservedStatus)
 
 
 @dataclass
