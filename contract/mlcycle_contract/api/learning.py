@@ -68,11 +68,6 @@ def metric_direction(metric: Metric) -> Direction:
     return Direction.MINIMIZE if metric in MINIMIZED_METRICS else Direction.MAXIMIZE
 
 
-def metrics_for(task: Task) -> list[Metric]:
-    """The predictive metrics of a task, in declaration order."""
-    return [metric for metric in Metric if metric_task(metric) == task]
-
-
 class GateMetric(StrEnum):
     """A metric a validation gate can test: predictive (on the holdout) or processing."""
 
