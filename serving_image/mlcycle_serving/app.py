@@ -36,8 +36,7 @@ from mlcycle_serving.errors import (
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
-    error_headers,
-    error_status_and_body,
+    error_answer,
 )
 from mlcycle_serving.metrics import ServingMetrics
 from mlcycle_serving.model import Model
@@ -161,10 +160,10 @@ class ServingApp:
             )
 
     def _error_response(self, exc: Exception, method: str, path: str) -> Response:
-        status, body = error_status_and_body(exc)
+        status, body, headers = error_answer(exc)
         if status >= 500 and not isinstance(exc, ModelNotReady):
             logger.error("Request failed", exc_info=exc, extra={"method": method, "path": path})
-        return Response(status, body, headers=error_headers(exc))
+        return Response(status, body, headers=headers)
 
     def _observe(self, route: str, method: str, status: int, started: float) -> None:
         key = (route, method, status)

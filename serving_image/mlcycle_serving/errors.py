@@ -1,9 +1,9 @@
 """Errors the server answers with, and the one place that maps them to HTTP.
 
 Everything a request can get wrong raises a `ServingError` subclass carrying its
-status code and any headers the answer needs; `error_status_and_body` and
-`error_headers` turn any exception into the status, the `{"error": "..."}` body and
-the headers. Unexpected exceptions become 500 without internals.
+status code and any headers the answer needs; `error_answer` turns any exception into
+the status, the `{"error": "..."}` body and the headers. Unexpected exceptions become
+500 without internals.
 """
 
 from __future__ import annotations
@@ -64,12 +64,8 @@ class PredictionFailed(ServingError):
 INTERNAL_ERROR_MESSAGE = "internal server error"
 
 
-def error_status_and_body(exc: BaseException) -> tuple[int, bytes]:
-    """Map any exception to an HTTP status and a JSON error body."""
+def error_answer(exc: BaseException) -> tuple[int, bytes, Headers]:
+    """Map any exception to an HTTP status, a JSON error body and the headers it needs."""
     if isinstance(exc, ServingError):
-        return exc.status_code, orjson.dumps({"error": exc.message})
-    return 500, orjson.dumps({"error": INTERNAL_ERROR_MESSAGE})
-
-
-def error_headers(exc: BaseException) -> Headers:
-    return exc.headers if isinstance(exc, ServingError) else ()
+        return exc.status_code, orjson.dumps({"error": exc.message}), exc.headers
+    return 500, orjson.dumps({"error": INTERNAL_ERROR_MESSAGE}), ()

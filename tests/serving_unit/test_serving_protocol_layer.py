@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 import pytest
 
-from mlcycle_serving.errors import InvalidInput, error_status_and_body
+from mlcycle_serving.errors import InvalidInput, error_answer
 from mlcycle_serving.logs import JsonFormatter
 from mlcycle_serving.protocols import (
     InferenceRequest,
@@ -147,10 +147,11 @@ def test_encode_predictions() -> None:
 
 
 def test_errors_map_to_status_and_body() -> None:
-    assert error_status_and_body(InvalidInput("bad")) == (400, b'{"error":"bad"}')
-    assert error_status_and_body(RuntimeError("secret detail")) == (
+    assert error_answer(InvalidInput("bad")) == (400, b'{"error":"bad"}', ())
+    assert error_answer(RuntimeError("secret detail")) == (
         500,
         b'{"error":"internal server error"}',
+        (),
     )
 
 
