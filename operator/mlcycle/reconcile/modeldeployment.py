@@ -36,10 +36,6 @@ from mlcycle_contract.runtime import current_runtime
 Types = ModelDeploymentConditionType
 
 
-def serving_runtime(settings: Settings) -> dict[str, str]:
-    return parse_runtime(settings.serving_runtime) or current_runtime()
-
-
 def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
                                settings: Settings) -> Outcome[ModelDeploymentStatus]:
     """Resolve, check, apply, report. MLflow errors other than 'not found' propagate, so the
@@ -54,7 +50,8 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
                                  spec.model.version, spec.model.alias)
     except registry.ModelNotFound as missing:
         return refused(deployment, "ModelNotFound", f"spec.model: {missing}")
-    mismatch = runtime_mismatch(model.runtime, serving_runtime(settings))
+    serving = parse_runtime(settings.serving_runtime) or current_runtime()
+    mismatch = runtime_mismatch(model.runtime, serving)
     if mismatch:
         return refused(deployment, "RuntimeMismatch",
                        f"model {model.name} version {model.version} was not rolled out: "
