@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
+from mlcycle.settings import Settings
 from tests.unit.chart_rendering import (
     CHART,
     NAMESPACE,
@@ -122,6 +123,15 @@ def test_explicit_urls_replace_the_service_names() -> None:
                               "--set", "s3.endpoint=http://10.0.0.2:9000"))
     assert env["MLCYCLE_MLFLOW_TRACKING_URI"] == "http://10.0.0.1:5000"
     assert env["MLCYCLE_S3_ENDPOINT"] == "http://10.0.0.2:9000"
+
+
+def test_the_url_source_policy_reaches_the_operator_as_its_settings_read_it() -> None:
+    env = operator_env(render("--set", "workloads.sourceDenyCIDRs={10.0.0.0/16,fd00::/8}",
+                              "--set", "workloads.sourceAllowCIDRs={10.0.5.0/24}"))
+    settings = Settings.from_env(env)
+    assert settings.source_deny_cidrs == ["10.0.0.0/16", "fd00::/8"]
+    assert settings.source_allow_cidrs == ["10.0.5.0/24"]
+    assert Settings.from_env(operator_env(render())).source_deny_cidrs == ["10.96.0.0/12"]
 
 
 def test_one_replica_runs_standalone_without_a_disruption_budget() -> None:
