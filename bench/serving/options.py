@@ -103,9 +103,9 @@ def render_section(
         f"Run of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC with `python -m bench.serving.options` "
         "(part of `make bench-serving`).",
         "",
-        "**The machine was shared**: other work (builds, tests) ran on its 2 cores during "
-        "this run, so absolute figures are low and noisy; the ratios within a row's rounds "
-        "are the signal. Every figure is the median of the interleaved rounds; ÷ default "
+        "How busy the machine was shows in the load average below: on a shared machine "
+        "absolute figures are low and noisy, and the ratios within a row's rounds are the "
+        "signal. Every figure is the median of the interleaved rounds; ÷ default "
         "is the median of the per-round ratios (each variant against the default of the "
         "same round).",
         "",
