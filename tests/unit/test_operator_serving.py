@@ -8,7 +8,11 @@ from typing import Any
 
 from mlcycle.builders.modeldeployment import build_autoscaler, build_deployment, build_service
 from mlcycle.objects import Invalid, ModelDeployment, parse_model_deployment
-from mlcycle.reconcile.modeldeployment import deployment_outcome, spec_refusal
+from mlcycle.reconcile.modeldeployment import (
+    deployment_outcome,
+    reports_deployment_events,
+    spec_refusal,
+)
 from mlcycle.registry import ModelVersion
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
@@ -119,6 +123,22 @@ def test_an_invalid_or_unsupported_spec_is_refused_before_any_deployment() -> No
     refusal = spec_refusal(invalid)
     assert refusal is not None and refusal[0] == "InvalidSpec"
     assert "exactly one of version, alias" in refusal[1]
+
+
+def test_deployment_events_do_not_lift_a_refusal_of_this_generation() -> None:
+    def with_degraded(status: str, generation: int) -> ModelDeployment:
+        parsed = parse_model_deployment({**OWNER, "status": {"conditions": [{
+            "type": "Degraded", "status": status, "reason": "RuntimeMismatch",
+            "observedGeneration": generation, "lastTransitionTime": "2026-11-30T00:00:00Z"}]}})
+        assert not isinstance(parsed, Invalid)
+        return parsed
+
+    assert reports_deployment_events(DEPLOYMENT)
+    assert not reports_deployment_events(with_degraded("True", 3))
+    assert reports_deployment_events(with_degraded("True", 2))  # refused an older spec
+    assert reports_deployment_events(with_degraded("False", 3))
+    assert not reports_deployment_events(parse_model_deployment(
+        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}}))
 
 
 def test_runtime_mismatch_names_both_versions() -> None:

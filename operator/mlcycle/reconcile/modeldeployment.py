@@ -22,7 +22,13 @@ from mlcycle.reconcile.common import INVALID_SPEC, Manifest, Outcome, condition,
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
-from mlcycle_contract.api.common import Condition, ConditionType, set_condition
+from mlcycle_contract.api.common import (
+    Condition,
+    ConditionStatus,
+    ConditionType,
+    find_condition,
+    set_condition,
+)
 from mlcycle_contract.api.modeldeployment import (
     HISTORY_LIMIT,
     ModelDeploymentConditionType,
@@ -82,6 +88,19 @@ def spec_refusal(
     if fields:
         return unsupported.REASON, unsupported.unsupported_message(fields)
     return None
+
+
+def reports_deployment_events(
+    deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+) -> bool:
+    """Pure: whether its Deployment's events may set its status. Not while this generation is
+    refused (its spec, a model not found, a foreign runtime): the refusal stands until a
+    reconcile lifts it, whatever the Deployment of the version still serving does."""
+    if spec_refusal(deployment) is not None:
+        return False
+    degraded = find_condition(deployment.status.conditions, ConditionType.DEGRADED)
+    return not (degraded is not None and degraded.status == ConditionStatus.TRUE
+                and degraded.observed_generation == deployment.metadata.generation)
 
 
 def refused(deployment: Object[ModelDeploymentStatus], reason: str, message: str,
