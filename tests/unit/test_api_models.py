@@ -119,13 +119,14 @@ def test_automl_candidates_and_objective_direction() -> None:
         {
             "datasetRef": {"name": "iris"},
             "objective": {"metric": "log_loss"},
-            "search": {"algorithms": ["svc", "knn_classifier"], "trials": 40},
+            "search": {"algorithms": ["svc", "knn_classifier"], "maxTrials": 40},
         }
     )
     assert spec.candidate_algorithms == [Algorithm.SVC, Algorithm.KNN_CLASSIFIER]
     assert spec.effective_task is Task.CLASSIFICATION
     assert spec.effective_objective.direction is Direction.MINIMIZE
-    assert spec.search is not None and spec.search.early_stopping.min_trials == 5
+    assert spec.search is not None and spec.search.max_trials == 40
+    assert (spec.search.sampler, spec.search.pruner) == ("tpe", "none")
 
 
 def test_model_deployment_defaults() -> None:

@@ -54,14 +54,20 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
                 ],
             },
             "search": {
-                "trials": 10,
+                "maxTrials": 10,
+                "parallelism": 2,
+                "sampler": "cmaes",
+                "pruner": "hyperband",
+                "maxFailedTrials": 3,
+                "timeout": "30m",
+                "goal": 0.99,
+                "seed": 7,
                 "space": {
                     "random_forest_classifier": {
                         "n_estimators": {"type": "int", "low": 10, "high": 200, "log": True},
                         "max_depth": {"type": "categorical", "choices": [None, 3, 5]},
                     }
                 },
-                "earlyStopping": {"enabled": True, "minTrials": 3},
             },
             "registry": {"modelName": "iris-rf", "alias": "champion"},
             "resources": {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": 2}},
@@ -78,8 +84,8 @@ VALID_SPECS: list[tuple[str, dict[str, Any]]] = [
             "task": "regression",
             "objective": {"metric": "rmse"},
             "search": {
-                "strategy": "grid",
-                "algorithms": ["ridge", "lasso"],
+                "sampler": "grid",
+                "algorithms": ["ridge"],
                 "space": {"ridge": {"alpha": {"type": "categorical", "choices": [0.1, 1.0]}}},
             },
         },
@@ -192,9 +198,24 @@ INVALID_CASES: list[InvalidCase] = [
     InvalidCase(
         "TrainingJob", {**_TJ, "validation": {"holdoutFraction": 0.9}}, "validation.holdoutFraction"
     ),
-    InvalidCase("TrainingJob", {**_TJ, "search": {"trials": 0}}, "search.trials"),
-    InvalidCase("TrainingJob", {**_TJ, "search": {"parallelism": 51}}, "search.parallelism"),
-    InvalidCase("TrainingJob", {**_TJ, "search": {"strategy": "bayes"}}, "search.strategy"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"maxTrials": 0}}, "search.maxTrials"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"parallelism": 21}}, "search.parallelism"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"sampler": "bayes"}}, "search.sampler"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"pruner": "asha"}}, "search.pruner"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"timeout": "1d"}}, "search.timeout"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"maxFailedTrials": -1}},
+                "search.maxFailedTrials"),
+    # An empty space, for the search or for one algorithm.
+    InvalidCase("TrainingJob", {**_TJ, "search": {"space": {}}}, "search.space"),
+    InvalidCase("TrainingJob", {**_TJ, "search": {"space": {"svc": {}}}}, "search.space.svc"),
+    # A goal beyond the best value the objective can take, for its direction.
+    InvalidCase("TrainingJob", {**_TJ, "search": {"goal": 1.5}}, "", "can never be reached"),
+    InvalidCase(
+        "TrainingJob",
+        {**_TJ, "objective": {"metric": "log_loss"}, "search": {"goal": -0.1}},
+        "",
+        "can never be reached",
+    ),
     InvalidCase(
         "TrainingJob",
         {**_TJ, "search": {"space": {"ridge": {"alpha": _int_param()}}}},
@@ -208,9 +229,16 @@ INVALID_CASES: list[InvalidCase] = [
     ),
     InvalidCase(
         "TrainingJob",
-        {**_TJ, "search": {"strategy": "grid", "space": {"svc": {"C": _int_param()}}}},
-        "search.space",
-        "grid search takes categorical parameters only",
+        {**_TJ, "search": {"sampler": "grid", "space": {"svc": {"C": _int_param()}}}},
+        "search.sampler",
+        "grid search takes one algorithm whose parameters are categorical or have a step",
+    ),
+    InvalidCase(
+        "TrainingJob",
+        {"datasetRef": {"name": "iris"}, "search": {"sampler": "grid", "algorithms": ["svc",
+                                                                                  "gaussian_nb"]}},
+        "search.sampler",
+        "grid search takes one algorithm whose parameters are categorical or have a step",
     ),
     InvalidCase(
         "TrainingJob",

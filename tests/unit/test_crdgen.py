@@ -102,7 +102,7 @@ def test_model_deployment_supports_kubectl_scale() -> None:
     ("kind", "columns"),
     [
         ("Dataset", ["Version", "Rows", "Ready", "Age"]),
-        ("TrainingJob", ["Phase", "Metric", "Value", "Model Version", "Age"]),
+        ("TrainingJob", ["Phase", "Metric", "Value", "Model Version", "Trials", "Age"]),
         ("ModelDeployment", ["Model", "Served Version", "Ready Replicas", "Ready", "Age"]),
     ],
 )
@@ -165,7 +165,9 @@ def test_conditions_follow_the_api_conventions(kind: str) -> None:
         ("TrainingJob", "spec.validation.gates.[].metric", [m.value for m in GateMetric]),
         ("TrainingJob", "spec.validation.gates.[].op", [">=", "<=", ">", "<"]),
         ("TrainingJob", "spec.preprocessing.scaling", ["none", "standard", "minmax"]),
-        ("TrainingJob", "spec.search.strategy", ["tpe", "random", "grid"]),
+        ("TrainingJob", "spec.search.sampler", ["tpe", "random", "grid", "cmaes", "qmc"]),
+        ("TrainingJob", "spec.search.pruner",
+         ["none", "median", "successive_halving", "hyperband"]),
         ("TrainingJob", "status.phase", ["Pending", "Running", "Succeeded", "Failed"]),
     ],
 )
@@ -182,8 +184,8 @@ def test_enums(kind: str, path: str, values: list[str]) -> None:
         ("Dataset", "spec.split.seed", 0, 2**32 - 1, 42),
         ("TrainingJob", "spec.validation.folds", 0, 20, 5),
         ("TrainingJob", "spec.validation.holdoutFraction", 0.05, 0.5, None),
-        ("TrainingJob", "spec.search.trials", 1, 500, 20),
-        ("TrainingJob", "spec.search.parallelism", 1, 50, 2),
+        ("TrainingJob", "spec.search.maxTrials", 1, 1000, 20),
+        ("TrainingJob", "spec.search.parallelism", 1, 20, 1),
         ("TrainingJob", "spec.backoffLimit", 0, 10, 1),
         ("ModelDeployment", "spec.replicas", 0, 100, 1),
         ("ModelDeployment", "spec.serving.maxBatchSize", 1, 4096, 64),
@@ -246,7 +248,6 @@ def test_nested_sections_default_to_an_empty_object_so_their_defaults_apply() ->
         ("TrainingJob", "spec.preprocessing"),
         ("TrainingJob", "spec.registry"),
         ("TrainingJob", "spec.retrain"),
-        ("TrainingJob", "spec.search.earlyStopping"),
         ("ModelDeployment", "spec.autoscaling"),
         ("ModelDeployment", "spec.rollout"),
         ("ModelDeployment", "spec.serving"),
@@ -325,7 +326,7 @@ def test_cel_rules_sit_where_they_belong() -> None:
     assert (
         spec_rules[0] == "has(self.algorithm) != (has(self.search) && has(self.search.algorithms))"
     )
-    assert len(spec_rules) == 5
+    assert len(spec_rules) == 6
     # The alias rule is declared once on the type and shows up wherever the type is used.
     assert _rules(_at("TrainingJob", "spec.registry.alias")) == _rules(
         _at("ModelDeployment", "spec.model.alias")

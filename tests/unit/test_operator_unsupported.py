@@ -45,7 +45,7 @@ def test_a_dataset_refresh_interval_is_refused() -> None:
     ({"schedule": "0 3 * * *"}, "spec.schedule"),
     ({"retrain": {"onNewData": True}}, "spec.retrain.onNewData"),
     ({"retrain": {"onDrift": True}}, "spec.retrain.onDrift"),
-    ({"search": {"trials": 5}}, "spec.search"),
+    ({"search": {"maxTrials": 5}}, "spec.search"),
 ])
 def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
                                                          path: str) -> None:

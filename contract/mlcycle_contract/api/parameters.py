@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from pydantic import ConfigDict, Field, model_validator
 
@@ -66,3 +67,11 @@ class ParameterSpace(ApiModel):
         ):
             raise ValueError("an int parameter needs integer low and high")
         return self
+
+    def candidate_values(self) -> list[Any]:
+        """The choices, or the two bounds (as ints for an int parameter): the values whose
+        validity stands for the whole range."""
+        if self.type == ParameterType.CATEGORICAL:
+            return list(self.choices or [])
+        bounds = [self.low, self.high]
+        return [int(b) if self.type == ParameterType.INT else b for b in bounds if b is not None]

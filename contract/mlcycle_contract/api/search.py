@@ -1,44 +1,71 @@
-"""Hyperparameter search and AutoML settings of a TrainingJob."""
+"""Hyperparameter search and AutoML settings of a TrainingJob, and what a search reports.
+
+Trials are sampled and pruned by Optuna. AutoML is `algorithms` without `space`: each
+algorithm brings its default space from the algorithm table (`api.algorithms`).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from mlcycle_contract.api.common import LIST_SET, ApiModel, CelRule, cel_list, cel_rules
+from mlcycle_contract.api.algorithms import (
+    ALGORITHMS,
+    AlgorithmDefinition,
+    IntermediateValues,
+    hyperparameter_problem,
+)
+from mlcycle_contract.api.common import (
+    LIST_SET,
+    ApiModel,
+    CelRule,
+    Duration,
+    cel_list,
+    cel_rules,
+)
 from mlcycle_contract.api.learning import Algorithm, Task, algorithm_task, algorithms_for
 from mlcycle_contract.api.parameters import ParameterSpace, ParameterType
 
 MAX_PARAMETERS_PER_ALGORITHM = 20
+LEADERBOARD_SIZE = 10
 
-
-# Hyperparameter name -> its range, for one algorithm.
+# Hyperparameter name -> its range, for one algorithm; an empty space is refused.
 AlgorithmSpace = Annotated[
-    dict[str, ParameterSpace], Field(max_length=MAX_PARAMETERS_PER_ALGORITHM)
+    dict[str, ParameterSpace], Field(min_length=1, max_length=MAX_PARAMETERS_PER_ALGORITHM)
 ]
 
 
-class SearchStrategy(StrEnum):
-    """How trials are sampled (Optuna samplers)."""
+class Sampler(StrEnum):
+    """How trials are sampled: Optuna's samplers of these names."""
 
     TPE = "tpe"
     RANDOM = "random"
     GRID = "grid"
+    CMAES = "cmaes"
+    QMC = "qmc"
 
 
-class EarlyStopping(ApiModel):
-    """Pruning of unpromising trials (Optuna's median pruner over cross-validation folds)."""
+class Pruner(StrEnum):
+    """How unpromising trials are stopped early: Optuna's pruners of these names."""
 
-    enabled: bool = Field(default=False, description="Prune trials that fall behind the median.")
-    min_trials: int = Field(
-        default=5, ge=1, le=500, description="Completed trials before pruning starts."
-    )
+    NONE = "none"
+    MEDIAN = "median"
+    SUCCESSIVE_HALVING = "successive_halving"
+    HYPERBAND = "hyperband"
 
 
 _SAME_TASK_RULE = " || ".join(
     f"self.all(a, a in {cel_list(list(algorithms_for(task)))})" for task in Task
+)
+_GRID_RULE = (
+    "self.sampler != 'grid' || ((!has(self.algorithms) || size(self.algorithms) == 1) && "
+    "(!has(self.space) || self.space.all(a, self.space[a].all(p, "
+    "self.space[a][p].type == 'categorical' || has(self.space[a][p].step)))))"
+)
+GRID_MESSAGE = (
+    "grid search takes one algorithm whose parameters are categorical or have a step"
 )
 
 
@@ -47,26 +74,17 @@ class SearchSpec(ApiModel):
 
     model_config = ConfigDict(
         json_schema_extra=cel_rules(
-            CelRule(
-                rule="self.strategy != 'grid' || !has(self.space) || self.space.all(a, "
-                "self.space[a].all(p, self.space[a][p].type == 'categorical'))",
-                message="grid search takes categorical parameters only",
-                field_path=".space",
-            )
+            CelRule(rule=_GRID_RULE, message=GRID_MESSAGE, field_path=".sampler"),
         )
     )
 
-    strategy: SearchStrategy = Field(default=SearchStrategy.TPE, description="Sampler.")
-    trials: int = Field(default=20, ge=1, le=500, description="Number of trials.")
-    parallelism: int = Field(default=2, ge=1, le=50, description="Trials running at once.")
     space: dict[Algorithm, AlgorithmSpace] | None = Field(
         default=None,
+        min_length=1,
         max_length=len(Algorithm),
-        description="Search space: algorithm -> hyperparameter -> range. Unlisted "
-        "hyperparameters keep spec.hyperparameters or the estimator's default.",
-    )
-    early_stopping: EarlyStopping = Field(
-        default_factory=EarlyStopping, description="Pruning of unpromising trials."
+        description="Search space: algorithm -> hyperparameter -> distribution. An algorithm "
+        "not listed searches its default space from the algorithm table; unlisted "
+        "hyperparameters keep the estimator's default.",
     )
     algorithms: list[Algorithm] | None = Field(
         default=None,
@@ -79,6 +97,43 @@ class SearchSpec(ApiModel):
             ),
         },
         description="AutoML: algorithms competing in the search (instead of spec.algorithm).",
+    )
+    sampler: Sampler = Field(
+        default=Sampler.TPE, description="Optuna sampler: tpe, random, grid, cmaes or qmc."
+    )
+    pruner: Pruner = Field(
+        default=Pruner.NONE,
+        description="Optuna pruner: none, median, successive_halving or hyperband. It reads "
+        "each trial's running cross-validation score after every fold, or, without "
+        "cross-validation, the staged scores of boosting algorithms.",
+    )
+    max_trials: int = Field(
+        default=20, ge=1, le=1000,
+        description="Trials to finish (completed, pruned or failed). Raising it continues "
+        "the same study.",
+    )
+    parallelism: int = Field(
+        default=1, ge=1, le=20,
+        description="Worker Pods, each running one trial at a time, many trials in a row.",
+    )
+    max_failed_trials: int | None = Field(
+        default=None, ge=0, le=1000,
+        description="Failed trials tolerated; one more ends the search Failed with the "
+        "trials' error. Unset: no limit.",
+    )
+    timeout: Duration | None = Field(
+        default=None,
+        description="Wall-clock limit of the search, e.g. 30m: no trial starts after it, and "
+        "the best trial so far is trained and registered.",
+    )
+    goal: float | None = Field(
+        default=None,
+        description="Stop as soon as a trial's objective reaches this value (at least it "
+        "when maximizing, at most it when minimizing).",
+    )
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1,
+        description="Seed of the sampler (worker i uses seed + i), for a reproducible search.",
     )
 
     @field_validator("algorithms")
@@ -93,9 +148,102 @@ class SearchSpec(ApiModel):
         return algorithms
 
     @model_validator(mode="after")
-    def _grid_is_categorical(self) -> SearchSpec:
-        if self.strategy == SearchStrategy.GRID and self.space is not None:
-            for parameters in self.space.values():
-                if any(p.type != ParameterType.CATEGORICAL for p in parameters.values()):
-                    raise ValueError("grid search takes categorical parameters only")
+    def _grid_is_discrete(self) -> SearchSpec:
+        if self.sampler != Sampler.GRID:
+            return self
+        if self.algorithms is not None and len(self.algorithms) > 1:
+            raise ValueError(GRID_MESSAGE)
+        for parameters in (self.space or {}).values():
+            if any(p.type != ParameterType.CATEGORICAL and p.step is None
+                   for p in parameters.values()):
+                raise ValueError(GRID_MESSAGE)
         return self
+
+
+def effective_space(search: SearchSpec,
+                    algorithms: list[Algorithm]) -> dict[str, dict[str, ParameterSpace]]:
+    """Algorithm -> its space: the one given in search.space, else the table's default."""
+    given = search.space or {}
+    return {algorithm.value: given.get(algorithm, ALGORITHMS[algorithm].search_space)
+            for algorithm in algorithms}
+
+
+def _choice_problem(definition: AlgorithmDefinition, name: str, value: Any) -> str | None:
+    problem = hyperparameter_problem(definition, {name: value})
+    return None if problem is None else problem.split(": ", 1)[-1]
+
+
+def search_problem(search: SearchSpec, algorithms: list[Algorithm],
+                   cross_validation: bool) -> tuple[str, str] | None:
+    """What the CRD schema cannot check: (field path, problem), or None when the search can
+    run. Names are checked against the estimator, and every bound and choice is handed to
+    scikit-learn's own parameter validation (a choice of the wrong type fails there)."""
+    for algorithm, space in effective_space(search, algorithms).items():
+        definition = ALGORITHMS[algorithm]
+        known = definition.parameter_names()
+        for name, parameter in space.items():
+            path = f"spec.search.space.{algorithm}.{name}"
+            if name not in known:
+                return path, (f"{algorithm} has no parameter {name!r}; valid parameters are "
+                              f"{', '.join(known)}")
+            for value in parameter.candidate_values():
+                problem = _choice_problem(definition, name, value)
+                if problem is not None:
+                    return path, f"{value!r} is not a valid value: {problem}"
+        if search.sampler == Sampler.GRID and any(
+                p.type != ParameterType.CATEGORICAL and p.step is None for p in space.values()):
+            return "spec.search.sampler", f"{GRID_MESSAGE}; {algorithm}'s default space is not"
+        if search.pruner != Pruner.NONE and not cross_validation and (
+                definition.intermediate_values != IntermediateValues.STAGED_PREDICT):
+            return "spec.search.pruner", (
+                f"{algorithm} cannot report intermediate values without cross-validation "
+                "(only boosting reports staged scores): set spec.validation.folds >= 2 "
+                "or pruner none")
+    return None
+
+
+class TrialState(StrEnum):
+    """How a trial ended, or that it runs."""
+
+    RUNNING = "Running"
+    COMPLETE = "Complete"
+    PRUNED = "Pruned"
+    FAILED = "Failed"
+
+
+class SearchProgress(ApiModel):
+    """Trial counts of the current study."""
+
+    trials: str = Field(max_length=16, description="Finished trials / maxTrials, e.g. 12/30.")
+    total: int = Field(ge=0, description="spec.search.maxTrials.")
+    completed: int = Field(ge=0, description="Trials that finished with an objective value.")
+    running: int = Field(ge=0, description="Trials running now.")
+    pruned: int = Field(ge=0, description="Trials stopped early by the pruner.")
+    failed: int = Field(ge=0, description="Trials that failed.")
+
+    @property
+    def finished(self) -> int:
+        return self.completed + self.pruned + self.failed
+
+    @classmethod
+    def count(cls, total: int, states: list[TrialState]) -> SearchProgress:
+        """The counts of these trial states, out of `total`."""
+        completed, running, pruned, failed = (
+            states.count(state) for state in (TrialState.COMPLETE, TrialState.RUNNING,
+                                              TrialState.PRUNED, TrialState.FAILED))
+        return cls(trials=f"{completed + pruned + failed}/{total}", total=total,
+                   completed=completed, running=running, pruned=pruned, failed=failed)
+
+
+class TrialSummary(ApiModel):
+    """One trial: its algorithm, hyperparameters and objective value."""
+
+    number: int = Field(ge=0, description="Trial number in the study.")
+    algorithm: Algorithm = Field(description="Estimator of the trial.")
+    value: float | None = Field(default=None, description="Objective value (cross-validated).")
+    state: TrialState = Field(description="Running, Complete, Pruned or Failed.")
+    hyperparameters: dict[str, str] = Field(
+        default_factory=dict, max_length=MAX_PARAMETERS_PER_ALGORITHM,
+        description="Sampled hyperparameters, as JSON text.",
+    )
+    run_id: str | None = Field(default=None, max_length=64, description="Its MLflow run.")

@@ -28,6 +28,7 @@ from mlcycle_contract.api.learning import (
     CLASSIFICATION_METRICS,
     CLASSIFIERS,
     DEFAULT_METRIC,
+    MINIMIZED_METRICS,
     Algorithm,
     Metric,
     Task,
@@ -37,12 +38,21 @@ from mlcycle_contract.api.learning import (
     metric_task,
 )
 from mlcycle_contract.api.resource import AGE_COLUMN, PrinterColumn, ResourceDefinition
-from mlcycle_contract.api.search import SearchSpec
+from mlcycle_contract.api.search import (
+    LEADERBOARD_SIZE,
+    SearchProgress,
+    SearchSpec,
+    TrialSummary,
+)
 from mlcycle_contract.constants import TRAINING_JOB
 
 _CLASSIFIERS = cel_list(sorted(CLASSIFIERS))
 _CLASSIFICATION_METRICS = cel_list(sorted(CLASSIFICATION_METRICS))
 _PREDICTIVE_METRICS = cel_list([metric.value for metric in Metric])
+_MINIMIZED = cel_list(sorted(MINIMIZED_METRICS))
+# The best value each objective can reach: a minimized metric 0, the others 1.
+GOAL_MESSAGE = ("search.goal can never be reached: log_loss, rmse and mae are at least 0 "
+                "(minimized), the other metrics at most 1 (maximized)")
 
 
 def _for_each_candidate(predicate: str) -> str:
@@ -147,6 +157,13 @@ class TrainingJobSpec(ApiModel):
                 message="search.space may only name the algorithms being trained",
                 field_path=".search.space",
             ),
+            CelRule(
+                rule="!has(self.search) || !has(self.search.goal) || "
+                f"((has(self.objective) && self.objective.metric in {_MINIMIZED}) ? "
+                "self.search.goal >= 0.0 : self.search.goal <= 1.0)",
+                message=GOAL_MESSAGE,
+                field_path=".search.goal",
+            ),
         )
     )
 
@@ -172,7 +189,9 @@ class TrainingJobSpec(ApiModel):
         default_factory=ValidationSpec, description="Evaluation and gates."
     )
     search: SearchSpec | None = Field(
-        default=None, description=NOT_SUPPORTED_YET + "Hyperparameter search / AutoML."
+        default=None,
+        description="Hyperparameter search / AutoML: trials in worker Pods, then the best "
+        "configuration trained, validated and registered once.",
     )
     registry: RegistrySpec = Field(default_factory=RegistrySpec, description="MLflow registration.")
     resources: ResourceRequirements | None = Field(
@@ -227,6 +246,11 @@ class TrainingJobSpec(ApiModel):
             raise ValueError("search.space may only name the algorithms being trained")
         if self.hyperparameters and self.algorithm is None:
             raise ValueError("hyperparameters apply to spec.algorithm; for AutoML use search.space")
+        goal = self.search.goal if self.search is not None else None
+        if goal is not None and (
+            goal < 0 if self.effective_objective.metric in MINIMIZED_METRICS else goal > 1
+        ):
+            raise ValueError(GOAL_MESSAGE)
         return self
 
 
@@ -292,6 +316,15 @@ class TrainingJobStatus(ObservedStatus):
     )
     model: RegisteredModelVersion | None = Field(default=None, description="Registered model.")
     mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
+    study: str | None = Field(
+        default=None, max_length=64,
+        description="The search's study; a new one when the space, algorithms or data change.",
+    )
+    progress: SearchProgress | None = Field(default=None, description="Trials of the study.")
+    best_trial: TrialSummary | None = Field(default=None, description="The best trial so far.")
+    leaderboard: list[TrialSummary] | None = Field(
+        default=None, max_length=LEADERBOARD_SIZE, description="The best trials, best first."
+    )
 
 
 TRAINING_JOB_RESOURCE = ResourceDefinition(
@@ -304,6 +337,7 @@ TRAINING_JOB_RESOURCE = ResourceDefinition(
         PrinterColumn("Metric", "string", ".status.objective.metric", "Objective metric."),
         PrinterColumn("Value", "number", ".status.objective.value", "Objective of the best model."),
         PrinterColumn("Model Version", "integer", ".status.model.version", "Registered version."),
+        PrinterColumn("Trials", "string", ".status.progress.trials", "Search: finished/total."),
         AGE_COLUMN,
         PrinterColumn("Algorithm", "string", ".spec.algorithm", "Estimator.", priority=1),
         PrinterColumn(
