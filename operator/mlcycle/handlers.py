@@ -224,6 +224,6 @@ def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
         found = kube.read_custom(constants.MODEL_DEPLOYMENT,
                                  deployment["metadata"]["namespace"], name)
         owner = parse_model_deployment(found) if found else None
-        if owner is None or not model_deployments.reports_deployment_events(owner):
+        if owner is None or not model_deployments.reports_deployment_events(owner, SETTINGS):
             return
         write(owner, model_deployments.deployment_outcome(owner, deployment))

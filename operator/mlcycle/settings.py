@@ -6,6 +6,7 @@ holds them and hands that name to Pods as `secretKeyRef`s.
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import os
 from collections.abc import Mapping
@@ -55,6 +56,10 @@ class Settings(BaseModel):
         default="ghcr.io/mlcycle/serving:0.1.0", description="image of model servers"
     )
     image_pull_policy: str = Field(default="IfNotPresent", description="for every Pod we create")
+    allowed_images: list[str] = Field(
+        default_factory=list, description="images a spec.image override may name "
+        "(comma-separated shell-style patterns: ghcr.io/acme/*); empty allows no override "
+        "but the operator's own trainer and serving images")
     job_ttl_seconds: int = Field(
         default=86400, description="finished Jobs are deleted this long after they end"
     )
@@ -101,6 +106,12 @@ class Settings(BaseModel):
         if value:
             ipaddress.ip_address(value)
         return value
+
+    def image_allowed(self, image: str) -> bool:
+        """Whether Pods may run `image`: one of the operator's own, or on the allow-list. An
+        override runs with the namespace's credentials, so it must be trusted like ours."""
+        return image in (self.trainer_image, self.serving_image) or any(
+            fnmatch.fnmatchcase(image, pattern) for pattern in self.allowed_images)
 
     @property
     def operator_tracking_uri(self) -> str:

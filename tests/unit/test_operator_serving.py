@@ -113,14 +113,14 @@ def test_status_during_and_after_a_rollout() -> None:
 
 
 def test_an_invalid_or_unsupported_spec_is_refused_before_any_deployment() -> None:
-    assert spec_refusal(DEPLOYMENT) is None
+    assert spec_refusal(DEPLOYMENT, SETTINGS) is None
     drift = parse_model_deployment(
         {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}})
-    refusal = spec_refusal(drift)
+    refusal = spec_refusal(drift, SETTINGS)
     assert refusal is not None and refusal[0] == "Unsupported"
     assert refusal[1].startswith("spec.monitoring.drift: not supported yet")
     invalid = parse_model_deployment({**OWNER, "spec": {"model": {"name": "iris"}}})
-    refusal = spec_refusal(invalid)
+    refusal = spec_refusal(invalid, SETTINGS)
     assert refusal is not None and refusal[0] == "InvalidSpec"
     assert "exactly one of version, alias" in refusal[1]
 
@@ -133,12 +133,12 @@ def test_deployment_events_do_not_lift_a_refusal_of_this_generation() -> None:
         assert not isinstance(parsed, Invalid)
         return parsed
 
-    assert reports_deployment_events(DEPLOYMENT)
-    assert not reports_deployment_events(with_degraded("True", 3))
-    assert reports_deployment_events(with_degraded("True", 2))  # refused an older spec
-    assert reports_deployment_events(with_degraded("False", 3))
+    assert reports_deployment_events(DEPLOYMENT, SETTINGS)
+    assert not reports_deployment_events(with_degraded("True", 3), SETTINGS)
+    assert reports_deployment_events(with_degraded("True", 2), SETTINGS)  # an older spec
+    assert reports_deployment_events(with_degraded("False", 3), SETTINGS)
     assert not reports_deployment_events(parse_model_deployment(
-        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}}))
+        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}}), SETTINGS)
 
 
 def test_runtime_mismatch_names_both_versions() -> None:

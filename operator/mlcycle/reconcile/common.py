@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import ValidationError
 
 from mlcycle.objects import field_errors
+from mlcycle.settings import Settings
 from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
@@ -25,6 +26,7 @@ ResultT = TypeVar("ResultT", bound=CommandResult)
 
 INVALID_SPEC = "InvalidSpec"
 INVALID_RESULT = "InvalidResult"
+IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 # Ready=False reasons that say work is under way or waited for, not that something is wrong.
 PROGRESS_REASONS = frozenset({"Ingesting", "Training", "RollingOut", "DatasetNotReady"})
 
@@ -46,6 +48,14 @@ def with_ready(conditions: list[Condition], ready: bool | None, reason: str, mes
     """The conditions with the Ready condition set."""
     return set_condition(conditions,
                          condition(ConditionType.READY, ready, reason, message, generation))
+
+
+def image_refusal(image: str | None, settings: Settings) -> str | None:
+    """Pure: why a spec.image override may not run, if it may not."""
+    if image is None or settings.image_allowed(image):
+        return None
+    return (f"spec.image: {image!r} is not on the operator's image allow-list "
+            "(MLCYCLE_ALLOWED_IMAGES, chart value workloads.allowedImages); no Pod was created")
 
 
 @dataclass(frozen=True)

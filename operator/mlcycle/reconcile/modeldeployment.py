@@ -18,7 +18,16 @@ from mlcycle.builders.modeldeployment import (
     service_url,
 )
 from mlcycle.objects import Invalid, ModelDeployment, Object
-from mlcycle.reconcile.common import INVALID_SPEC, Manifest, Outcome, condition, now, outcome
+from mlcycle.reconcile.common import (
+    IMAGE_NOT_ALLOWED,
+    INVALID_SPEC,
+    Manifest,
+    Outcome,
+    condition,
+    image_refusal,
+    now,
+    outcome,
+)
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
@@ -46,7 +55,7 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
                                settings: Settings) -> Outcome[ModelDeploymentStatus]:
     """Resolve, check, apply, report. MLflow errors other than 'not found' propagate, so the
     handler retries them as transient."""
-    refusal = spec_refusal(deployment)
+    refusal = spec_refusal(deployment, settings)
     if refusal is not None:
         return refused(deployment, *refusal)
     assert not isinstance(deployment, Invalid)  # spec_refusal refuses every Invalid
@@ -79,7 +88,7 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
 
 
 def spec_refusal(
-    deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+    deployment: ModelDeployment | Invalid[ModelDeploymentStatus], settings: Settings,
 ) -> tuple[str, str] | None:
     """Pure: the reason and message to refuse the spec with, if it cannot be served as is."""
     if isinstance(deployment, Invalid):
@@ -87,16 +96,19 @@ def spec_refusal(
     fields = unsupported.model_deployment_unsupported(deployment.spec)
     if fields:
         return unsupported.REASON, unsupported.unsupported_message(fields)
+    image_problem = image_refusal(deployment.spec.image, settings)
+    if image_problem:
+        return IMAGE_NOT_ALLOWED, image_problem
     return None
 
 
 def reports_deployment_events(
-    deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+    deployment: ModelDeployment | Invalid[ModelDeploymentStatus], settings: Settings,
 ) -> bool:
     """Pure: whether its Deployment's events may set its status. Not while this generation is
     refused (its spec, a model not found, a foreign runtime): the refusal stands until a
     reconcile lifts it, whatever the Deployment of the version still serving does."""
-    if spec_refusal(deployment) is not None:
+    if spec_refusal(deployment, settings) is not None:
         return False
     degraded = find_condition(deployment.status.conditions, ConditionType.DEGRADED)
     return not (degraded is not None and degraded.status == ConditionStatus.TRUE

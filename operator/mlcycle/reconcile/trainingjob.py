@@ -11,11 +11,13 @@ from mlcycle.builders.trainingjob import (
 )
 from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset
 from mlcycle.reconcile.common import (
+    IMAGE_NOT_ALLOWED,
     INVALID_RESULT,
     INVALID_SPEC,
     Manifest,
     Outcome,
     condition,
+    image_refusal,
     job_state,
     now,
     outcome,
@@ -56,7 +58,7 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     if not reports_on(training_job, job_name):
         return None  # finished, whatever became of its Job (TTL) and Dataset since
     try:
-        check_spec(training_job)
+        check_spec(training_job, settings)
         job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
@@ -84,12 +86,15 @@ def refused(training_job: Object[TrainingJobStatus], reason: str,
     }))
 
 
-def check_spec(training_job: TrainingJob) -> None:
+def check_spec(training_job: TrainingJob, settings: Settings) -> None:
     """The semantic checks the CRD schema cannot make."""
     spec = training_job.spec
     fields = unsupported.training_job_unsupported(spec)
     if fields:
         raise NotRunnable(unsupported.REASON, unsupported.unsupported_message(fields))
+    image_problem = image_refusal(spec.image, settings)
+    if image_problem:
+        raise NotRunnable(IMAGE_NOT_ALLOWED, image_problem)
     assert spec.algorithm is not None  # the model guarantees it without search
     problem = hyperparameter_problem(ALGORITHMS[spec.algorithm], spec.hyperparameters)
     if problem:
