@@ -1,14 +1,21 @@
 """The MLflow model registry as the operator needs it: which version an alias points at,
-and the runtime that version was trained in. The only module that talks to MLflow."""
+the runtime that version was trained in, and its MLmodel file (how it was saved). The only
+module that talks to MLflow."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
+import mlflow.artifacts
+import yaml
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException, RestException
 
 from mlcycle_contract.environment import runtime_tag
+from mlcycle_contract.model_format import MLMODEL_FILE
 from mlcycle_contract.runtime import RUNTIME_KEYS
 
 
@@ -51,4 +58,15 @@ def resolve(tracking_uri: str, name: str, version: int | None, alias: str | None
     )
 
 
-__all__ = ["MlflowException", "ModelNotFound", "ModelVersion", "resolve"]
+def model_file(tracking_uri: str, model: ModelVersion) -> Any:
+    """The version's MLmodel file, parsed but never acted on: the model itself is not read."""
+    registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    source = registry.get_model_version_download_uri(model.name, str(model.version))
+    with tempfile.TemporaryDirectory(prefix="mlmodel-") as scratch:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{source.rstrip('/')}/{MLMODEL_FILE}", dst_path=scratch,
+            tracking_uri=tracking_uri)
+        return yaml.safe_load(Path(path).read_text())
+
+
+__all__ = ["MlflowException", "ModelNotFound", "ModelVersion", "model_file", "resolve"]

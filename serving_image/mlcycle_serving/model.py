@@ -1,22 +1,35 @@
 """The served model: loaded once, predicted from many threads' worth of batches.
 
-`Model.load()` resolves the URI, downloads the artifacts, loads the scikit-learn
-estimator directly (pyfunc only for other flavors: its wrapper costs time on every
-call), reads the signature and the recorded runtime, and warms the model up with
-one prediction. `predict()` takes a 2-D array in signature column order.
+`Model.load()` resolves the URI, downloads the artifacts, refuses any format but a
+scikit-learn model in the skops format (`mlcycle_contract.model_format`), loads the skops
+file trusting only the types the algorithm table lists (never those the model names),
+reads the signature and the recorded runtime, and warms the model up with one
+prediction. No pickle, no pyfunc: nothing of the model's own code runs. `predict()` takes
+a 2-D array in signature column order.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 import warnings
 from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import yaml
 
+from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_contract.model_format import (
+    MLMODEL_FILE,
+    SKOPS_FILE,
+    unsafe_format,
+    unsafe_format_message,
+)
 from mlcycle_serving.errors import PredictionFailed
 from mlcycle_serving.model_source import (
     ModelReference,
@@ -48,6 +61,61 @@ V2_TO_NUMPY: dict[str, str] = {
 }
 
 PredictFn = Callable[[np.ndarray], Any]
+
+
+class UnsafeModel(RuntimeError):
+    """The model is not a scikit-learn model in the skops format, or holds a type that the
+    algorithm table does not trust: it is not loaded."""
+
+
+@cache
+def trusted_types() -> list[str]:
+    """Every type skops may load beyond its own defaults: the union over the algorithm
+    table's allow-listed algorithms."""
+    return sorted({name for a in ALGORITHMS.values() for name in a.skops_trusted_types()})
+
+
+def load_skops(path: Path) -> Any:
+    """The estimator in a skops file, if it holds only types skops or the table trusts."""
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:
+        raise UnsafeModel(f"{path.name} is not a readable skops file: {exc}") from exc
+    unlisted = sorted(set(untrusted) - set(trusted_types()))
+    if unlisted:
+        raise UnsafeModel(
+            f"{path.name} holds types no allow-listed algorithm uses: {', '.join(unlisted)}"
+        )
+    return skops.io.load(path, trusted=trusted_types())
+
+
+def imputed_positions(estimator: Any, names: tuple[str, ...]) -> frozenset[int]:
+    """Columns the fitted pipeline fills in when missing (NaN): a SimpleImputer first in
+    the pipeline, or first in a ColumnTransformer branch that selects them."""
+    from sklearn.impute import SimpleImputer
+
+    def imputes(step: Any) -> bool:
+        first = step.steps[0][1] if hasattr(step, "steps") and step.steps else step
+        missing = getattr(first, "missing_values", None)
+        return (
+            isinstance(first, SimpleImputer) and isinstance(missing, float) and math.isnan(missing)
+        )
+
+    head = estimator.steps[0][1] if hasattr(estimator, "steps") and estimator.steps else estimator
+    if imputes(head):
+        return frozenset(range(len(names)))
+    found: set[int] = set()
+    for _, transformer, columns in getattr(head, "transformers_", ()):
+        if not imputes(transformer) or not isinstance(columns, list | tuple):
+            continue
+        for column in columns:
+            if isinstance(column, str) and column in names:
+                found.add(names.index(column))
+            elif isinstance(column, int) and not isinstance(column, bool):
+                found.add(column)
+    return frozenset(found)
 
 
 def model_name_from_uri(uri: str) -> str:
@@ -115,28 +183,20 @@ class Model:
                 )
 
     def _load(self) -> None:
-        from mlflow.models import Model as MlflowModel
-
         self.reference = resolve_model_uri(self.uri)
         model_dir = download_model(self.reference, self.download_dir)
-        mlmodel = MlflowModel.load(str(model_dir))
+        mlmodel = yaml.safe_load((model_dir / MLMODEL_FILE).read_text())
+        problem = unsafe_format(mlmodel)
+        if problem is not None:
+            raise UnsafeModel(unsafe_format_message(self.reference.resolved_uri, problem))
         self.runtime = recorded_runtime(self.reference, model_dir, mlmodel)
-        if "sklearn" in mlmodel.flavors:
-            import mlflow.sklearn
-
-            estimator = mlflow.sklearn.load_model(str(model_dir))
-            self.flavor = "sklearn"
-            self.input_schema = input_schema_from_signature(mlmodel.signature, estimator)
-            self._predict = self._sklearn_predict_fn(estimator)
-        else:
-            import mlflow.pyfunc
-
-            pyfunc_model = mlflow.pyfunc.load_model(str(model_dir))
-            self.flavor = "pyfunc"
-            self.input_schema = input_schema_from_signature(mlmodel.signature)
-            self._uses_dataframe = self.input_schema.named
-            self._predict = self._wrap_input(pyfunc_model.predict)
-        self.output_spec = output_spec_from_signature(mlmodel.signature)
+        estimator = load_skops(model_dir / SKOPS_FILE)
+        self.flavor = "sklearn"
+        signature = mlmodel.get("signature")
+        schema = input_schema_from_signature(signature, estimator)
+        self.input_schema = schema.accepting_missing(imputed_positions(estimator, schema.names))
+        self.output_spec = output_spec_from_signature(signature)
+        self._predict = self._sklearn_predict_fn(estimator)
         if self.input_schema.width and self.input_schema.all_numeric:
             self.predict(np.zeros((1, self.input_schema.width)))  # warm-up
 

@@ -1,16 +1,19 @@
-"""The model's input and output description, read once from its MLflow signature.
+"""The model's input and output description, read once from its MLmodel signature.
 
-Decoding needs to know, per input column, its name (if any) and what JSON values it
-accepts; metadata endpoints need the Open Inference Protocol datatypes. A model
-without a signature falls back to what the fitted estimator knows about itself
-(`feature_names_in_`, `n_features_in_`).
+Decoding needs to know, per input column, its name (if any), what JSON values it
+accepts, and whether it may be missing (JSON null: the signature marks the column
+optional, or the pipeline imputes it); metadata endpoints need the Open Inference
+Protocol datatypes. The signature is read as the MLmodel file stores it (JSON column
+or tensor specs), without MLflow. A model without a signature falls back to what the
+fitted estimator knows about itself (`feature_names_in_`, `n_features_in_`).
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
-from dataclasses import dataclass
+import json
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any
 
@@ -43,6 +46,8 @@ class InputColumn:
     name: str
     kind: ColumnKind
     v2_datatype: str
+    accepts_missing: bool = False
+    """A JSON null is a missing value (NaN to the model), not an error."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,18 @@ class InputSchema:
         prefixes = ("INT", "UINT")
         return tuple(i for i, c in enumerate(self.columns) if c.v2_datatype.startswith(prefixes))
 
+    @cached_property
+    def missing_positions(self) -> frozenset[int]:
+        return frozenset(i for i, c in enumerate(self.columns) if c.accepts_missing)
+
+    def accepting_missing(self, positions: Collection[int]) -> InputSchema:
+        """The same schema, where the columns at `positions` accept a missing value too."""
+        columns = tuple(
+            replace(c, accepts_missing=True) if i in positions else c
+            for i, c in enumerate(self.columns)
+        )
+        return InputSchema(columns=columns, named=self.named, tensor_name=self.tensor_name)
+
     @property
     def width(self) -> int | None:
         """Number of features, or None when unknown."""
@@ -108,8 +125,8 @@ def v2_datatype_of_dtype(dtype: np.dtype[Any]) -> str:
 
 
 def _v2_datatype_of_mlflow_type(mlflow_type: Any) -> str:
-    # DataType members have a .name ("double"); Array/Object/Map types do not.
-    return MLFLOW_TYPE_TO_V2.get(str(getattr(mlflow_type, "name", "")), "BYTES")
+    # Scalar column types are names ("double"); arrays, objects and maps are objects.
+    return MLFLOW_TYPE_TO_V2.get(mlflow_type, "BYTES") if isinstance(mlflow_type, str) else "BYTES"
 
 
 def _kind_of_v2(datatype: str) -> ColumnKind:
@@ -120,28 +137,53 @@ def _kind_of_v2(datatype: str) -> ColumnKind:
     return ColumnKind.NUMBER
 
 
-def _column(name: str, v2_datatype: str) -> InputColumn:
-    return InputColumn(name=name, kind=_kind_of_v2(v2_datatype), v2_datatype=v2_datatype)
+def _column(name: str, v2_datatype: str, accepts_missing: bool = False) -> InputColumn:
+    return InputColumn(name, _kind_of_v2(v2_datatype), v2_datatype, accepts_missing)
 
 
-def input_schema_from_signature(signature: Any, estimator: Any | None = None) -> InputSchema:
-    """Build the input schema from an MLflow `ModelSignature` (or None)."""
-    inputs = getattr(signature, "inputs", None)
-    if inputs is None:
+def _specs(signature: Mapping[str, Any] | None, key: str) -> list[dict[str, Any]] | None:
+    """The column or tensor specs of the MLmodel signature's `inputs` or `outputs`."""
+    raw = (signature or {}).get(key)
+    if not raw:
+        return None
+    specs = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise ValueError(f"the signature's {key} are not a list of specs")
+    return specs
+
+
+def _tensor(spec: dict[str, Any]) -> tuple[str, tuple[int, ...]] | None:
+    """(V2 datatype, shape) of a tensor spec; None for a column spec."""
+    if spec.get("type") != "tensor":
+        return None
+    tensor = spec["tensor-spec"]
+    return v2_datatype_of_dtype(np.dtype(tensor["dtype"])), tuple(tensor["shape"])
+
+
+def input_schema_from_signature(
+    signature: Mapping[str, Any] | None, estimator: Any | None = None
+) -> InputSchema:
+    """Build the input schema from the MLmodel file's `signature` (or None)."""
+    specs = _specs(signature, "inputs")
+    if specs is None:
         return input_schema_from_estimator(estimator)
-    specs: Sequence[Any] = inputs.inputs
-    if inputs.is_tensor_spec():
+    tensor = _tensor(specs[0]) if specs else None
+    if tensor is not None:
         if len(specs) != 1:
             raise ValueError("signatures with several input tensors are not supported")
-        spec = specs[0]
-        datatype = v2_datatype_of_dtype(np.dtype(spec.type))
-        shape = tuple(spec.shape)
+        datatype, shape = tensor
         width = shape[1] if len(shape) == 2 and shape[1] > 0 else 0
         columns = tuple(_column(str(i), datatype) for i in range(width))
-        return InputSchema(columns=columns, named=False, tensor_name=spec.name or "input-0")
-    named = inputs.has_input_names()
+        return InputSchema(
+            columns=columns, named=False, tensor_name=specs[0].get("name") or "input-0"
+        )
+    named = all(spec.get("name") for spec in specs)
     columns = tuple(
-        _column(spec.name if named else str(i), _v2_datatype_of_mlflow_type(spec.type))
+        _column(
+            str(spec["name"]) if named else str(i),
+            _v2_datatype_of_mlflow_type(spec.get("type")),
+            accepts_missing=spec.get("required") is False,
+        )
         for i, spec in enumerate(specs)
     )
     return InputSchema(columns=columns, named=named)
@@ -160,20 +202,16 @@ def input_schema_from_estimator(estimator: Any | None) -> InputSchema:
     return InputSchema(columns=(), named=False)
 
 
-def output_spec_from_signature(signature: Any) -> OutputSpec:
+def output_spec_from_signature(signature: Mapping[str, Any] | None) -> OutputSpec:
     """The `outputs` entry of the V2 metadata (one output named after the signature)."""
-    outputs = getattr(signature, "outputs", None)
-    if outputs is None or not outputs.inputs:
+    specs = _specs(signature, "outputs")
+    if not specs:
         return OutputSpec(name="predict", v2_datatype="BYTES", shape=(-1,))
-    spec = outputs.inputs[0]
-    if outputs.is_tensor_spec():
-        return OutputSpec(
-            name=spec.name or "predict",
-            v2_datatype=v2_datatype_of_dtype(np.dtype(spec.type)),
-            shape=tuple(spec.shape),
-        )
+    spec = specs[0]
+    name = spec.get("name") or "predict"
+    tensor = _tensor(spec)
+    if tensor is not None:
+        return OutputSpec(name=name, v2_datatype=tensor[0], shape=tensor[1])
     return OutputSpec(
-        name=spec.name or "predict",
-        v2_datatype=_v2_datatype_of_mlflow_type(spec.type),
-        shape=(-1,),
+        name=name, v2_datatype=_v2_datatype_of_mlflow_type(spec.get("type")), shape=(-1,)
     )

@@ -35,15 +35,22 @@ def test_model_name_from_uri(uri: str, name: str) -> None:
     assert model_name_from_uri(uri) == name
 
 
-def test_non_registry_uris_resolve_to_themselves() -> None:
+def test_a_local_directory_resolves_to_itself() -> None:
     assert resolve_model_uri("/models/iris") == ModelReference(
         uri="/models/iris", resolved_uri="/models/iris"
     )
-    run = resolve_model_uri("runs:/0a1b2c/model")
-    assert (run.resolved_uri, run.run_id, run.version) == ("runs:/0a1b2c/model", "0a1b2c", None)
 
 
-@pytest.mark.parametrize("uri", ["models:/a/b/c", "models:/iris/Production"])
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "models:/a/b/c",
+        "models:/iris/Production",
+        "models:/m-0123456789abcdef",
+        "runs:/0a1b2c/model",
+        "s3://bucket/model",
+    ],
+)
 def test_unsupported_model_uris(uri: str) -> None:
     with pytest.raises(ModelSourceError):
         resolve_model_uri(uri)
@@ -69,19 +76,21 @@ def test_requirements_and_mismatches(tmp_path: Path) -> None:
 
 def test_alias_is_resolved_once_to_a_registered_version(
     tmp_path: Path,
+    mlflow_server: str,
     monkeypatch: pytest.MonkeyPatch,
     iris: tuple[pd.DataFrame, pd.Series],
 ) -> None:
-    """A real MLflow registry on SQLite: log, register twice, alias, serve by alias."""
+    """A real MLflow server (SQLite, proxied artifacts): log, register twice, alias, serve
+    by alias; the server reads the registry and the artifacts over MLflow's REST API."""
     import mlflow
     import mlflow.sklearn
     from mlflow import MlflowClient
     from mlflow.models import infer_signature
     from sklearn.linear_model import LogisticRegression
 
-    tracking_uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracking_uri)
-    experiment = mlflow.create_experiment("serving", artifact_location=str(tmp_path / "artifacts"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    experiment = mlflow.create_experiment("serving")
     features, target = iris
     estimator = LogisticRegression(max_iter=500).fit(features, target)
     for _ in range(2):

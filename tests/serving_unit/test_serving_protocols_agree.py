@@ -186,44 +186,6 @@ def test_dataframe_model_with_strings_and_integers(
         ]
 
 
-def _pyfunc_model() -> Any:
-    """A model that is not scikit-learn: served through MLflow's pyfunc wrapper."""
-    import mlflow.pyfunc
-
-    class WeightedSum(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
-            # No type hints: MLflow would read them as a second signature.
-            return (model_input["x"] * 2 + model_input["y"]).to_numpy()
-
-    return WeightedSum()
-
-
-def test_other_flavors_are_served_through_pyfunc(tmp_path: Any) -> None:
-    import mlflow.pyfunc
-    from mlflow.models import infer_signature
-
-    example = pd.DataFrame({"x": [1.0, 2.0], "y": [0.5, 0.25]})
-    mlflow.pyfunc.save_model(
-        str(tmp_path / "doubler"),
-        python_model=_pyfunc_model(),
-        signature=infer_signature(example, np.array([2.5, 4.25])),
-        pip_requirements=["pandas"],
-    )
-    model = Model(str(tmp_path / "doubler"), name="doubler")
-    model.load()
-    assert model.flavor == "pyfunc"
-    with TestClient(create_app(model)) as client:
-        response = client.post(
-            "/invocations", json={"dataframe_records": [{"y": 0.5, "x": 1}, {"x": 3, "y": 1}]}
-        )
-        assert response.json() == {"predictions": [2.5, 7.0]}
-        v2 = client.post(
-            "/v2/models/doubler/infer",
-            json={"inputs": [{"name": "t", "shape": [1, 2], "datatype": "FP64", "data": [2, 1]}]},
-        )
-        assert v2.json()["outputs"][0]["data"] == [5.0]
-
-
 def test_large_requests_are_decoded_off_the_event_loop_and_still_agree(
     client: TestClient, iris: tuple[pd.DataFrame, pd.Series], iris_model_dir: Any
 ) -> None:

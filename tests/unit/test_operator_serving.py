@@ -51,6 +51,7 @@ def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -
     container = spec["template"]["spec"]["containers"][0]
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env[environment.MODEL_URI.name] == "models:/iris-classifier/4"  # never the alias
+    assert env[environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name] == "false"
     assert container["readinessProbe"]["httpGet"]["path"] == environment.READINESS_PATH
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     labels = spec["template"]["metadata"]["labels"]

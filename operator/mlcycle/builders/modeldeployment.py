@@ -54,6 +54,8 @@ def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Sett
          "value": str(spec.serving.max_batch_wait_ms)},
         {"name": environment.MODEL_DOWNLOAD_DIR.name, "value": "/tmp/model"},
         {"name": environment.WORKERS.name, "value": str(spec.serving.workers)},
+        {"name": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name,
+         "value": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.default},
         *storage_environment(settings),
     ]
     deployment_spec: Manifest = {
