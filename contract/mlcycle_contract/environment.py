@@ -41,6 +41,12 @@ AWS_SECRET_ACCESS_KEY = EnvVar("AWS_SECRET_ACCESS_KEY", "", "S3 secret key (from
 MLFLOW_EXPERIMENT_NAME = EnvVar(
     "MLFLOW_EXPERIMENT_NAME", "mlcycle", "MLflow experiment of a training run."
 )
+MLFLOW_ALLOW_PICKLE_DESERIALIZATION = EnvVar(
+    "MLFLOW_ALLOW_PICKLE_DESERIALIZATION",
+    "false",
+    "Serving Pods: MLflow's own loaders refuse pickle and cloudpickle (the server loads skops "
+    "files only, without them).",
+)
 
 # --- The trainer image: `ingest` and `train` Jobs --------------------------------------------
 

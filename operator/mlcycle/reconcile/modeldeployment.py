@@ -1,8 +1,9 @@
-"""ModelDeployment: resolve the model version (following an alias), refuse a model trained in
-another runtime, apply the Deployment, Service and autoscaler, and report the rollout.
+"""ModelDeployment: resolve the model version (following an alias), refuse a model in a format
+the server does not load (`UnsafeModelFormat`) or trained in another runtime, apply the
+Deployment, Service and autoscaler, and report the rollout.
 
-A model that cannot be served (missing, or trained in another runtime) never touches the
-existing Deployment: the version already serving keeps serving.
+A model that cannot be served (missing, unsafe, or trained in another runtime) never touches
+the existing Deployment: the version already serving keeps serving.
 """
 
 from __future__ import annotations
@@ -46,6 +47,11 @@ from mlcycle_contract.api.modeldeployment import (
     ModelRuntime,
     RolloutRecord,
 )
+from mlcycle_contract.model_format import (
+    UNSAFE_MODEL_FORMAT,
+    unsafe_format,
+    unsafe_format_message,
+)
 from mlcycle_contract.runtime import current_runtime
 
 Types = ModelDeploymentConditionType
@@ -65,6 +71,10 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
                                  spec.model.version, spec.model.alias)
     except registry.ModelNotFound as missing:
         return refused(deployment, "ModelNotFound", f"spec.model: {missing}")
+    problem = unsafe_format(registry.model_file(settings.operator_tracking_uri, model))
+    if problem is not None:
+        return refused(deployment, UNSAFE_MODEL_FORMAT, unsafe_format_message(
+            f"model {model.name} version {model.version}", problem) + "; it was not rolled out")
     serving = parse_runtime(settings.serving_runtime) or current_runtime()
     mismatch = runtime_mismatch(model.runtime, serving)
     if mismatch:
