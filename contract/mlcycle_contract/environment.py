@@ -23,8 +23,8 @@ class EnvVar:
     description: str
 
 
-# Standard variables, read by boto3 and MLflow themselves. The two credentials come from a
-# Secret through secretKeyRef, never from a custom resource.
+# Standard variables, read by boto3 and MLflow themselves. The credentials come from the
+# namespace's Secret through secretKeyRef, never from a custom resource.
 MLFLOW_TRACKING_URI = EnvVar(
     "MLFLOW_TRACKING_URI", "", "MLflow tracking server and registry (for models:/ URIs)."
 )
@@ -38,6 +38,12 @@ AWS_ENDPOINT_URL_S3 = EnvVar(
 )
 AWS_ACCESS_KEY_ID = EnvVar("AWS_ACCESS_KEY_ID", "", "S3 access key (from a Secret).")
 AWS_SECRET_ACCESS_KEY = EnvVar("AWS_SECRET_ACCESS_KEY", "", "S3 secret key (from a Secret).")
+MLFLOW_TRACKING_USERNAME = EnvVar(
+    "MLFLOW_TRACKING_USERNAME", "", "The namespace's MLflow user (from a Secret)."
+)
+MLFLOW_TRACKING_PASSWORD = EnvVar(
+    "MLFLOW_TRACKING_PASSWORD", "", "The namespace's MLflow password (from a Secret)."
+)
 MLFLOW_EXPERIMENT_NAME = EnvVar(
     "MLFLOW_EXPERIMENT_NAME", "mlcycle", "MLflow experiment of a training run."
 )
@@ -52,6 +58,7 @@ MLFLOW_ALLOW_PICKLE_DESERIALIZATION = EnvVar(
 
 COMMAND_INGEST: Final = "ingest"
 COMMAND_TRAIN: Final = "train"
+COMMAND_SEARCH: Final = "search"
 """The trainer container's only argument."""
 
 NAMESPACE = EnvVar("MLCYCLE_NAMESPACE", "default", "Namespace of the owning custom resource.")
@@ -93,6 +100,24 @@ DATASET_SPLIT = EnvVar(
     "MLCYCLE_DATASET_SPLIT",
     "{}",
     "`train`: the Dataset's spec.split as JSON: the holdout's fraction, seed and stratification.",
+)
+SEARCH_STUDY = EnvVar(
+    "MLCYCLE_SEARCH_STUDY", "", "`search`: the study's name, shared by its workers. Required."
+)
+SEARCH_STUDY_URI = EnvVar(
+    "MLCYCLE_SEARCH_STUDY_URI",
+    "",
+    "`search`: s3:// prefix of the study: its Optuna journal, MLflow parent run and worker "
+    "heartbeats. Required.",
+)
+SEARCH_DEADLINE = EnvVar(
+    "MLCYCLE_SEARCH_DEADLINE",
+    "",
+    "`search`: ISO 8601 time after which no trial starts (spec.search.timeout from the "
+    "search's start); empty for none.",
+)
+JOB_COMPLETION_INDEX = EnvVar(
+    "JOB_COMPLETION_INDEX", "0", "`search`: the worker's index, set by Kubernetes (Indexed Job)."
 )
 
 TERMINATION_MESSAGE_LIMIT: Final = 4096
@@ -193,6 +218,17 @@ TAG_DATASET_VERSION: Final = "mlcycle.dataset.version"
 TAG_TRAININGJOB_UID: Final = "mlcycle.trainingjob.uid"
 TAG_GATES_PASSED: Final = "mlcycle.gates.passed"
 """`true` or `false`."""
+
+# A search's runs: one parent per study, one child per trial (the operator reads them back).
+TAG_SEARCH_STUDY: Final = "mlcycle.search.study"
+TAG_SEARCH_ROLE: Final = "mlcycle.search.role"
+"""`parent` or `trial`."""
+TAG_TRIAL_NUMBER: Final = "mlcycle.trial.number"
+TAG_TRIAL_ALGORITHM: Final = "mlcycle.trial.algorithm"
+TAG_TRIAL_STATE: Final = "mlcycle.trial.state"
+"""A `TrialState` value: Running, Complete, Pruned or Failed."""
+TAG_TRIAL_ERROR: Final = "mlcycle.trial.error"
+"""`<Reason>: <message>` of a failed trial."""
 
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -76,6 +76,15 @@ class TrainingResult(CommandResult):
     )
 
 
+class SearchWorkerResult(CommandResult):
+    """`search` ended in one worker: the study is done for it (budget, goal or deadline)."""
+
+    trials: int = Field(ge=0, description="Trials this worker finished.")
+    stopped_by: str = Field(
+        max_length=64, description="maxTrials, goal or timeout: why no further trial started."
+    )
+
+
 class Failure(ApiModel):
     """Why a command failed."""
 

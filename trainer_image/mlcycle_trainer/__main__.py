@@ -1,4 +1,4 @@
-"""`python -m mlcycle_trainer ingest|train`: run one command, report its typed result through
+"""`python -m mlcycle_trainer ingest|train|search`: run one command, report its typed result through
 the termination message, exit with the contract's code.
 
 Every outcome writes the termination-message JSON; a failure also logs one line with its
@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from mlcycle_contract.environment import (
     COMMAND_INGEST,
+    COMMAND_SEARCH,
     COMMAND_TRAIN,
     EXIT_INTERNAL_ERROR,
     EXIT_OK,
@@ -34,7 +35,7 @@ from mlcycle_trainer.logs import configure_logging
 
 logger = logging.getLogger("mlcycle_trainer")
 
-USAGE = f"usage: python -m mlcycle_trainer {{{COMMAND_INGEST}|{COMMAND_TRAIN}}}"
+USAGE = f"usage: python -m mlcycle_trainer {{{COMMAND_INGEST}|{COMMAND_TRAIN}|{COMMAND_SEARCH}}}"
 
 
 def _command(name: str) -> Callable[[], CommandResult] | None:
@@ -47,6 +48,10 @@ def _command(name: str) -> Callable[[], CommandResult] | None:
         from mlcycle_trainer.train import run_train
 
         return run_train
+    if name == COMMAND_SEARCH:
+        from mlcycle_trainer.search import run_search
+
+        return run_search
     return None
 
 

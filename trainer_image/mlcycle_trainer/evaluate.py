@@ -34,7 +34,7 @@ MEASUREMENT_BUDGET_SECONDS = 10.0
 LATENCY_BATCH_MS = "latency_batch100_ms"
 
 # metric -> (scikit-learn scorer name, sign that makes it the metric's value)
-_CV_SCORERS = {
+CV_SCORERS = {
     "accuracy": ("accuracy", 1.0),
     "f1_macro": ("f1_macro", 1.0),
     "roc_auc": ("roc_auc", 1.0),
@@ -113,7 +113,7 @@ def cross_validation(
         metrics = ["r2", "rmse", "mae"]
     multiclass = task == Task.CLASSIFICATION and y.nunique() > 2
     scoring = {
-        metric: "roc_auc_ovr" if metric == "roc_auc" and multiclass else _CV_SCORERS[metric][0]
+        metric: "roc_auc_ovr" if metric == "roc_auc" and multiclass else CV_SCORERS[metric][0]
         for metric in metrics
     }
     results = cross_validate(
@@ -121,7 +121,7 @@ def cross_validation(
     )
     summary: dict[str, float] = {}
     for metric in metrics:
-        values = results[f"test_{metric}"] * _CV_SCORERS[metric][1]
+        values = results[f"test_{metric}"] * CV_SCORERS[metric][1]
         if np.isnan(values).all():
             continue
         summary[f"cv_{metric}_mean"] = float(np.nanmean(values))

@@ -121,6 +121,16 @@ class ObjectStore:
         except ObjectMissing:
             return False
 
+    def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
+        """The keys under `prefix` that sort after `start_after`, in order."""
+        keys: list[str] = []
+        with _storage_errors(prefix):
+            pages = self._client.get_paginator("list_objects_v2").paginate(
+                Bucket=prefix.bucket, Prefix=prefix.key, StartAfter=start_after)
+            for page in pages:
+                keys.extend(str(item["Key"]) for item in page.get("Contents", []))
+        return keys
+
     def put(self, location: S3Location, data: bytes, content_type: str) -> None:
         self._put(location, data, content_type, overwrite=True)
 

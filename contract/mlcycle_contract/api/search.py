@@ -14,7 +14,6 @@ from pydantic import ConfigDict, Field, field_validator, model_validator
 from mlcycle_contract.api.algorithms import (
     ALGORITHMS,
     AlgorithmDefinition,
-    IntermediateValues,
     hyperparameter_problem,
 )
 from mlcycle_contract.api.common import (
@@ -104,8 +103,8 @@ class SearchSpec(ApiModel):
     pruner: Pruner = Field(
         default=Pruner.NONE,
         description="Optuna pruner: none, median, successive_halving or hyperband. It reads "
-        "each trial's running cross-validation score after every fold, or, without "
-        "cross-validation, the staged scores of boosting algorithms.",
+        "each trial's running cross-validation score after every fold (validation.folds "
+        ">= 2), and stops a trial before its remaining folds.",
     )
     max_trials: int = Field(
         default=20, ge=1, le=1000,
@@ -193,12 +192,11 @@ def search_problem(search: SearchSpec, algorithms: list[Algorithm],
         if search.sampler == Sampler.GRID and any(
                 p.type != ParameterType.CATEGORICAL and p.step is None for p in space.values()):
             return "spec.search.sampler", f"{GRID_MESSAGE}; {algorithm}'s default space is not"
-        if search.pruner != Pruner.NONE and not cross_validation and (
-                definition.intermediate_values != IntermediateValues.STAGED_PREDICT):
-            return "spec.search.pruner", (
-                f"{algorithm} cannot report intermediate values without cross-validation "
-                "(only boosting reports staged scores): set spec.validation.folds >= 2 "
-                "or pruner none")
+    if search.pruner != Pruner.NONE and not cross_validation:
+        return "spec.search.pruner", (
+            f"{', '.join(algorithms)} cannot report intermediate values: a trial reports its "
+            "running cross-validation score after each fold, and spec.validation.folds is 0; "
+            "set folds >= 2 or pruner none")
     return None
 
 

@@ -1,0 +1,383 @@
+"""`search`: one long-lived worker of a hyperparameter search, running trial after trial of
+the study its Job's workers share, until the study's budget, goal or deadline is reached.
+
+A worker reads the dataset once and pays the Pod's start-up once, for many trials. Each
+trial cross-validates one configuration on the training rows (the holdout stays unseen
+until the best configuration is trained by the `train` command) and reports its running
+score after every fold, so the pruner can stop it before its remaining folds. The study
+lives in S3 (`search_journal`); trials are counted there, so every worker stops when
+`maxTrials` trials have started in total, whichever worker ran them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages.journal import JournalStorage
+from optuna.trial import FrozenTrial
+from optuna.trial import TrialState as OptunaState
+from sklearn.base import clone
+from sklearn.metrics import get_scorer
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
+
+from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_contract.api.learning import Direction, Metric, Task
+from mlcycle_contract.api.search import Pruner, Sampler, SearchSpec, TrialState, effective_space
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
+from mlcycle_contract.environment import (
+    JOB_COMPLETION_INDEX,
+    MLFLOW_EXPERIMENT_NAME,
+    SEARCH_DEADLINE,
+    SEARCH_STUDY,
+    SEARCH_STUDY_URI,
+    TAG_DATASET_NAME,
+    TAG_DATASET_VERSION,
+    TAG_TRAININGJOB_UID,
+    TRAINING_SPEC,
+)
+from mlcycle_contract.results import SearchWorkerResult
+from mlcycle_trainer import lineage, tracking
+from mlcycle_trainer.algorithms import build_estimator
+from mlcycle_trainer.environment import Owner, model_from_json, optional, required
+from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, TrainerError
+from mlcycle_trainer.evaluate import CV_SCORERS
+from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
+from mlcycle_trainer.search_journal import journal_storage
+from mlcycle_trainer.search_space import Spaces, grid, suggest
+from mlcycle_trainer.search_tracking import SearchTracking
+from mlcycle_trainer.snapshots import read_snapshot
+from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
+from mlcycle_trainer.validation import Holdout, split
+
+logger = logging.getLogger(__name__)
+
+TRIALS_FAILED = "TrialsFailed"
+HEARTBEAT_SECONDS = 5.0
+STALE_SECONDS = 30.0  # a worker silent this long is gone: its running trial failed
+ATTR_WORKER, ATTR_RUN, ATTR_ERROR, ATTR_OVERFLOW = "worker", "run_id", "error", "overflow"
+VALIDATION_FRACTION = 0.2  # of the training rows, when there is no cross-validation
+
+
+@dataclass(frozen=True)
+class Folds:
+    """The rows every trial is scored on: cross-validation folds of the training rows, or
+    one validation split of them when spec.validation.folds is 0."""
+
+    x: pd.DataFrame
+    y: pd.Series
+    splits: list[tuple[np.ndarray, np.ndarray]]
+    scorer: Any
+    sign: float  # makes the scorer's value the metric's value (losses are negated)
+
+
+def folds_for(x: pd.DataFrame, y: pd.Series, task: Task, metric: Metric, folds: int,
+              seed: int) -> Folds:
+    """Stratified for classification, and fewer folds when a class has fewer rows."""
+    classification = task == Task.CLASSIFICATION
+    if classification:
+        folds = min(folds, int(y.value_counts().min()))
+    splitter: Any
+    if folds >= 2:
+        splitter = (StratifiedKFold if classification else KFold)(
+            n_splits=folds, shuffle=True, random_state=seed)
+    else:
+        splitter = (StratifiedShuffleSplit if classification and y.value_counts().min() >= 2
+                    else ShuffleSplit)(n_splits=1, test_size=VALIDATION_FRACTION,
+                                       random_state=seed)
+    name, sign = CV_SCORERS[metric.value]
+    if name == "roc_auc" and y.nunique() > 2:
+        name = "roc_auc_ovr"
+    return Folds(x, y, list(splitter.split(x, y)), get_scorer(name), sign)
+
+
+@dataclass
+class Worker:
+    """One worker: the study it shares, and what it needs to run trials."""
+
+    spec: TrainingJobSpec
+    search: SearchSpec
+    spaces: Spaces
+    folds: Folds
+    study: optuna.Study
+    storage: JournalStorage
+    tracking: SearchTracking
+    store: ObjectStore
+    heartbeats: S3Location
+    run_tags: dict[str, str]
+    name: str
+    deadline: datetime | None
+    finished: int = 0
+
+    @property
+    def metric(self) -> Metric:
+        return self.spec.effective_objective.metric
+
+    @property
+    def maximize(self) -> bool:
+        return self.spec.effective_objective.direction == Direction.MAXIMIZE
+
+    def run(self) -> str:
+        """Trials until the study stops; why it stopped."""
+        while True:
+            self.fail_stale_trials()
+            reason = self.stop_reason(self.counted())
+            if reason is not None or not self.run_trial():
+                return reason or "maxTrials"
+
+    def counted(self) -> list[FrozenTrial]:
+        """The study's trials, without those started past the budget."""
+        return [t for t in self.study.get_trials(deepcopy=False)
+                if not t.user_attrs.get(ATTR_OVERFLOW)]
+
+    def stop_reason(self, trials: list[FrozenTrial]) -> str | None:
+        """Why no further trial starts, or None; raises when the failure budget is spent."""
+        failed = [t for t in trials if t.state == OptunaState.FAIL]
+        allowed = self.search.max_failed_trials
+        if allowed is not None and len(failed) > allowed:
+            errors = sorted({str(t.user_attrs.get(ATTR_ERROR, "stopped")) for t in failed})
+            raise InvalidInput(
+                TRIALS_FAILED,
+                f"{len(failed)} trials failed, more than spec.search.maxFailedTrials "
+                f"({allowed}): trials {', '.join(str(t.number) for t in failed[:20])}: "
+                + "; ".join(errors[:3]),
+                "spec.search.maxFailedTrials")
+        goal = self.search.goal
+        values = [t.value for t in trials
+                  if t.state == OptunaState.COMPLETE and t.value is not None]
+        if goal is not None and values and (
+                max(values) >= goal if self.maximize else min(values) <= goal):
+            return "goal"
+        if self.deadline is not None and datetime.now(UTC) >= self.deadline:
+            return "timeout"
+        if len(trials) >= self.search.max_trials:
+            return "maxTrials"
+        return None
+
+    def run_trial(self) -> bool:
+        """One trial; False when the trial fell past the budget and did not run.
+
+        Trials are numbered in the journal's order, so the trials before this one decide,
+        without a lock, whether it fits in maxTrials: one past it is marked and failed at
+        once, counts nowhere and gets no MLflow run."""
+        trial = self.study.ask()
+        before = [t for t in self.counted() if t.number < trial.number]
+        if len(before) >= self.search.max_trials:
+            trial.set_user_attr(ATTR_OVERFLOW, True)
+            self.study.tell(trial, state=OptunaState.FAIL)
+            return False
+        trial.set_user_attr(ATTR_WORKER, self.name)
+        algorithm, hyperparameters = suggest(trial, self.spaces)
+        run_id = self.tracking.start_trial(trial.number, algorithm, hyperparameters,
+                                           self.run_tags)
+        trial.set_user_attr(ATTR_RUN, run_id)
+        intermediate: dict[int, float] = {}
+        value: float | None = None
+        error: str | None = None
+        try:
+            value = self.evaluate(trial, algorithm, hyperparameters, intermediate)
+            state = TrialState.COMPLETE
+        except optuna.TrialPruned:
+            state = TrialState.PRUNED
+        except Terminated:
+            self.end(trial, run_id, TrialState.FAILED, intermediate, None,
+                     "Terminated: the worker Pod was stopped")
+            raise
+        except Exception as exc:  # a trial's failure is the study's data, not the worker's
+            reason = exc.reason if isinstance(exc, TrainerError) else type(exc).__name__
+            error = f"{reason}: {exc}"[:1000]
+            state = TrialState.FAILED
+            logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
+        self.end(trial, run_id, state, intermediate, value, error)
+        return True
+
+    def evaluate(self, trial: optuna.Trial, algorithm: str, hyperparameters: dict[str, Any],
+                 intermediate: dict[int, float]) -> float:
+        """The trial's mean score over the folds, reported after each fold so the pruner
+        can stop it (TrialPruned) before the remaining ones."""
+        estimator = build_estimator(ALGORITHMS[algorithm], hyperparameters,
+                                    self.spec.validation.seed)
+        pipeline = build_pipeline(estimator, self.folds.x, self.spec.preprocessing.scaling,
+                                  self.spec.preprocessing.one_hot_encode)
+        x, y, scores = self.folds.x, self.folds.y, []
+        for step, (train_rows, test_rows) in enumerate(self.folds.splits):
+            fitted = clone(pipeline).fit(x.iloc[train_rows], y.iloc[train_rows])
+            score = self.folds.sign * float(
+                self.folds.scorer(fitted, x.iloc[test_rows], y.iloc[test_rows]))
+            if math.isnan(score):
+                raise ValueError(f"{self.metric.value} is undefined on fold {step}")
+            scores.append(score)
+            intermediate[step] = float(np.mean(scores))
+            trial.report(intermediate[step], step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned after fold {step}")
+        return float(np.mean(scores))
+
+    def end(self, trial: optuna.Trial, run_id: str, state: TrialState,
+            intermediate: dict[int, float], value: float | None, error: str | None) -> None:
+        if error:
+            trial.set_user_attr(ATTR_ERROR, error)
+        self.study.tell(trial, value if state == TrialState.COMPLETE else None,
+                        state=OPTUNA_STATES[state])
+        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error)
+        self.finished += 1
+        logger.info("Trial %d: %s%s", trial.number, state.value,
+                    f", {self.metric.value} = {value:.4f}" if value is not None else "")
+
+    def fail_stale_trials(self) -> None:
+        """A running trial whose worker stopped beating (its Pod was killed) ends Failed."""
+        now = time.time()
+        for trial in self.study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+            started = trial.datetime_start.timestamp() if trial.datetime_start else now
+            if now - started < STALE_SECONDS:
+                continue
+            owner = str(trial.user_attrs.get(ATTR_WORKER, ""))
+            if owner and now - self.last_beat(owner) < STALE_SECONDS:
+                continue
+            error = f"WorkerLost: worker {owner or '(unknown)'} stopped during the trial"
+            try:  # the storage's own calls: a trial of another worker is no optuna.Trial here
+                self.storage.set_trial_user_attr(trial._trial_id, ATTR_ERROR, error)
+                self.storage.set_trial_state_values(trial._trial_id, OptunaState.FAIL)
+            except (UpdateFinishedTrialError, RuntimeError):
+                continue  # another worker ended it first
+            logger.warning("Trial %d failed: %s", trial.number, error)
+            run_id = trial.user_attrs.get(ATTR_RUN)
+            if run_id:
+                self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
+                                        None, error)
+
+    def last_beat(self, worker: str) -> float:
+        try:
+            return float(self.store.get(self.heartbeats.child(worker)))
+        except ObjectMissing:
+            return 0.0
+
+    def best(self) -> FrozenTrial | None:
+        done = [t for t in self.counted() if t.state == OptunaState.COMPLETE]
+        if not done:
+            return None
+        pick = max if self.maximize else min
+        return pick(done, key=lambda t: float(t.value or 0.0))
+
+
+OPTUNA_STATES = {TrialState.COMPLETE: OptunaState.COMPLETE,
+                 TrialState.PRUNED: OptunaState.PRUNED, TrialState.FAILED: OptunaState.FAIL}
+
+
+@contextmanager
+def heartbeat(store: ObjectStore, location: S3Location) -> Iterator[None]:
+    """Writes the time to `location` every few seconds while the block runs."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            try:
+                store.put(location, str(time.time()).encode(), "text/plain")
+            except TrainerError as exc:  # the next beat may get through
+                logger.warning("Heartbeat not written: %s", exc.message)
+            stop.wait(HEARTBEAT_SECONDS)
+
+    thread = threading.Thread(target=beat, name="heartbeat", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def _sampler(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.samplers.BaseSampler:
+    seed = None if search.seed is None else search.seed + worker
+    if search.sampler == Sampler.RANDOM:
+        return optuna.samplers.RandomSampler(seed=seed)
+    if search.sampler == Sampler.GRID:
+        return optuna.samplers.GridSampler(grid(spaces), seed=seed)
+    if search.sampler == Sampler.QMC:
+        return optuna.samplers.QMCSampler(seed=seed)
+    if search.sampler == Sampler.CMAES:
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    # group: AutoML's parameters exist only with their algorithm; constant_liar: a worker
+    # takes the trials running in the others into account.
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
+                                      constant_liar=True)
+
+
+def _pruner(search: SearchSpec, folds: int) -> optuna.pruners.BasePruner:
+    if search.pruner == Pruner.MEDIAN:
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if search.pruner == Pruner.SUCCESSIVE_HALVING:
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    if search.pruner == Pruner.HYPERBAND:
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
+    return optuna.pruners.NopPruner()
+
+
+def _lineage(owner: Owner, dataset: lineage.DatasetInput) -> dict[str, str]:
+    return {"mlcycle.trainingjob.name": owner.name, TAG_TRAININGJOB_UID: owner.uid,
+            "mlcycle.namespace": owner.namespace, "mlcycle.image": owner.image,
+            TAG_DATASET_NAME: dataset.name, TAG_DATASET_VERSION: dataset.version}
+
+
+def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
+    """Run trials of the study the environment names until it stops."""
+    logging.getLogger("mlcycle_trainer.storage").setLevel(logging.WARNING)  # every record
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    store = store or ObjectStore()
+    owner = Owner.from_environment()
+    spec = model_from_json(TRAINING_SPEC, TrainingJobSpec, "spec")
+    if spec.search is None:
+        raise InvalidInput(INVALID_SPEC, "the search command needs spec.search", "spec.search")
+    search = spec.search
+    dataset = lineage.DatasetInput.from_environment()
+    task, objective = spec.effective_task, spec.effective_objective
+    study_uri = S3Location.parse(required(SEARCH_STUDY_URI))
+    deadline = optional(SEARCH_DEADLINE)
+    index = int(optional(JOB_COMPLETION_INDEX))
+    spaces = effective_space(search, spec.candidate_algorithms)
+
+    frame = read_snapshot(store, dataset.uri, dataset.version)
+    x, y = features_and_target(frame, dataset.target, task)
+    x_train, _, y_train, _ = split(x, y, Holdout.resolve(dataset.split, spec.validation, task))
+    folds = folds_for(x_train, y_train, task, objective.metric, spec.validation.folds,
+                      spec.validation.seed)
+    storage = journal_storage(store, study_uri.child("journal"))
+    study = optuna.create_study(
+        storage=storage,
+        study_name=required(SEARCH_STUDY),
+        direction=objective.direction.value if objective.direction else "maximize",
+        sampler=_sampler(search, spaces, index),
+        pruner=_pruner(search, len(folds.splits)),
+        load_if_exists=True,
+    )
+    tags = _lineage(owner, dataset)
+    experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
+    runs = SearchTracking.open(experiment_id, study.study_name, f"{owner.name}-search", tags,
+                               store, study_uri.child("parent-run.json"))
+    name = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"  # a replaced Pod is a new worker
+    worker = Worker(spec, search, spaces, folds, study, storage, runs, store,
+                    study_uri.child("heartbeats"), tags, name,
+                    datetime.fromisoformat(deadline) if deadline else None)
+    logger.info("Worker %s joins study %s: %s, %d rows, %d folds", name, study.study_name,
+                ", ".join(spaces), len(x_train), len(folds.splits))
+    with heartbeat(store, worker.heartbeats.child(name)):
+        stopped_by = worker.run()
+    best = worker.best()
+    if best is not None:
+        runs.finish(objective.metric.value, best.value,
+                    {"trial": best.number, **best.params})
+    logger.info("Worker %s stops (%s) after %d trials", name, stopped_by, worker.finished)
+    return SearchWorkerResult(trials=worker.finished, stopped_by=stopped_by)
