@@ -3,9 +3,10 @@
 Pure functions, no web framework: every function returns an array of shape
 (rows, features) in the signature's column order, float64 when all columns are
 numeric, object otherwise; or raises `InvalidInput` naming the first problem
-(which row, which column, what was wrong). The numeric fast path is one
-`np.array` call plus a scan for booleans (which numpy would quietly turn into 0/1);
-the slow, precise diagnosis only runs for bad input.
+(which row, which column, what was wrong). A JSON null is a missing value (NaN) in
+a column that accepts one (`InputColumn.accepts_missing`), and an error elsewhere. The
+numeric fast path is one `np.array` call plus a scan for booleans (which numpy would
+quietly turn into 0/1); the slow, precise path only runs for nulls and bad input.
 """
 
 from __future__ import annotations
@@ -55,7 +56,10 @@ def _row_where(schema: InputSchema) -> Where:
 
 def _value_error(value: Any, kind: ColumnKind, where: str) -> InvalidInput:
     expected = {"number": "a number", "boolean": "a boolean", "string": "a string"}[kind.value]
-    return InvalidInput(f"{where}: expected {expected}, got {_describe_value(value)}")
+    problem = f"{where}: expected {expected}, got {_describe_value(value)}"
+    if value is None:
+        problem += " (the model needs this column: it cannot fill in a missing value)"
+    return InvalidInput(problem)
 
 
 def _check_value(value: Any, kind: ColumnKind, where: str) -> None:
@@ -123,7 +127,7 @@ def _check_width(array: np.ndarray, schema: InputSchema, field: str) -> np.ndarr
 def _check_integers(array: np.ndarray, schema: InputSchema, field: str) -> None:
     for j in schema.integer_positions:
         column = array[:, j]
-        fractional = np.flatnonzero(column != np.floor(column))
+        fractional = np.flatnonzero((column != np.floor(column)) & ~np.isnan(column))
         if fractional.size:
             i = int(fractional[0])
             raise InvalidInput(
@@ -133,7 +137,8 @@ def _check_integers(array: np.ndarray, schema: InputSchema, field: str) -> None:
 
 
 def _mixed_rows(rows: list[Any], schema: InputSchema, field: str) -> np.ndarray:
-    """Object array for signatures with string or boolean columns."""
+    """Object array, value by value: for string or boolean columns, or missing values
+    (which become NaN)."""
     width = len(schema.columns)
     batch = np.empty((len(rows), width), dtype=object)
     where = _row_where(schema)
@@ -144,10 +149,12 @@ def _mixed_rows(rows: list[Any], schema: InputSchema, field: str) -> np.ndarray:
         if len(row) != width:
             raise InvalidInput(f"{field}: row {i} has {len(row)} values, the model expects {width}")
         for j, (value, column) in enumerate(zip(row, schema.columns, strict=True)):
+            if value is None and column.accepts_missing:
+                continue
             _check_value(value, column.kind, where(i, j))
             if j in integers and isinstance(value, float) and not value.is_integer():
                 raise InvalidInput(f"{field}: {where(i, j)}: expected an integer, got {value!r}")
-        batch[i] = row
+        batch[i] = [np.nan if value is None else value for value in row]
     return batch
 
 
@@ -166,7 +173,12 @@ def rows_to_batch(rows: Any, schema: InputSchema, field: str) -> np.ndarray:
         return records_to_batch(rows, schema, field)
     if schema.columns and not schema.all_numeric:
         return _mixed_rows(rows, schema, field)
-    array = _check_width(numbers(rows, _row_where(schema), field), schema, field)
+    try:
+        array = _check_width(numbers(rows, _row_where(schema), field), schema, field)
+    except InvalidInput:
+        if not schema.missing_positions:
+            raise
+        return _mixed_rows(rows, schema, field).astype(np.float64)
     if schema.integer_positions:
         _check_integers(array, schema, field)
     return array.astype(np.float64, copy=False)
