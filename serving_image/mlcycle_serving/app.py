@@ -40,6 +40,7 @@ from mlcycle_serving.errors import (
 )
 from mlcycle_serving.metrics import ServingMetrics
 from mlcycle_serving.model import Model
+from mlcycle_serving.openapi import openapi_document
 from mlcycle_serving.protocols import (
     KSERVE_V1_PREDICT,
     MLFLOW_INVOCATIONS,
@@ -105,6 +106,7 @@ class ServingApp:
             "/health": {"GET": self.ping},
             "/version": {"GET": self.version},
             "/metrics": {"GET": self.prometheus},
+            "/openapi.json": {"GET": self.openapi},
         }
         self._static = {path: (path, methods) for path, methods in static_routes.items()}
         self._v2_model_routes: dict[str, tuple[str, dict[str, Handler]]] = {
@@ -328,6 +330,10 @@ class ServingApp:
                 "load_error": self.model.load_error,
             },
         )
+
+    async def openapi(self, call: Call) -> Response:
+        """The three protocols, their bodies described from the model (once it is loaded)."""
+        return _json(200, openapi_document(self.model.name, self.model.input_schema))
 
     async def prometheus(self, call: Call) -> Response:
         return Response(200, self.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.encode())

@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -198,3 +199,51 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+def _training_frame() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    size = 300
+    frame = pd.DataFrame(
+        {
+            "age": rng.normal(40, 10, size).round(),
+            "income": rng.normal(50_000, 12_000, size).round(),
+            "city": rng.choice(["paris", "lyon", "nice"], size).astype(object),
+            "plan": rng.choice(["basic", "gold"], size).astype(object),
+        }
+    )
+    frame["churned"] = ((frame["age"] < 38) ^ (frame["plan"] == "gold")).astype(int)
+    frame.loc[rng.choice(size, 40, replace=False), "age"] = np.nan
+    frame.loc[rng.choice(size, 40, replace=False), "city"] = None
+    return frame  # income and plan have no missing value in training
+
+
+@pytest.fixture(scope="session")
+def churn_model(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
+    """The trainer's own pipeline (imputers, scaling, one-hot encoding) fitted on data with
+    missing numbers and missing categories, saved as the trainer saves it: skops, the
+    table's trusted types, a signature inferred from the training rows."""
+    import mlflow.sklearn
+    import skops.io
+    from mlflow.models import infer_signature
+
+    from mlcycle_contract.api.algorithms import ALGORITHMS
+    from mlcycle_contract.api.learning import Task
+    from mlcycle_contract.api.trainingjob import Scaling
+    from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
+    from mlcycle_trainer.serialization import serialize
+
+    algorithm = ALGORITHMS["logistic_regression"]
+    x, y = features_and_target(_training_frame(), "churned", Task.CLASSIFICATION)
+    pipeline = build_pipeline(algorithm.estimator_class()(), x, Scaling.STANDARD, True).fit(x, y)
+    data, trusted = serialize(pipeline, algorithm)
+    path = tmp_path_factory.mktemp("models") / "churn"
+    mlflow.sklearn.save_model(
+        skops.io.loads(data, trusted=trusted),
+        str(path),
+        serialization_format="skops",
+        skops_trusted_types=trusted,
+        signature=infer_signature(x, pipeline.predict(x)),
+        pip_requirements=["scikit-learn"],
+    )
+    return pipeline, path

@@ -1,8 +1,7 @@
 """A JSON null is a missing value where the model can take one, in all three protocols.
 
-The model is the trainer's own pipeline (imputers, scaling, one-hot encoding) fitted on data
-with missing numbers and missing categories, saved as the trainer saves it (skops, signature
-inferred from the training rows). A null in a column the model cannot fill in stays a 400
+The model is the trainer's own pipeline fitted on data with missing numbers and missing
+categories (`churn_model` in conftest). A null in a column the model cannot fill in stays a 400
 naming the column.
 """
 
@@ -19,13 +18,8 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from mlcycle_contract.api.algorithms import ALGORITHMS
-from mlcycle_contract.api.learning import Task
-from mlcycle_contract.api.trainingjob import Scaling
 from mlcycle_serving.app import create_app
 from mlcycle_serving.model import Model
-from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
-from mlcycle_trainer.serialization import serialize
 
 COLUMNS = ["age", "income", "city", "plan"]
 ROWS: list[list[Any]] = [
@@ -37,48 +31,9 @@ ROWS: list[list[Any]] = [
 ]
 
 
-def _training_frame() -> pd.DataFrame:
-    rng = np.random.default_rng(7)
-    size = 300
-    frame = pd.DataFrame(
-        {
-            "age": rng.normal(40, 10, size).round(),
-            "income": rng.normal(50_000, 12_000, size).round(),
-            "city": rng.choice(["paris", "lyon", "nice"], size).astype(object),
-            "plan": rng.choice(["basic", "gold"], size).astype(object),
-        }
-    )
-    frame["churned"] = ((frame["age"] < 38) ^ (frame["plan"] == "gold")).astype(int)
-    frame.loc[rng.choice(size, 40, replace=False), "age"] = np.nan
-    frame.loc[rng.choice(size, 40, replace=False), "city"] = None
-    return frame  # income and plan have no missing value in training
-
-
 @pytest.fixture(scope="module")
-def pipeline_and_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
-    import mlflow.sklearn
-    import skops.io
-    from mlflow.models import infer_signature
-
-    algorithm = ALGORITHMS["logistic_regression"]
-    x, y = features_and_target(_training_frame(), "churned", Task.CLASSIFICATION)
-    pipeline = build_pipeline(algorithm.estimator_class()(), x, Scaling.STANDARD, True).fit(x, y)
-    data, trusted = serialize(pipeline, algorithm)
-    path = tmp_path_factory.mktemp("models") / "churn"
-    mlflow.sklearn.save_model(
-        skops.io.loads(data, trusted=trusted),
-        str(path),
-        serialization_format="skops",
-        skops_trusted_types=trusted,
-        signature=infer_signature(x, pipeline.predict(x)),
-        pip_requirements=["scikit-learn"],
-    )
-    return pipeline, path
-
-
-@pytest.fixture(scope="module")
-def client(pipeline_and_dir: tuple[Any, Path]) -> Iterator[TestClient]:
-    model = Model(str(pipeline_and_dir[1]), name="churn")
+def client(churn_model: tuple[Any, Path]) -> Iterator[TestClient]:
+    model = Model(str(churn_model[1]), name="churn")
     model.load()
     with TestClient(create_app(model)) as test_client:
         yield test_client
@@ -141,20 +96,20 @@ def _predictions(answer: dict[str, Any]) -> list[int]:
 
 @pytest.mark.parametrize("protocol", REQUESTS)
 def test_nulls_are_imputed_by_the_pipeline_in_every_protocol(
-    client: TestClient, pipeline_and_dir: tuple[Any, Path], protocol: str
+    client: TestClient, churn_model: tuple[Any, Path], protocol: str
 ) -> None:
     path, body = REQUESTS[protocol]
     response = client.post(path, json=body(ROWS))
     assert response.status_code == 200, response.text
-    assert _predictions(response.json()) == _expected(pipeline_and_dir[0])
+    assert _predictions(response.json()) == _expected(churn_model[0])
 
 
 def test_the_signature_marks_the_columns_missing_in_training_optional(
-    client: TestClient, pipeline_and_dir: tuple[Any, Path]
+    client: TestClient, churn_model: tuple[Any, Path]
 ) -> None:
     """`income` and `plan` had no missing value in training (required in the signature):
     the pipeline's imputers are what makes them accept one."""
-    mlmodel = yaml.safe_load((pipeline_and_dir[1] / "MLmodel").read_text())
+    mlmodel = yaml.safe_load((churn_model[1] / "MLmodel").read_text())
     columns = json.loads(mlmodel["signature"]["inputs"])
     required = {column["name"]: column["required"] for column in columns}
     assert required == {"age": False, "income": True, "city": False, "plan": True}
