@@ -4,6 +4,7 @@ fresh namespace per test that is deleted, for real, afterwards."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -36,7 +37,12 @@ def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
     already_running = services.is_running(services.load_state(paths)) and (
         stack.operator_pid(paths) is not None)
     running = stack.up()
-    yield running
+    # The tests inspect MLflow as its admin; no Pod gets these (each namespace has its own).
+    admin = services.load_mlflow_admin(paths)
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv("MLFLOW_TRACKING_USERNAME", admin.username)
+        environment.setenv("MLFLOW_TRACKING_PASSWORD", admin.password)
+        yield running
     if not already_running:
         stack.stop_operator(paths)
         services.down(paths)
@@ -46,7 +52,8 @@ class ServiceEnvironment(dict[str, str]):
     """Environment variables whose secret values never show in a test report."""
 
     def __repr__(self) -> str:
-        return repr({k: "***" if "SECRET" in k else v for k, v in self.items()})
+        return repr({k: "***" if "SECRET" in k or "PASSWORD" in k else v
+                     for k, v in self.items()})
 
 
 @pytest.fixture(scope="session")
@@ -54,6 +61,8 @@ def services_env(mlstack: Stack) -> dict[str, str]:
     """What a process needs to reach MLflow and MinIO, as the trainer's pods get it."""
     return ServiceEnvironment({
         **services.s3_environment(mlstack.services, mlstack.credentials),
+        "MLFLOW_TRACKING_USERNAME": os.environ["MLFLOW_TRACKING_USERNAME"],
+        "MLFLOW_TRACKING_PASSWORD": os.environ["MLFLOW_TRACKING_PASSWORD"],
         "AWS_ENDPOINT_URL_S3": mlstack.services.s3_endpoint,
         "MLFLOW_TRACKING_URI": mlstack.services.mlflow_url,
         "MLCYCLE_DATA_BUCKET": mlstack.services.data_bucket,
@@ -74,6 +83,5 @@ def namespace(local_cluster: ClusterState) -> Iterator[str]:
 
 @pytest.fixture
 def ml_namespace(mlstack: Stack, namespace: str) -> str:
-    """A fresh namespace with the S3 credentials Secret the operator's pods reference."""
-    stack.install_s3_secret(mlstack, namespace)
+    """A fresh namespace the operator serves (it writes the namespace's own credentials)."""
     return namespace

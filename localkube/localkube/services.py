@@ -3,8 +3,11 @@
 Both listen on the bridge address, so the host and every pod reach them. MinIO is built
 from the Go module proxy like the control plane. MLflow keeps runs and registered models
 in SQLite by default (PostgreSQL or any SQL store through `MLCYCLE_MLFLOW_BACKEND_URI`)
-and proxies artifacts to a MinIO bucket. The S3 credentials are generated once per
-start, written only to a 0600 file and handed to processes through their environment.
+and proxies artifacts to a MinIO bucket. It runs MLflow's own basic-auth app with
+`default_permission = NO_PERMISSIONS`: a user sees only what it created or was granted.
+MinIO's root and MLflow's admin credentials are generated once per start, written only to
+0600 files and handed to processes (MinIO, MLflow, the operator) through their environment;
+no Pod gets them (the operator gives each namespace its own users: mlcycle.tenancy).
 """
 
 from __future__ import annotations
@@ -36,6 +39,16 @@ class S3Credentials(BaseModel):
     __str__ = __repr__
 
 
+class MlflowAdmin(BaseModel):
+    username: str = "admin"
+    password: str
+
+    def __repr__(self) -> str:
+        return f"MlflowAdmin(username={self.username!r}, password=***)"
+
+    __str__ = __repr__
+
+
 class ServicesState(BaseModel):
     s3_endpoint: str
     mlflow_url: str
@@ -50,6 +63,37 @@ def credentials_file(paths: LocalPaths) -> Path:
 
 def load_credentials(paths: LocalPaths) -> S3Credentials:
     return S3Credentials.model_validate_json(credentials_file(paths).read_text())
+
+
+def mlflow_admin_file(paths: LocalPaths) -> Path:
+    return paths.root / "mlflow-admin.json"
+
+
+def load_mlflow_admin(paths: LocalPaths) -> MlflowAdmin:
+    return MlflowAdmin.model_validate_json(mlflow_admin_file(paths).read_text())
+
+
+def admin_environment(paths: LocalPaths) -> dict[str, str]:
+    """The operator's admin power, and only the operator's: MinIO's root user (to make each
+    namespace's user and policy) and MLflow's admin (each namespace's user)."""
+    root, admin = load_credentials(paths), load_mlflow_admin(paths)
+    return {"MINIO_ROOT_USER": root.access_key, "MINIO_ROOT_PASSWORD": root.secret_key,
+            "MLFLOW_TRACKING_USERNAME": admin.username,
+            "MLFLOW_TRACKING_PASSWORD": admin.password}
+
+
+def _write_private(path: Path, model: BaseModel) -> None:
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text(model.model_dump_json())
+
+
+AUTH_CONFIG = """[mlflow]
+default_permission = NO_PERMISSIONS
+database_uri = sqlite:///{database}
+admin_username = {admin}
+authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+"""
 
 
 def s3_client(state: ServicesState, credentials: S3Credentials) -> object:
@@ -79,8 +123,9 @@ def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) ->
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(parents=True)
     credentials = S3Credentials(access_key="mlcycle", secret_key=secrets.token_urlsafe(24))
-    credentials_file(paths).write_text(credentials.model_dump_json())
-    credentials_file(paths).chmod(0o600)
+    _write_private(credentials_file(paths), credentials)
+    admin = MlflowAdmin(password=secrets.token_urlsafe(24))
+    _write_private(mlflow_admin_file(paths), admin)
 
     s3_port, mlflow_port = processes.free_port(host_ip), processes.free_port(host_ip)
     state = ServicesState(
@@ -107,15 +152,21 @@ def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) ->
 
     backend = os.environ.get(BACKEND_URI_VARIABLE) or f"sqlite:///{paths.root / 'mlflow/mlflow.db'}"
     mlflow_log = paths.logs / "mlflow.log"
+    auth_config = paths.root / "mlflow/basic_auth.ini"
+    auth_config.write_text(AUTH_CONFIG.format(database=paths.root / "mlflow/auth.db",
+                                              admin=admin.username))
     state.pids["mlflow"] = processes.start(
-        [sys.executable, "-m", "mlflow", "server",
+        [sys.executable, "-m", "mlflow", "server", "--app-name", "basic-auth",
          "--backend-store-uri", backend,
          "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
          "--host", host_ip, "--port", str(mlflow_port), "--workers", "1",
          "--allowed-hosts", f"{host_ip}:{mlflow_port},localhost:{mlflow_port},"
                             f"127.0.0.1:{mlflow_port}"],
         mlflow_log,
-        env={**os.environ, **s3_environment(state, credentials)},
+        env={**os.environ, **s3_environment(state, credentials),
+             "MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+             "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
+             "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(24)},
     )
     _save(paths, state)
     processes.wait_healthy("mlflow", f"{state.mlflow_url}/health", state.pids["mlflow"],

@@ -59,7 +59,6 @@ def operator_environment(stack_cluster: ClusterState, state: ServicesState) -> d
         "KUBECONFIG": str(stack_cluster.kubeconfig),
         "MLCYCLE_MLFLOW_TRACKING_URI": state.mlflow_url,
         "MLCYCLE_S3_ENDPOINT": state.s3_endpoint,
-        "MLCYCLE_S3_SECRET_NAME": S3_SECRET,
         "MLCYCLE_DATA_BUCKET": state.data_bucket,
         "MLCYCLE_HEALTH_PORT": str(processes.free_port()),
     }
@@ -68,7 +67,8 @@ def operator_environment(stack_cluster: ClusterState, state: ServicesState) -> d
 def start_operator(stack: Stack) -> int:
     log = stack.paths.logs / "operator.log"
     pid = processes.start([sys.executable, "-m", "mlcycle"], log,
-                          env=operator_environment(stack.cluster, stack.services))
+                          env={**operator_environment(stack.cluster, stack.services),
+                               **services.admin_environment(stack.paths)})
     _operator_pid_file(stack.paths).write_text(str(pid))
     return pid
 
@@ -120,7 +120,6 @@ def up(progress: build.Progress = build.say) -> Stack:
     assert service_state is not None
     stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths)
     install_crds(stack_cluster)
-    install_s3_secret(stack, "default")
     if operator_pid(paths) is None:
         start_operator(stack)
         progress("The mlcycle operator is running (log: .local/logs/operator.log)")

@@ -18,7 +18,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import kube, registry
+from mlcycle import kube, registry, tenancy
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -70,6 +70,8 @@ def retry_transient() -> Iterator[None]:
         raise kopf.TemporaryError(f"unreachable: {error}", delay=10) from error
     except registry.MlflowException as error:
         raise kopf.TemporaryError(f"MLflow registry: {error.message}", delay=10) from error
+    except tenancy.TenancyUnavailable as error:
+        raise kopf.TemporaryError(f"namespace credentials: {error}", delay=10) from error
 
 
 def write(resource: Object[Any], outcome: Outcome[Any] | None) -> None:

@@ -76,6 +76,19 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     return read_job(namespace, name) or {}
 
 
+def ensure_secret(namespace: str, manifest: Manifest) -> dict[str, str]:
+    """Create the Secret unless one of that name exists; return its data as it is now
+    (base64-encoded, as the API holds it). Never logged: it holds credentials."""
+    try:
+        created = core().create_namespaced_secret(namespace, manifest)
+        logger.info("Created Secret %s/%s", namespace, manifest["metadata"]["name"])
+        return dict(created.data or {})
+    except ApiException as error:
+        if error.status != 409:
+            raise
+    return dict(core().read_namespaced_secret(manifest["metadata"]["name"], namespace).data or {})
+
+
 def read_job(namespace: str, name: str) -> Manifest | None:
     job = unless_missing(lambda: batch().read_namespaced_job(name, namespace))
     return None if job is None else dict(api_client().sanitize_for_serialization(job))

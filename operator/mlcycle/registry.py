@@ -1,18 +1,22 @@
 """The MLflow model registry as the operator needs it: which version an alias points at,
 the runtime that version was trained in, and its MLmodel file (how it was saved). The only
-module that talks to MLflow."""
+module that reads the registry. Models are looked up as the namespace's own MLflow user, so
+MLflow's permissions decide what a namespace may serve or register: another namespace's
+model is `ModelAccessDenied`."""
 
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import mlflow.artifacts
 import yaml
 from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException, RestException
+from mlflow.exceptions import MlflowException
+from mlflow.store.model_registry.rest_store import RestStore
+from mlflow.utils.rest_utils import MlflowHostCreds
 
 from mlcycle_contract.environment import runtime_tag
 from mlcycle_contract.model_format import MLMODEL_FILE
@@ -21,6 +25,18 @@ from mlcycle_contract.runtime import RUNTIME_KEYS
 
 class ModelNotFound(Exception):
     """The registered model, version or alias does not exist (a user error, not transient)."""
+
+
+class ModelAccessDenied(Exception):
+    """The namespace's MLflow user may not read the registered model (another's)."""
+
+
+@dataclass(frozen=True)
+class RegistryUser:
+    """Who the registry is read as: the namespace's MLflow user."""
+
+    username: str
+    password: str = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -37,16 +53,45 @@ class ModelVersion:
 RUNTIME_TAGS = {key: runtime_tag(key) for key in RUNTIME_KEYS}
 
 
-def resolve(tracking_uri: str, name: str, version: int | None, alias: str | None) -> ModelVersion:
-    """Look the model version up; ModelNotFound for user errors, MlflowException otherwise."""
-    registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+def _store(tracking_uri: str, user: RegistryUser) -> Any:
+    """MLflow's registry client (untyped), sending the user's credentials on every call."""
+    creds = MlflowHostCreds(  # type: ignore[no-untyped-call]
+        tracking_uri, username=user.username, password=user.password)
+    return RestStore(lambda: creds)  # type: ignore[no-untyped-call]
+
+
+def _denied(tracking_uri: str, error: MlflowException, user: RegistryUser,
+            name: str) -> ModelAccessDenied | None:
+    """MLflow answers PERMISSION_DENIED whether or not the model exists (it tells no one what
+    they may not see); the operator, as MLflow's admin, tells the two apart."""
+    if error.error_code != "PERMISSION_DENIED" or not _exists(tracking_uri, name):
+        return None
+    return ModelAccessDenied(f"registered model {name!r} belongs to another namespace: MLflow "
+                             f"denies this namespace's user {user.username!r} access to it")
+
+
+def _exists(tracking_uri: str, name: str) -> bool:
+    """As the operator's own MLflow user (the admin, MLFLOW_TRACKING_USERNAME)."""
+    admin = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return bool(admin.search_registered_models(f"name = '{name}'", max_results=1))
+
+
+def resolve(tracking_uri: str, user: RegistryUser, name: str, version: int | None,
+            alias: str | None) -> ModelVersion:
+    """Look the model version up; ModelNotFound and ModelAccessDenied for user errors,
+    MlflowException otherwise."""
+    registry = _store(tracking_uri, user)
     try:
         if alias is not None:
             found = registry.get_model_version_by_alias(name, alias)
         else:
             found = registry.get_model_version(name, str(version))
-    except RestException as error:
-        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+    except MlflowException as error:
+        denied = _denied(tracking_uri, error, user, name)
+        if denied is not None:
+            raise denied from None
+        if error.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE",
+                                "PERMISSION_DENIED"):
             what = f"alias {alias!r}" if alias is not None else f"version {version}"
             raise ModelNotFound(f"registered model {name!r} has no {what}") from error
         raise
@@ -56,6 +101,19 @@ def resolve(tracking_uri: str, name: str, version: int | None, alias: str | None
         version=int(found.version),
         runtime={key: tags[tag] for key, tag in RUNTIME_TAGS.items() if tag in tags},
     )
+
+
+def check_registrable(tracking_uri: str, user: RegistryUser, name: str) -> None:
+    """ModelAccessDenied if the registered model exists and is another namespace's; a model
+    that does not exist yet is the namespace's to create."""
+    try:
+        _store(tracking_uri, user).get_registered_model(name)
+    except MlflowException as error:
+        denied = _denied(tracking_uri, error, user, name)
+        if denied is not None:
+            raise denied from None
+        if error.error_code not in ("RESOURCE_DOES_NOT_EXIST", "PERMISSION_DENIED"):
+            raise
 
 
 def model_file(tracking_uri: str, model: ModelVersion) -> Any:
@@ -69,4 +127,5 @@ def model_file(tracking_uri: str, model: ModelVersion) -> Any:
         return yaml.safe_load(Path(path).read_text())
 
 
-__all__ = ["MlflowException", "ModelNotFound", "ModelVersion", "model_file", "resolve"]
+__all__ = ["MlflowException", "ModelAccessDenied", "ModelNotFound", "ModelVersion",
+           "RegistryUser", "check_registrable", "model_file", "resolve"]

@@ -1,7 +1,7 @@
 """The operator's configuration: one class, read from `MLCYCLE_*` environment variables.
 
-Credentials are not configuration: the operator only knows the *name* of the Secret that
-holds them and hands that name to Pods as `secretKeyRef`s.
+Credentials are not configuration: the operator's own admin credentials are read where they
+are used (`mlcycle.tenancy`), and Pods get their namespace's through `secretKeyRef`s.
 """
 
 from __future__ import annotations
@@ -42,12 +42,12 @@ class Settings(BaseModel):
     s3_endpoint: str = Field(
         default="http://minio.mlcycle.svc:9000", description="S3 endpoint as Pods reach it"
     )
-    s3_secret_name: str = Field(
-        default="mlcycle-s3",
-        description="Secret (in each workload namespace) with the S3 credentials",
-    )
-    s3_access_key_key: str = Field(default="accessKey", description="key of the access key")
-    s3_secret_key_key: str = Field(default="secretKey", description="key of the secret key")
+    operator_s3_endpoint: str | None = Field(
+        default=None, description="S3 (MinIO's admin API too) as the operator reaches it, "
+        "if different")
+    tenant_secret_name: str = Field(
+        default="mlcycle-tenant", description="Secret the operator writes into each workload "
+        "namespace with that namespace's own S3 and MLflow credentials, which its Pods use")
     data_bucket: str = Field(default="mlcycle-data", description="bucket for dataset snapshots")
     trainer_image: str = Field(
         default="ghcr.io/mlcycle/trainer:0.1.0", description="image of ingestion and training Jobs"
@@ -116,6 +116,10 @@ class Settings(BaseModel):
     @property
     def operator_tracking_uri(self) -> str:
         return self.operator_mlflow_tracking_uri or self.mlflow_tracking_uri
+
+    @property
+    def operator_s3(self) -> str:
+        return self.operator_s3_endpoint or self.s3_endpoint
 
     @property
     def ui_url(self) -> str:

@@ -21,7 +21,7 @@ from kubernetes import client
 from mlflow import MlflowClient
 from sklearn.datasets import load_iris
 
-from localkube import stack, testing
+from localkube import testing
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, read, wait_phase
@@ -40,7 +40,6 @@ class Served:
 def served(mlstack: Stack, k8s: client.ApiClient) -> Iterator[Served]:
     """The three iris examples applied in one namespace, trained and served."""
     namespace = testing.create_namespace(mlstack.cluster.kubeconfig, prefix="serve")
-    stack.install_s3_secret(mlstack, namespace)
     model_name = f"iris-{namespace}"
     model = {"spec": {"model": {"name": model_name}}}
     for document in (
@@ -141,6 +140,11 @@ def test_a_model_trained_in_another_runtime_is_refused_and_the_served_one_stays(
     good = served.registry.get_model_version(served.model_name, "1")
     other = f"other-{served.namespace}"
     served.registry.create_registered_model(other)
+    # MLflow's admin (this test) made it: the namespace may serve it once granted (README).
+    from mlflow.server.auth.client import AuthServiceClient  # loads the server: only here
+
+    AuthServiceClient(mlstack.services.mlflow_url).grant_user_permission(
+        f"mlcycle-ns-{served.namespace}", "registered_model", other, "READ")
     for tags in (good.tags, {**good.tags, "runtime.sklearn": "1.0.2"}):
         served.registry.create_model_version(
             other, good.source, run_id=good.run_id, tags=tags,

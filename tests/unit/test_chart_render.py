@@ -111,7 +111,10 @@ def test_the_operator_is_configured_for_the_embedded_services_by_default() -> No
     assert env["MLCYCLE_NAMESPACES"] == NAMESPACE
     assert env["MLCYCLE_MLFLOW_TRACKING_URI"] == "http://rel-mlcycle-mlflow.mlops.svc:5000"
     assert env["MLCYCLE_S3_ENDPOINT"] == "http://rel-mlcycle-minio.mlops.svc:9000"
-    assert env["MLCYCLE_S3_SECRET_NAME"] == "rel-mlcycle-s3"
+    assert env["MINIO_ROOT_PASSWORD"] == {"secretKeyRef": {"name": "rel-mlcycle-s3",
+                                                            "key": "secretKey"}}
+    assert env["MLFLOW_TRACKING_PASSWORD"] == {"secretKeyRef": {
+        "name": "rel-mlcycle-mlflow-admin", "key": "password"}}
     assert env["MLCYCLE_TRAINER_IMAGE"] == "ghcr.io/mlcycle/trainer:0.1.0"
     assert env["MLCYCLE_SERVING_IMAGE"] == "ghcr.io/mlcycle/serving:0.1.0"
     assert env["MLCYCLE_PEERING"] == "rel-mlcycle" and env["MLCYCLE_SCAN_CLUSTER"] == "false"
@@ -146,7 +149,8 @@ def test_external_services_scenario_has_no_mlflow_minio_or_generated_secret() ->
     assert not {n for n in names if "mlflow" in n or "minio" in n}
     assert not of_kind(documents, "Secret")
     env = operator_env(documents)
-    assert env["MLCYCLE_S3_SECRET_NAME"] == "mlcycle-s3"
+    assert env["MINIO_ROOT_USER"]["secretKeyRef"]["name"] == "mlcycle-s3"
+    assert env["MLFLOW_TRACKING_USERNAME"]["secretKeyRef"]["name"] == "mlflow-admin"
     assert env["MLCYCLE_MLFLOW_TRACKING_URI"] == "http://mlflow.mlops.svc:5000"
 
 
@@ -182,12 +186,13 @@ def test_postgresql_password_is_in_no_command_line() -> None:
         assert not [arg for arg in kubelet_argv(container, password) if password in arg]
 
 
-def test_served_namespaces_get_the_s3_secret_and_nothing_is_kept_when_ephemeral() -> None:
+def test_served_namespaces_get_no_admin_secret_and_nothing_is_kept_when_ephemeral() -> None:
+    """The operator writes each served namespace's own credentials; the chart's admin
+    Secrets stay in the release namespace."""
     documents = render("--values", str(CHART / "ci/namespaces-values.yaml"))
     secrets = of_kind(documents, "Secret")
-    assert sorted(s["metadata"]["namespace"] for s in secrets) == [
-        "mlcycle-team-a", "mlcycle-team-b", NAMESPACE]
-    assert len({s["data"]["secretKey"] for s in secrets}) == 1  # one key, copied
+    assert sorted((s["metadata"]["namespace"], s["metadata"]["name"]) for s in secrets) == [
+        (NAMESPACE, "rel-mlcycle-mlflow-admin"), (NAMESPACE, "rel-mlcycle-s3")]
     ephemeral = render("--values", str(CHART / "ci/ephemeral-values.yaml"))
     assert not of_kind(ephemeral, "PersistentVolumeClaim")
     assert not [d for d in ephemeral

@@ -67,8 +67,14 @@ def test_ingest_job_runs_the_trainer_with_the_spec_and_secret_references() -> No
     assert container["args"] == [environment.COMMAND_INGEST]
     env = env_of(job)
     assert json.loads(env[environment.DATASET_SPEC.name])["source"] == {"builtin": "iris"}
-    assert env[environment.AWS_SECRET_ACCESS_KEY.name] == {
-        "secretKeyRef": {"name": "mlcycle-s3", "key": "secretKey"}}
+    assert {name: env[name] for name in (
+        environment.AWS_ACCESS_KEY_ID.name, environment.AWS_SECRET_ACCESS_KEY.name,
+        environment.MLFLOW_TRACKING_USERNAME.name, environment.MLFLOW_TRACKING_PASSWORD.name,
+    )} == {name: {"secretKeyRef": {"name": "mlcycle-tenant", "key": key}} for name, key in (
+        (environment.AWS_ACCESS_KEY_ID.name, "accessKey"),
+        (environment.AWS_SECRET_ACCESS_KEY.name, "secretKey"),
+        (environment.MLFLOW_TRACKING_USERNAME.name, "mlflowUsername"),
+        (environment.MLFLOW_TRACKING_PASSWORD.name, "mlflowPassword"))}
     assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
 
 

@@ -31,6 +31,8 @@ ACCESS_DENIED = "AccessDenied"
 SOURCE_NOT_ALLOWED = "SourceNotAllowed"
 # The snapshot no longer hashes to its dataset version; nothing is trained.
 SNAPSHOT_CORRUPTED = "SnapshotCorrupted"
+# An s3 source outside what the namespace's own storage user may read (MinIO's policy said no).
+SOURCE_ACCESS_DENIED = "SourceAccessDenied"
 
 # Reasons of Transient.
 STORAGE_UNAVAILABLE = "StorageUnavailable"

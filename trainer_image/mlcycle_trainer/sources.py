@@ -11,6 +11,8 @@ from mlcycle_contract.api.dataset import BuiltinDataset, DatasetSource
 from mlcycle_trainer import guarded_http
 from mlcycle_trainer.addresses import AddressPolicy
 from mlcycle_trainer.errors import (
+    ACCESS_DENIED,
+    SOURCE_ACCESS_DENIED,
     SOURCE_NOT_ALLOWED,
     SOURCE_TOO_LARGE,
     SOURCE_UNAVAILABLE,
@@ -79,6 +81,15 @@ def fetch_s3(uri: str, store: ObjectStore, max_bytes: int = MAX_SOURCE_BYTES) ->
         raise InvalidInput(SOURCE_UNREADABLE, f"{uri} does not exist") from exc
     except ObjectTooLarge as exc:
         raise _too_large(uri, exc.size, max_bytes) from exc
+    except InvalidInput as exc:
+        if exc.reason != ACCESS_DENIED:
+            raise
+        raise InvalidInput(
+            SOURCE_ACCESS_DENIED,
+            f"spec.source.s3: the object storage refused to read bucket {location.bucket!r} key "
+            f"{location.key!r}: this namespace's storage user may read only its own prefix",
+            field="spec.source.s3",
+        ) from exc
     logger.info("Fetched %s (%d bytes)", uri, len(data))
     return data
 

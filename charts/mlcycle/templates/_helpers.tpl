@@ -91,6 +91,11 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-s3" (include "mlcycle.fullname" .)) .Values.s3.existingSecret }}
 {{- end }}
 
+{{/* The Secret with MLflow's admin user (the operator's, and the embedded MLflow's). */}}
+{{- define "mlcycle.mlflowAdminSecretName" -}}
+{{- default (printf "%s-mlflow-admin" (include "mlcycle.fullname" .)) .Values.mlflow.admin.existingSecret }}
+{{- end }}
+
 {{- define "mlcycle.image" -}}
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
+from mlcycle import tenancy
 from mlcycle.objects import Object
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
@@ -73,19 +74,22 @@ def resources(spec: ResourceRequirements | None) -> Manifest:
 
 
 def storage_environment(settings: Settings) -> list[Manifest]:
-    """S3 and MLflow for boto3 and MLflow; credentials only as secretKeyRefs."""
+    """S3 and MLflow for boto3 and MLflow; the namespace's own credentials (never an admin's),
+    only as secretKeyRefs to the Secret the operator writes there (mlcycle.tenancy)."""
 
     def secret(name: str, key: str) -> Manifest:
         return {"name": name, "valueFrom": {"secretKeyRef": {
-            "name": settings.s3_secret_name, "key": key}}}
+            "name": settings.tenant_secret_name, "key": key}}}
 
     return [
         {"name": environment.MLFLOW_TRACKING_URI.name, "value": settings.mlflow_tracking_uri},
         {"name": environment.MLFLOW_S3_ENDPOINT_URL.name, "value": settings.s3_endpoint},
         {"name": environment.AWS_ENDPOINT_URL_S3.name, "value": settings.s3_endpoint},
         {"name": environment.DATA_BUCKET.name, "value": settings.data_bucket},
-        secret(environment.AWS_ACCESS_KEY_ID.name, settings.s3_access_key_key),
-        secret(environment.AWS_SECRET_ACCESS_KEY.name, settings.s3_secret_key_key),
+        secret(environment.AWS_ACCESS_KEY_ID.name, tenancy.S3_ACCESS_KEY),
+        secret(environment.AWS_SECRET_ACCESS_KEY.name, tenancy.S3_SECRET_KEY),
+        secret(environment.MLFLOW_TRACKING_USERNAME.name, tenancy.MLFLOW_USERNAME),
+        secret(environment.MLFLOW_TRACKING_PASSWORD.name, tenancy.MLFLOW_PASSWORD),
         # A read-only root filesystem: everything that writes caches writes to /tmp.
         {"name": "HOME", "value": "/tmp"},
         {"name": "MPLCONFIGDIR", "value": "/tmp"},

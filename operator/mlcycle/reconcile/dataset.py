@@ -7,7 +7,7 @@ reported into status.
 
 from __future__ import annotations
 
-from mlcycle import kube, unsupported
+from mlcycle import kube, tenancy, unsupported
 from mlcycle.builders.dataset import build_ingest_job, ingest_job_name
 from mlcycle.objects import Dataset, Invalid, Object
 from mlcycle.reconcile.common import (
@@ -48,6 +48,7 @@ def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
     if not reports_on(dataset, job_name):
         return None  # finished; its Job may since have been deleted by its TTL
     namespace = dataset.metadata.namespace
+    tenancy.ensure_tenant(namespace, settings)
     job = kube.ensure_job(namespace, job_manifest)
     return dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from mlcycle import kube, registry, unsupported
+from mlcycle import kube, registry, tenancy, unsupported
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -22,6 +22,7 @@ from mlcycle.objects import Invalid, ModelDeployment, Object
 from mlcycle.reconcile.common import (
     IMAGE_NOT_ALLOWED,
     INVALID_SPEC,
+    MODEL_ACCESS_DENIED,
     Manifest,
     Outcome,
     condition,
@@ -66,11 +67,14 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
         return refused(deployment, *refusal)
     assert not isinstance(deployment, Invalid)  # spec_refusal refuses every Invalid
     spec, generation = deployment.spec, deployment.metadata.generation
+    tenant = tenancy.ensure_tenant(deployment.metadata.namespace, settings)
     try:
-        model = registry.resolve(settings.operator_tracking_uri, spec.model.name,
-                                 spec.model.version, spec.model.alias)
+        model = registry.resolve(settings.operator_tracking_uri, tenant.registry_user,
+                                 spec.model.name, spec.model.version, spec.model.alias)
     except registry.ModelNotFound as missing:
         return refused(deployment, "ModelNotFound", f"spec.model: {missing}")
+    except registry.ModelAccessDenied as denied:
+        return refused(deployment, MODEL_ACCESS_DENIED, f"spec.model: {denied}")
     problem = unsafe_format(registry.model_file(settings.operator_tracking_uri, model))
     if problem is not None:
         return refused(deployment, UNSAFE_MODEL_FORMAT, unsafe_format_message(

@@ -3,7 +3,7 @@ training Job per generation (or retraining request), and report what the trainer
 
 from __future__ import annotations
 
-from mlcycle import kube, unsupported
+from mlcycle import kube, registry, tenancy, unsupported
 from mlcycle.builders.trainingjob import (
     ResolvedDataset,
     build_training_job,
@@ -14,6 +14,7 @@ from mlcycle.reconcile.common import (
     IMAGE_NOT_ALLOWED,
     INVALID_RESULT,
     INVALID_SPEC,
+    MODEL_ACCESS_DENIED,
     Manifest,
     Outcome,
     condition,
@@ -57,12 +58,13 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     job_name = training_job_name(training_job.metadata)
     if not reports_on(training_job, job_name):
         return None  # finished, whatever became of its Job (TTL) and Dataset since
+    namespace = training_job.metadata.namespace
     try:
         check_spec(training_job, settings)
         job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings)
+        check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
-    namespace = training_job.metadata.namespace
     job = kube.ensure_job(namespace, job_manifest)
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
 
@@ -99,6 +101,16 @@ def check_spec(training_job: TrainingJob, settings: Settings) -> None:
     problem = hyperparameter_problem(ALGORITHMS[spec.algorithm], spec.hyperparameters)
     if problem:
         raise NotRunnable("InvalidHyperparameters", problem)
+
+
+def check_model_owned(training_job: TrainingJob, tenant: tenancy.Tenant,
+                      settings: Settings) -> None:
+    """The registered model is new or this namespace's: MLflow's permissions say which."""
+    name = training_job.spec.registry.model_name or training_job.metadata.name
+    try:
+        registry.check_registrable(settings.operator_tracking_uri, tenant.registry_user, name)
+    except registry.ModelAccessDenied as denied:
+        raise NotRunnable(MODEL_ACCESS_DENIED, f"spec.registry.modelName: {denied}") from None
 
 
 def resolve_dataset(training_job: TrainingJob) -> ResolvedDataset:

@@ -1,0 +1,170 @@
+"""Each workload namespace is a tenant, kept apart by MinIO's and MLflow's own access control.
+
+- MinIO: a user per namespace whose policy allows its prefix of the data bucket
+  (`datasets/<namespace>/`) and nothing else; MLflow's artifacts are not in reach, since the
+  tracking server proxies them (`mlflow-artifacts:`) and checks MLflow's permissions first.
+- MLflow (`mlflow server --app-name basic-auth`, `default_permission = NO_PERMISSIONS`): a user
+  per namespace. It owns (MANAGE) what it creates, its experiments and registered models, and
+  can read, register versions of or move the aliases of nothing else.
+
+The operator holds the admin credentials of both, in its own environment (MinIO's
+`MINIO_ROOT_USER` / `MINIO_ROOT_PASSWORD`, MLflow's `MLFLOW_TRACKING_USERNAME` /
+`MLFLOW_TRACKING_PASSWORD`), and is the only holder of admin power: it writes each namespace's
+own credentials into a Secret there, which the namespace's Pods reference. The user names are
+derived from the namespace, never read back from the Secret, so editing the Secret cannot
+make one namespace another.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import urllib.parse
+from dataclasses import dataclass, field
+from typing import Any
+
+from minio import MinioAdmin
+from minio.credentials.providers import StaticProvider
+from minio.error import MinioAdminException
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.utils.credentials import get_default_host_creds
+from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+from mlcycle import kube
+from mlcycle.registry import RegistryUser
+from mlcycle.settings import Settings
+from mlcycle_contract import constants
+
+Manifest = dict[str, Any]
+# Keys of the tenant Secret.
+S3_ACCESS_KEY, S3_SECRET_KEY = "accessKey", "secretKey"
+MLFLOW_USERNAME, MLFLOW_PASSWORD = "mlflowUsername", "mlflowPassword"
+SECRET_KEYS = (S3_ACCESS_KEY, S3_SECRET_KEY, MLFLOW_USERNAME, MLFLOW_PASSWORD)
+USER_PREFIX = "mlcycle-ns-"
+# MLflow's auth REST API (mlflow.server.auth.client speaks it too, but importing it loads the
+# whole tracking server: seconds and tens of MiB in the operator).
+CREATE_USER = "/api/2.0/mlflow/users/create"
+UPDATE_PASSWORD = "/api/2.0/mlflow/users/update-password"
+
+
+class TenancyUnavailable(Exception):
+    """MinIO's or MLflow's admin API failed, or the tenant Secret is unusable (transient)."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    namespace: str
+    s3_secret_key: str = field(repr=False)
+    mlflow_password: str = field(repr=False)
+
+    @property
+    def user(self) -> str:
+        """The namespace's user name, in MinIO (its access key) and in MLflow."""
+        return tenant_user(self.namespace)
+
+    @property
+    def registry_user(self) -> RegistryUser:
+        return RegistryUser(self.user, self.mlflow_password)
+
+
+def tenant_user(namespace: str) -> str:
+    return f"{USER_PREFIX}{namespace}"
+
+
+def data_prefix(namespace: str) -> str:
+    """Where the namespace's data lives in the data bucket: its sources and snapshots."""
+    return f"datasets/{namespace}/"
+
+
+def storage_policy(namespace: str, data_bucket: str) -> Manifest:
+    """Pure: the MinIO policy of the namespace's user, its data prefix and nothing else."""
+    prefix = data_prefix(namespace)
+    return {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+         "Resource": [f"arn:aws:s3:::{data_bucket}/{prefix}*"]},
+        {"Effect": "Allow", "Action": ["s3:ListBucket"],
+         "Resource": [f"arn:aws:s3:::{data_bucket}"],
+         "Condition": {"StringLike": {"s3:prefix": [f"{prefix}*"]}}},
+    ]}
+
+
+def tenant_secret(namespace: str, settings: Settings) -> Manifest:
+    """Pure but for fresh random secrets: the Secret the namespace's Pods read."""
+    user = tenant_user(namespace)
+    return {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": settings.tenant_secret_name, "namespace": namespace,
+                     "labels": {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}},
+        "stringData": {S3_ACCESS_KEY: user, S3_SECRET_KEY: secrets.token_urlsafe(30),
+                       MLFLOW_USERNAME: user, MLFLOW_PASSWORD: secrets.token_urlsafe(30)},
+    }
+
+
+_provisioned: dict[str, Tenant] = {}
+
+
+def ensure_tenant(namespace: str, settings: Settings) -> Tenant:
+    """The namespace's Secret, MinIO user and MLflow user, made once per operator process (a
+    restart makes them again from the Secret, so a restarted MinIO or MLflow gets them back)."""
+    known = _provisioned.get(namespace)
+    if known is not None:
+        return known
+    tenant = _from_secret(namespace, kube.ensure_secret(
+        namespace, tenant_secret(namespace, settings)), settings)
+    _provision_storage(tenant, settings)
+    _provision_registry(tenant, settings)
+    _provisioned[namespace] = tenant
+    return tenant
+
+
+def _from_secret(namespace: str, data: dict[str, str], settings: Settings) -> Tenant:
+    missing = [key for key in SECRET_KEYS if not data.get(key)]
+    if missing:
+        raise TenancyUnavailable(
+            f"Secret {settings.tenant_secret_name} in namespace {namespace} lacks "
+            f"{', '.join(missing)}; delete it and the operator writes a new one")
+    value = {key: base64.b64decode(data[key]).decode() for key in SECRET_KEYS}
+    return Tenant(namespace, value[S3_SECRET_KEY], value[MLFLOW_PASSWORD])
+
+
+def _admin_environment(*names: str) -> list[str]:
+    values = [os.environ.get(name, "") for name in names]
+    if not all(values):
+        raise TenancyUnavailable(f"the operator has no {' / '.join(names)} in its environment")
+    return values
+
+
+def _provision_storage(tenant: Tenant, settings: Settings) -> None:
+    endpoint = urllib.parse.urlsplit(settings.operator_s3)
+    root_user, root_password = _admin_environment("MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD")
+    admin = MinioAdmin(endpoint=endpoint.netloc, secure=endpoint.scheme == "https",
+                       credentials=StaticProvider(root_user, root_password))
+    policy = f"{USER_PREFIX}{tenant.namespace}"
+    try:
+        admin.policy_add(policy, policy=storage_policy(tenant.namespace, settings.data_bucket))
+        admin.user_add(tenant.user, tenant.s3_secret_key)
+        admin.policy_set(policy, user=tenant.user)
+    except (MinioAdminException, OSError) as error:
+        raise TenancyUnavailable(f"MinIO admin API: {type(error).__name__}") from error
+
+
+def _provision_registry(tenant: Tenant, settings: Settings) -> None:
+    _admin_environment("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
+    admin = get_default_host_creds(  # type: ignore[no-untyped-call]  # reads those two
+        settings.operator_tracking_uri)
+
+    def call(endpoint: str, method: str) -> None:
+        body = {"username": tenant.user, "password": tenant.mlflow_password}
+        answer = http_request(admin, endpoint, method, json=body)  # type: ignore[no-untyped-call]
+        verify_rest_response(answer, endpoint)
+
+    try:
+        try:
+            call(CREATE_USER, "POST")
+        except RestException as error:
+            if error.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            call(UPDATE_PASSWORD, "PATCH")
+    except (MlflowException, OSError) as error:
+        raise TenancyUnavailable(f"MLflow admin API: {type(error).__name__}") from error

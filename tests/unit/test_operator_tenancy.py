@@ -1,0 +1,53 @@
+"""The pure parts of tenancy: the MinIO policy of a namespace's user, the Secret its Pods read,
+and the user names, which come from the namespace and never from the Secret."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from mlcycle import tenancy
+from mlcycle.settings import Settings
+
+SETTINGS = Settings()
+
+
+def test_a_namespaces_storage_policy_allows_its_prefix_of_the_data_bucket_only() -> None:
+    policy = tenancy.storage_policy("team-a", "mlcycle-data")
+    objects, listing = policy["Statement"]
+    assert objects == {"Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"],
+                       "Resource": ["arn:aws:s3:::mlcycle-data/datasets/team-a/*"]}
+    assert listing["Action"] == ["s3:ListBucket"]
+    assert listing["Resource"] == ["arn:aws:s3:::mlcycle-data"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["datasets/team-a/*"]}}
+    assert "mlflow" not in str(policy)  # artifacts only through MLflow's proxy
+
+
+def test_the_secret_holds_fresh_random_credentials_named_after_the_namespace() -> None:
+    first, second = (tenancy.tenant_secret("team-a", SETTINGS) for _ in range(2))
+    assert first["metadata"]["name"] == "mlcycle-tenant"
+    assert first["metadata"]["namespace"] == "team-a"
+    data = first["stringData"]
+    assert data["accessKey"] == data["mlflowUsername"] == "mlcycle-ns-team-a"
+    assert len(data["secretKey"]) >= 32 and len(data["mlflowPassword"]) >= 32
+    assert data["secretKey"] != second["stringData"]["secretKey"]
+    assert data["secretKey"] != data["mlflowPassword"]
+
+
+def test_the_user_comes_from_the_namespace_whatever_the_secret_says() -> None:
+    data = {key: base64.b64encode(value.encode()).decode() for key, value in {
+        "accessKey": "mlcycle-ns-team-b", "secretKey": "s" * 40,
+        "mlflowUsername": "admin", "mlflowPassword": "p" * 40}.items()}
+    tenant = tenancy._from_secret("team-a", data, SETTINGS)
+    assert tenant.user == "mlcycle-ns-team-a"
+    assert tenant.registry_user.username == "mlcycle-ns-team-a"
+    assert "s" * 40 not in repr(tenant) and "p" * 40 not in repr(tenant.registry_user)
+
+
+def test_a_secret_missing_keys_is_reported_without_its_values() -> None:
+    with pytest.raises(tenancy.TenancyUnavailable) as missing:
+        tenancy._from_secret("team-a", {"accessKey": "eA=="}, SETTINGS)
+    assert str(missing.value) == (
+        "Secret mlcycle-tenant in namespace team-a lacks secretKey, mlflowUsername, "
+        "mlflowPassword; delete it and the operator writes a new one")
