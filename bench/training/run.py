@@ -103,7 +103,6 @@ def main() -> None:
     k8s = api_client(running.cluster.kubeconfig)
     namespace = create_namespace(running.cluster.kubeconfig, prefix="bench")
     try:
-        stack.install_s3_secret(running, namespace)
         running.kubectl("apply", "-n", namespace, "-f",
                         str(REPO_ROOT / "examples/iris/dataset.yaml"))
         objects = client.CustomObjectsApi(k8s)

@@ -53,7 +53,6 @@ def main() -> None:
         if error.status != 409:
             raise
     wait_for_default_service_account(running.cluster.kubeconfig, NAMESPACE, timeout=60)
-    stack.install_s3_secret(running, NAMESPACE)
     applied = running.kubectl("apply", "-n", NAMESPACE, "-f", str(REPO_ROOT / "examples/iris"))
     print(f"\n$ kubectl apply -n {NAMESPACE} -f examples/iris/\n{applied.stdout}")
 
