@@ -22,18 +22,20 @@ from mlcycle import kube, registry, tenancy
 from mlcycle.objects import (
     Invalid,
     Object,
+    TrainingJob,
     parse_dataset,
     parse_model_deployment,
     parse_training_job,
 )
 from mlcycle.reconcile import dataset as datasets
 from mlcycle.reconcile import modeldeployment as model_deployments
+from mlcycle.reconcile import search as searches
 from mlcycle.reconcile import trainingjob as training_jobs
 from mlcycle.reconcile.common import Manifest, Outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.dataset import DatasetPhase
-from mlcycle_contract.api.trainingjob import TrainingJobPhase
+from mlcycle_contract.api.trainingjob import TrainingJobPhase, TrainingJobStatus
 
 SETTINGS = Settings.from_env()
 GROUP, VERSION = constants.API_GROUP, constants.API_VERSION
@@ -117,7 +119,33 @@ def dataset_changed(body: kopf.Body, **_: Any) -> None:
 def training_job_changed(body: kopf.Body, **_: Any) -> None:
     training_job = parse_training_job(body)
     with retry_transient():
-        write(training_job, training_jobs.reconcile_training_job(training_job, SETTINGS))
+        write(training_job, reconcile_training(training_job))
+
+
+def reconcile_training(training_job: TrainingJob | Invalid[TrainingJobStatus],
+                       ) -> Outcome[TrainingJobStatus] | None:
+    """A search, or one training run."""
+    if not isinstance(training_job, Invalid) and searches.is_search(training_job):
+        return searches.reconcile_search(training_job, SETTINGS)
+    return training_jobs.reconcile_training_job(training_job, SETTINGS)
+
+
+def searching(body: kopf.Body, **_: Any) -> bool:
+    """kopf's filter (on the raw body, before parsing): a search that is running."""
+    running = (body.get("status") or {}).get("phase") == TrainingJobPhase.RUNNING.value
+    return running and bool((body.get("spec") or {}).get("search"))
+
+
+@kopf.timer(GROUP, VERSION, constants.TRAINING_JOB.plural, interval=5, initial_delay=5,
+            when=searching)
+def training_job_search_progress(body: kopf.Body, **_: Any) -> None:
+    """A running search's trials, which its workers record in MLflow without a Kubernetes
+    event, reach the status on this tick."""
+    training_job = parse_training_job(body)
+    if isinstance(training_job, Invalid):
+        return
+    with retry_transient():
+        write(training_job, searches.reconcile_search(training_job, SETTINGS))
 
 
 # kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.
@@ -160,8 +188,12 @@ def training_changed(job: Manifest, owner_name: str,
     namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     body = kube.read_custom(constants.TRAINING_JOB, namespace, owner_name)
     training_job = parse_training_job(body) if body else None
-    if training_job is None or isinstance(training_job, Invalid) or (
-            not training_jobs.reports_on(training_job, job_name)):
+    if training_job is None or isinstance(training_job, Invalid):
+        return
+    if searches.is_search(training_job) and searches.is_workers(job):
+        write(training_job, searches.reconcile_search(training_job, SETTINGS))
+        return
+    if not training_jobs.reports_on(training_job, job_name):
         return
     pods = kube.job_pods(namespace, job_name)
     outcome = training_jobs.training_outcome(training_job, job, pods, SETTINGS)
@@ -178,7 +210,7 @@ def wake_training_job(namespace: str, name: str) -> None:
     training_job = parse_training_job(body) if body else None
     if training_job is not None and training_job.status.phase in (None,
                                                                   TrainingJobPhase.PENDING):
-        write(training_job, training_jobs.reconcile_training_job(training_job, SETTINGS))
+        write(training_job, reconcile_training(training_job))
 
 
 def wake_model_deployment(namespace: str, name: str) -> None:

@@ -1,14 +1,15 @@
 """Fields the API declares and this operator does not implement yet.
 
 A spec that sets one is refused (`Ready=False`, reason `Unsupported`) before any child object
-exists: nothing is accepted and then silently ignored. The search and continuous-training
-work implements these fields and takes them off these lists.
+exists: nothing is accepted and then silently ignored. The continuous-training work
+implements these fields and takes them off these lists.
 """
 
 from __future__ import annotations
 
 from mlcycle_contract.api.dataset import DatasetSpec
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
+from mlcycle_contract.api.search import Sampler
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 REASON = "Unsupported"
@@ -21,7 +22,9 @@ def dataset_unsupported(spec: DatasetSpec) -> list[str]:
 
 def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
     return _set({
-        "spec.search": spec.search is not None,
+        # Optuna's CMA-ES sampler needs the `cmaes` package, which the runtime lock lacks.
+        "spec.search.sampler: cmaes": spec.search is not None
+        and spec.search.sampler == Sampler.CMAES,
         "spec.schedule": spec.schedule is not None,
         "spec.retrain.onNewData": spec.retrain.on_new_data,
         "spec.retrain.onDrift": spec.retrain.on_drift,

@@ -17,11 +17,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client
 from mlflow.tracking import MlflowClient
 
+from localkube.stack import Stack
+from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
 from mlcycle_trainer.search_journal import S3JournalBackend
 from mlcycle_trainer.storage import ObjectStore, S3Location
+from tests.e2e.mlhelpers import (
+    condition,
+    events_for,
+    jobs_with_label,
+    kubectl_apply,
+    load_example,
+    read,
+    wait_phase,
+)
 from tests.integration.test_trainer_services import (
     DATA_BUCKET,
     EXPERIMENT,
@@ -121,3 +133,113 @@ def test_two_workers_share_one_study(services_env: dict[str, str], tmp_path: Pat
     complete = [r for r in trials if r.data.tags[contract.TAG_TRIAL_STATE] == "Complete"]
     assert all("accuracy" in r.data.metrics for r in complete)
     assert len({r.data.params["algorithm"] for r in trials}) >= 2
+
+
+def _pods(k8s: client.ApiClient, namespace: str, name: str) -> list[Any]:
+    return list(client.CoreV1Api(k8s).list_namespaced_pod(
+        namespace, label_selector=f"mlcycle.dev/training-job={name}").items)
+
+
+def test_automl_example_searches_tracks_and_registers_once(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    model_name = f"wine-{ml_namespace}"
+    for document in (load_example("search/dataset.yaml"), load_example(
+            "search/trainingjob.yaml", {"spec": {"registry": {"modelName": model_name}}})):
+        code, output = kubectl_apply(mlstack, ml_namespace, document)
+        assert code == 0, output
+
+    def searching() -> dict[str, Any] | None:
+        status = read(k8s, "trainingjobs", ml_namespace, "wine-automl").get("status") or {}
+        progress = status.get("progress") or {}
+        return status if progress.get("completed", 0) + progress.get("pruned", 0) > 0 else None
+
+    during = wait_for("trials in the status", searching, timeout=600)
+    assert during["phase"] == "Running" and during["progress"]["total"] == 30
+    assert len(jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=search")) == 1
+
+    trained = wait_phase(k8s, "trainingjobs", ml_namespace, "wine-automl",
+                         ("Succeeded", "Failed"), timeout=1200)
+    status = trained["status"]
+    assert status["phase"] == "Succeeded", status
+    progress = status["progress"]
+    assert progress["completed"] + progress["pruned"] + progress["failed"] == 30, progress
+    assert (progress["trials"], progress["running"]) == ("30/30", 0)
+    assert progress["completed"] >= 10, progress
+    leaderboard, best = status["leaderboard"], status["bestTrial"]
+    assert 1 <= len(leaderboard) <= 10 and leaderboard[0] == best
+    values = [trial["value"] for trial in leaderboard]
+    assert values == sorted(values, reverse=True)  # f1_macro: higher is better
+    assert best["state"] == "Complete" and best["value"] > 0.85
+    assert status["model"] == {"name": model_name, "version": 1,
+                               "uri": f"models:/{model_name}/1"}
+    assert condition(trained, "Ready")["status"] == "True"
+
+    registry = MlflowClient(tracking_uri=mlstack.services.mlflow_url,
+                            registry_uri=mlstack.services.mlflow_url)
+    runs = registry.search_runs(
+        [status["mlflow"]["experimentId"]],
+        filter_string=f"tags.`{contract.TAG_SEARCH_STUDY}` = '{status['study']}'",
+        max_results=200)
+    parents = [r for r in runs if r.data.tags[contract.TAG_SEARCH_ROLE] == "parent"]
+    trials = [r for r in runs if r.data.tags[contract.TAG_SEARCH_ROLE] == "trial"]
+    assert len(parents) == 1 and len(trials) == 30
+    assert {r.data.tags["mlflow.parentRunId"] for r in trials} == {parents[0].info.run_id}
+    assert sorted(int(r.data.tags[contract.TAG_TRIAL_NUMBER]) for r in trials) == list(range(30))
+    assert len({r.data.params["algorithm"] for r in trials}) == 3  # AutoML compared them all
+    pruned = [r for r in trials if r.data.tags[contract.TAG_TRIAL_STATE] == "Pruned"]
+    assert all(r.info.status == "KILLED" for r in pruned)
+    # The best trial, trained once more on all training rows and registered once.
+    versions = registry.search_model_versions(f"name = '{model_name}'")
+    assert [v.version for v in versions] == ["1"]
+    final = registry.get_run(versions[0].run_id)
+    assert final.data.tags["mlcycle.algorithm"] == best["algorithm"]
+    for name, value in best["hyperparameters"].items():
+        assert str(json.loads(value)) == final.data.params[name], name
+    assert registry.get_model_version_by_alias(model_name, "champion").version == "1"
+
+    reasons = {event.reason for event in events_for(k8s, ml_namespace, "wine-automl")}
+    assert {"Searching", "BestTrialImproved", "Succeeded"} <= reasons, reasons
+    table = mlstack.kubectl("get", "trainingjobs", "-n", ml_namespace).stdout
+    assert "30/30" in table, table
+
+    mlstack.kubectl("delete", "trainingjob", "wine-automl", "-n", ml_namespace, "--wait=false")
+    wait_for("no Pod of the search left", lambda: not _pods(k8s, ml_namespace, "wine-automl"),
+             timeout=60)
+
+
+def test_deleting_a_running_search_stops_its_workers(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    for document in (load_example("search/dataset.yaml"), load_example(
+            "search/trainingjob.yaml", {"metadata": {"name": "long"},
+                                        "spec": {"search": {"maxTrials": 500}}})):
+        code, output = kubectl_apply(mlstack, ml_namespace, document)
+        assert code == 0, output
+    wait_for("two running workers", lambda: len([
+        p for p in _pods(k8s, ml_namespace, "long") if p.status.phase == "Running"]) == 2,
+        timeout=600)
+    mlstack.kubectl("delete", "trainingjob", "long", "-n", ml_namespace, "--wait=false")
+    wait_for("no Pod of the search left", lambda: not _pods(k8s, ml_namespace, "long"),
+             timeout=60)
+
+
+@pytest.mark.parametrize(("search", "field", "reason"), [
+    ({"space": {"knn_classifier": {"neighbours": {"type": "int", "low": 1, "high": 9}}}},
+     "spec.search.space.knn_classifier.neighbours", "InvalidSearch"),
+    ({"space": {"knn_classifier": {"weights": {"type": "categorical", "choices": [1, 2]}}}},
+     "spec.search.space.knn_classifier.weights", "InvalidSearch"),
+    ({"sampler": "cmaes"}, "spec.search.sampler: cmaes", "Unsupported"),
+])
+def test_a_bad_search_is_refused_naming_the_field_without_a_pod(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, search: dict[str, Any],
+    field: str, reason: str
+) -> None:
+    document = load_example("search/trainingjob.yaml", {"spec": {"search": search}})
+    code, output = kubectl_apply(mlstack, ml_namespace, document)
+    assert code == 0, output
+    refused = wait_phase(k8s, "trainingjobs", ml_namespace, "wine-automl", ("Failed",),
+                         timeout=90)
+    ready = condition(refused, "Ready")
+    assert ready["reason"] == reason and ready["message"].startswith(field), ready
+    assert not _pods(k8s, ml_namespace, "wine-automl")

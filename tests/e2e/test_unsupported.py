@@ -26,7 +26,6 @@ TRAINING_JOB_FIELDS: dict[str, dict[str, Any]] = {
     "spec.schedule": {"schedule": "0 3 * * *"},
     "spec.retrain.onNewData": {"retrain": {"onNewData": True}},
     "spec.retrain.onDrift": {"retrain": {"onDrift": True}},
-    "spec.search": {"search": {"maxTrials": 5}},
 }
 
 

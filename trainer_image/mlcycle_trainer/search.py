@@ -58,7 +58,7 @@ from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, Train
 from mlcycle_trainer.evaluate import CV_SCORERS
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.search_journal import journal_storage
-from mlcycle_trainer.search_space import Spaces, grid, suggest
+from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
 from mlcycle_trainer.search_tracking import SearchTracking
 from mlcycle_trainer.snapshots import read_snapshot
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
@@ -128,6 +128,13 @@ class Worker:
         return self.spec.effective_objective.metric
 
     @property
+    def max_trials(self) -> int:
+        """spec.search.maxTrials, or fewer when a grid has fewer points."""
+        if self.search.sampler == Sampler.GRID:
+            return min(self.search.max_trials, grid_size(grid(self.spaces)))
+        return self.search.max_trials
+
+    @property
     def maximize(self) -> bool:
         return self.spec.effective_objective.direction == Direction.MAXIMIZE
 
@@ -164,7 +171,7 @@ class Worker:
             return "goal"
         if self.deadline is not None and datetime.now(UTC) >= self.deadline:
             return "timeout"
-        if len(trials) >= self.search.max_trials:
+        if len(trials) >= self.max_trials:
             return "maxTrials"
         return None
 
@@ -176,14 +183,14 @@ class Worker:
         once, counts nowhere and gets no MLflow run."""
         trial = self.study.ask()
         before = [t for t in self.counted() if t.number < trial.number]
-        if len(before) >= self.search.max_trials:
+        if len(before) >= self.max_trials:
             trial.set_user_attr(ATTR_OVERFLOW, True)
             self.study.tell(trial, state=OptunaState.FAIL)
             return False
         trial.set_user_attr(ATTR_WORKER, self.name)
-        algorithm, hyperparameters = suggest(trial, self.spaces)
-        run_id = self.tracking.start_trial(trial.number, algorithm, hyperparameters,
-                                           self.run_tags)
+        algorithm, sampled = suggest(trial, self.spaces)
+        hyperparameters = {**self.spec.hyperparameters, **sampled}  # fixed ones, if any
+        run_id = self.tracking.start_trial(trial.number, algorithm, sampled, self.run_tags)
         trial.set_user_attr(ATTR_RUN, run_id)
         intermediate: dict[int, float] = {}
         value: float | None = None
@@ -304,7 +311,7 @@ def _sampler(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.samplers
     if search.sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
     if search.sampler == Sampler.GRID:
-        return optuna.samplers.GridSampler(grid(spaces), seed=seed)
+        return GridSampler(grid(spaces), seed=seed)
     if search.sampler == Sampler.QMC:
         return optuna.samplers.QMCSampler(seed=seed)
     if search.sampler == Sampler.CMAES:

@@ -5,6 +5,8 @@ algorithm's parameters keep their own distribution."""
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -69,3 +71,17 @@ def grid(spaces: Spaces) -> dict[str, list[Any]]:
         values[name] = [int(v) if parameter.type == ParameterType.INT else float(v)
                         for v in points]
     return {_prefix(algorithm, spaces) + name: choices for name, choices in values.items()}
+
+
+class GridSampler(optuna.samplers.GridSampler):
+    """Optuna's grid sampler for ask-and-tell workers: Optuna's own stops `study.optimize`
+    when the grid is exhausted, which outside that loop is an error; a worker stops by
+    counting the grid's points instead (`grid_size`)."""
+
+    def after_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial,
+                    state: optuna.trial.TrialState, values: Sequence[float] | None) -> None:
+        pass
+
+
+def grid_size(points: dict[str, list[Any]]) -> int:
+    return math.prod(len(values) for values in points.values())

@@ -83,7 +83,7 @@ class SearchSpec(ApiModel):
         max_length=len(Algorithm),
         description="Search space: algorithm -> hyperparameter -> distribution. An algorithm "
         "not listed searches its default space from the algorithm table; unlisted "
-        "hyperparameters keep the estimator's default.",
+        "hyperparameters keep spec.hyperparameters or the estimator's default.",
     )
     algorithms: list[Algorithm] | None = Field(
         default=None,
@@ -98,7 +98,9 @@ class SearchSpec(ApiModel):
         description="AutoML: algorithms competing in the search (instead of spec.algorithm).",
     )
     sampler: Sampler = Field(
-        default=Sampler.TPE, description="Optuna sampler: tpe, random, grid, cmaes or qmc."
+        default=Sampler.TPE,
+        description="Optuna sampler: tpe, random, grid, cmaes or qmc. cmaes is refused "
+        "(reason Unsupported) while the runtime lacks the cmaes package.",
     )
     pruner: Pruner = Field(
         default=Pruner.NONE,

@@ -29,7 +29,8 @@ INVALID_RESULT = "InvalidResult"
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 MODEL_ACCESS_DENIED = "ModelAccessDenied"
 # Ready=False reasons that say work is under way or waited for, not that something is wrong.
-PROGRESS_REASONS = frozenset({"Ingesting", "Training", "RollingOut", "DatasetNotReady"})
+PROGRESS_REASONS = frozenset({"Ingesting", "Training", "Searching", "RollingOut",
+                              "DatasetNotReady"})
 
 
 def now() -> datetime.datetime:

@@ -1,0 +1,190 @@
+"""TrainingJob with spec.search: run the study's worker Job, report its trials (progress,
+best trial, leaderboard), then train the best trial once more through the normal training
+Job, which validates it, registers it once and moves the alias if the gates pass."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from mlcycle import kube, studies, unsupported
+from mlcycle.builders.search import (
+    COMPONENT_SEARCH,
+    best_trial_training,
+    build_search_workers,
+    search_workers_name,
+    study_name,
+)
+from mlcycle.builders.trainingjob import build_training_job, experiment_name
+from mlcycle.objects import TrainingJob
+from mlcycle.reconcile.common import (
+    Event,
+    JobState,
+    Manifest,
+    Outcome,
+    job_state,
+    now,
+    transition_events,
+    with_ready,
+)
+from mlcycle.reconcile.trainingjob import (
+    FINISHED,
+    NotRunnable,
+    refused,
+    resolve_dataset,
+    training_outcome,
+)
+from mlcycle.settings import Settings
+from mlcycle_contract import constants
+from mlcycle_contract.api.algorithms import ALGORITHMS, hyperparameter_problem
+from mlcycle_contract.api.common import ConditionType, parse_duration
+from mlcycle_contract.api.learning import Direction
+from mlcycle_contract.api.search import (
+    LEADERBOARD_SIZE,
+    SearchProgress,
+    TrialState,
+    TrialSummary,
+    search_problem,
+)
+from mlcycle_contract.api.trainingjob import (
+    MlflowRun,
+    ObjectiveValue,
+    TrainingJobPhase,
+    TrainingJobStatus,
+)
+
+SEARCHING = "Searching"
+INVALID_SEARCH = "InvalidSearch"
+NO_TRIAL_COMPLETED = "NoTrialCompleted"
+
+
+def is_search(training_job: TrainingJob) -> bool:
+    return training_job.spec.search is not None
+
+
+def is_workers(job: Manifest) -> bool:
+    """Whether the Job is a search's worker Job (else a training Job)."""
+    labels = job["metadata"].get("labels") or {}
+    return bool(labels.get(constants.LABEL_COMPONENT) == COMPONENT_SEARCH)
+
+
+def check_search(training_job: TrainingJob) -> None:
+    """What the CRD schema cannot check, before any Pod starts."""
+    spec = training_job.spec
+    assert spec.search is not None
+    fields = unsupported.training_job_unsupported(spec)
+    if fields:
+        raise NotRunnable(unsupported.REASON, unsupported.unsupported_message(fields))
+    if spec.algorithm is not None:
+        problem = hyperparameter_problem(ALGORITHMS[spec.algorithm], spec.hyperparameters)
+        if problem:
+            raise NotRunnable("InvalidHyperparameters", problem)
+    found = search_problem(spec.search, spec.candidate_algorithms, spec.validation.folds >= 2)
+    if found is not None:
+        raise NotRunnable(INVALID_SEARCH, f"{found[0]}: {found[1]}")
+
+
+def reconcile_search(training_job: TrainingJob,
+                     settings: Settings) -> Outcome[TrainingJobStatus] | None:
+    """Ensure this generation's workers (or, once they are done, the final training) run,
+    and report the study; None when this generation's search has ended."""
+    status, metadata = training_job.status, training_job.metadata
+    if status.observed_generation == metadata.generation and status.phase in FINISHED:
+        return None
+    try:
+        check_search(training_job)
+        dataset = resolve_dataset(training_job)
+    except NotRunnable as problem:
+        return refused(training_job, problem.reason, problem.message)
+    search, namespace = training_job.spec.search, metadata.namespace
+    assert search is not None
+    study = study_name(training_job, dataset.version)
+    started = status.start_time if status.study == study and status.start_time else now()
+    deadline = started + parse_duration(search.timeout) if search.timeout else None
+    workers_name = search_workers_name(metadata)
+    if status.job_name not in (None, workers_name):
+        stop_old_workers(namespace, status.job_name)
+    workers = kube.ensure_job(namespace, build_search_workers(
+        training_job, dataset, study, deadline, settings))
+    found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
+                                study, training_job.spec.effective_objective.metric)
+    state = job_state(workers, kube.job_pods(namespace, workers_name))
+    searched = search_outcome(training_job, study, found, state)
+    searched.status = searched.status.model_copy(
+        update={"dataset_version": dataset.version, "start_time": started})
+    best = searched.status.best_trial
+    if not (state.finished and state.succeeded) or best is None:
+        return searched
+    final = best_trial_training(replace(training_job, status=searched.status), best)
+    job = kube.ensure_job(namespace, build_training_job(final, dataset, settings))
+    trained = training_outcome(final, job, kube.job_pods(namespace, job["metadata"]["name"]),
+                               settings)
+    trained.events[:0] = searched.events
+    return trained
+
+
+def stop_old_workers(namespace: str, job_name: str) -> None:
+    """A new generation continues the study with new workers: the old ones go."""
+    job = kube.read_job(namespace, job_name)
+    if job is not None and is_workers(job):
+        kube.unless_missing(lambda: kube.batch().delete_namespaced_job(
+            job_name, namespace, propagation_policy="Background"))
+
+
+def ranked(trials: list[TrialSummary], direction: Direction) -> list[TrialSummary]:
+    """The completed trials, best first (the earlier trial first among equals)."""
+    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    sign = -1.0 if direction == Direction.MAXIMIZE else 1.0
+    return sorted(done, key=lambda t: (sign * (t.value or 0.0), t.number))
+
+
+def search_outcome(training_job: TrainingJob, study: str, found: studies.Trials,
+                   state: JobState) -> Outcome[TrainingJobStatus]:
+    """Pure: the status while the workers run, or how they ended."""
+    old, generation = training_job.status, training_job.metadata.generation
+    search, objective = training_job.spec.search, training_job.spec.effective_objective
+    assert search is not None and objective.direction is not None
+    progress = SearchProgress.count(search.max_trials, [t.state for t in found.trials])
+    leaderboard = ranked(found.trials, objective.direction)[:LEADERBOARD_SIZE]
+    best = leaderboard[0] if leaderboard else None
+    status = old.model_copy(update={
+        "study": study,
+        "job_name": state.name,
+        "observed_generation": generation,
+        "progress": progress,
+        "best_trial": best,
+        "leaderboard": leaderboard,
+        "objective": ObjectiveValue(metric=objective.metric, value=best.value)
+        if best is not None and best.value is not None else None,
+        "mlflow": MlflowRun(run_id=found.parent_run_id, experiment_id=found.experiment_id)
+        if found.parent_run_id else old.mlflow,
+    })
+    events = []
+    update: dict[str, Any]
+    if best is not None and (old.best_trial is None or old.study != study
+                             or old.best_trial.number != best.number):
+        events.append(Event("Normal", "BestTrialImproved", _best(best, objective.metric.value)))
+    if not state.finished:
+        message = (f"{progress.trials} trials finished ({progress.running} running, "
+                   f"{progress.pruned} pruned, {progress.failed} failed)")
+        if best is not None:
+            message += f"; best {_best(best, objective.metric.value)}"
+        update = {"phase": TrainingJobPhase.RUNNING,
+                  "conditions": with_ready(status.conditions, False, SEARCHING, message,
+                                           generation)}
+    elif not state.succeeded or best is None:
+        reason, message = state.failure() if not state.succeeded else (
+            NO_TRIAL_COMPLETED, f"none of the {len(found.trials)} trials completed: "
+            + "; ".join(f"trial {n}: {e}" for n, e in sorted(found.errors.items())[:3]))
+        update = {"phase": TrainingJobPhase.FAILED, "completion_time": now(),
+                  "conditions": with_ready(status.conditions, False, reason, message,
+                                           generation)}
+    else:
+        update = {"phase": TrainingJobPhase.RUNNING}
+    status = status.model_copy(update=update)
+    return Outcome(status, transition_events(old.conditions, status.conditions,
+                                             ConditionType.READY) + events)
+
+
+def _best(trial: TrialSummary, metric: str) -> str:
+    return f"{metric} = {trial.value:.4f} (trial {trial.number}, {trial.algorithm.value})"

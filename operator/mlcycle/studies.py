@@ -1,0 +1,74 @@
+"""A search's trials as the operator reads them: from MLflow, where every worker records
+each trial as a child run of the study's parent run.
+
+The study itself (Optuna's journal) lives in the namespace's S3 prefix, which the operator
+holds no credentials for (only its Pods do, through their Secret); MLflow, which the operator
+reads anyway, carries every trial's number, algorithm, hyperparameters, state and value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlflow import MlflowClient
+from mlflow.entities import Run
+
+from mlcycle_contract.api.learning import Algorithm, Metric
+from mlcycle_contract.api.search import TrialState, TrialSummary
+from mlcycle_contract.environment import (
+    TAG_SEARCH_ROLE,
+    TAG_SEARCH_STUDY,
+    TAG_TRIAL_ALGORITHM,
+    TAG_TRIAL_ERROR,
+    TAG_TRIAL_NUMBER,
+    TAG_TRIAL_STATE,
+)
+
+PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Trials:
+    """The study's trials, its parent run, and the errors of failed trials."""
+
+    trials: list[TrialSummary]
+    parent_run_id: str | None
+    experiment_id: str | None
+    errors: dict[int, str]
+
+
+def _summary(run: Run, metric: Metric) -> TrialSummary:
+    tags, params = run.data.tags, run.data.params
+    return TrialSummary(
+        number=int(tags[TAG_TRIAL_NUMBER]),
+        algorithm=Algorithm(tags[TAG_TRIAL_ALGORITHM]),
+        value=run.data.metrics.get(metric.value),
+        state=TrialState(tags[TAG_TRIAL_STATE]),
+        hyperparameters={name: value for name, value in params.items() if name != "algorithm"},
+        run_id=run.info.run_id,
+    )
+
+
+def read_trials(tracking_uri: str, experiment: str, study: str, metric: Metric) -> Trials:
+    """Every trial of the study recorded so far (none before the first worker starts)."""
+    client = MlflowClient(tracking_uri=tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return Trials([], None, None, {})
+    runs: list[Run] = []
+    token: str | None = None
+    while True:
+        page = client.search_runs([found.experiment_id],
+                                  filter_string=f"tags.`{TAG_SEARCH_STUDY}` = '{study}'",
+                                  max_results=PAGE, page_token=token)
+        runs += list(page)
+        token = page.token
+        if not token:
+            break
+    trials = [run for run in runs if run.data.tags.get(TAG_SEARCH_ROLE) == "trial"]
+    parent = next((run.info.run_id for run in runs
+                   if run.data.tags.get(TAG_SEARCH_ROLE) == "parent"), None)
+    summaries = sorted((_summary(run, metric) for run in trials), key=lambda t: t.number)
+    errors = {int(run.data.tags[TAG_TRIAL_NUMBER]): run.data.tags[TAG_TRIAL_ERROR]
+              for run in trials if TAG_TRIAL_ERROR in run.data.tags}
+    return Trials(summaries, parent, str(found.experiment_id), errors)

@@ -1,0 +1,142 @@
+"""The operator's pure search layer: the worker Job, the study's identity across edits, the
+status computed from the trials, and the TrainingJob that trains the best trial."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from mlcycle.builders.search import (
+    GRACE_SECONDS,
+    best_trial_training,
+    build_search_workers,
+    study_name,
+)
+from mlcycle.builders.trainingjob import ResolvedDataset
+from mlcycle.objects import Invalid, TrainingJob, parse_training_job
+from mlcycle.reconcile.common import JobState
+from mlcycle.reconcile.search import check_search, search_outcome
+from mlcycle.reconcile.trainingjob import NotRunnable
+from mlcycle.settings import Settings
+from mlcycle.studies import Trials
+from mlcycle_contract import constants, environment
+from mlcycle_contract.api.dataset import SplitSpec
+from mlcycle_contract.api.learning import Algorithm
+from mlcycle_contract.api.search import TrialState, TrialSummary
+
+SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
+RESOLVED = ResolvedDataset("wine", "v1", "s3://data/wine/v1/data.parquet", "target",
+                           SplitSpec(test_fraction=0.3, seed=7, stratify=False))
+SEARCH = {"datasetRef": {"name": "wine"},
+          "search": {"algorithms": ["logistic_regression", "knn_classifier"],
+                     "maxTrials": 30, "parallelism": 3, "seed": 1}}
+
+
+def training_job(spec: dict[str, Any], generation: int = 1,
+                 status: dict[str, Any] | None = None) -> TrainingJob:
+    parsed = parse_training_job({
+        "apiVersion": constants.API_GROUP_VERSION, "kind": "TrainingJob",
+        "metadata": {"name": "wine", "namespace": "ml", "uid": "uid-1",
+                     "generation": generation},
+        "spec": spec, "status": status or {}})
+    assert not isinstance(parsed, Invalid), parsed.problem
+    return parsed
+
+
+def with_search(**changes: Any) -> dict[str, Any]:
+    return {**SEARCH, "search": {**SEARCH["search"], **changes}}
+
+
+def test_workers_are_one_indexed_job_of_parallelism_pods_owned_by_the_training_job() -> None:
+    job = build_search_workers(training_job(SEARCH), RESOLVED, "study-x", None, SETTINGS)
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["parallelism"] == job["spec"]["completions"] == 3
+    assert job["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
+    assert job["metadata"]["labels"][constants.LABEL_COMPONENT] == "search"
+    pod = job["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == GRACE_SECONDS
+    container = pod["containers"][0]
+    assert container["args"] == [environment.COMMAND_SEARCH]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env[environment.SEARCH_STUDY.name] == "study-x"
+    # Inside the namespace's own prefix of the data bucket, which its credentials reach.
+    assert env[environment.SEARCH_STUDY_URI.name].startswith(
+        "s3://mlcycle-data/datasets/ml/searches/wine-uid-1/study-x/")
+
+
+def test_raising_the_budget_continues_the_study_and_a_new_space_starts_another() -> None:
+    first = study_name(training_job(SEARCH), "v1")
+    assert study_name(training_job(with_search(maxTrials=60, parallelism=5), 2), "v1") == first
+    assert study_name(training_job(with_search(goal=0.99, timeout="10m"), 3), "v1") == first
+    assert study_name(training_job(with_search(algorithms=["knn_classifier"])), "v1") != first
+    assert study_name(training_job(with_search(sampler="random")), "v1") != first
+    assert study_name(training_job(SEARCH), "v2") != first  # new data, new study
+
+
+def trial(number: int, value: float | None, state: TrialState = TrialState.COMPLETE,
+          algorithm: str = "knn_classifier") -> TrialSummary:
+    return TrialSummary(number=number, algorithm=Algorithm(algorithm), value=value, state=state,
+                        hyperparameters={"n_neighbors": "5"})
+
+
+RUNNING = JobState("wine-search", finished=False, succeeded=False, message=None)
+DONE = JobState("wine-search", finished=True, succeeded=True, message=None)
+
+
+def test_status_counts_trials_and_ranks_the_best_first() -> None:
+    trials = [trial(0, 0.9), trial(1, 0.95), trial(2, None, TrialState.PRUNED),
+              trial(3, None, TrialState.FAILED), trial(4, None, TrialState.RUNNING),
+              trial(5, 0.95)]
+    outcome = search_outcome(training_job(SEARCH), "study-x",
+                             Trials(trials, "parent", "7", {3: "FitFailed: x"}), RUNNING)
+    status = outcome.status
+    assert status.progress is not None and status.progress.trials == "5/30"
+    assert (status.progress.completed, status.progress.pruned, status.progress.failed,
+            status.progress.running) == (3, 1, 1, 1)
+    assert [t.number for t in status.leaderboard or []] == [1, 5, 0]
+    assert status.best_trial is not None and status.best_trial.number == 1
+    assert status.objective is not None and status.objective.value == 0.95
+    assert status.mlflow is not None and status.mlflow.run_id == "parent"
+    assert {e.reason for e in outcome.events} == {"Searching", "BestTrialImproved"}
+    # The next read with the same best posts no Event again.
+    again = search_outcome(training_job(SEARCH, status=status.to_wire()), "study-x",
+                           Trials(trials, "parent", "7", {}), RUNNING)
+    assert again.events == []
+
+
+def test_a_minimized_objective_ranks_the_lowest_first() -> None:
+    spec = {**SEARCH, "objective": {"metric": "log_loss"}}
+    outcome = search_outcome(training_job(spec), "s", Trials(
+        [trial(0, 0.4), trial(1, 0.2)], None, None, {}), RUNNING)
+    assert [t.number for t in outcome.status.leaderboard or []] == [1, 0]
+
+
+def test_workers_done_without_a_completed_trial_fail_naming_the_errors() -> None:
+    outcome = search_outcome(training_job(SEARCH), "s", Trials(
+        [trial(0, None, TrialState.FAILED)], None, None, {0: "FitFailed: bad"}), DONE)
+    assert outcome.status.phase == "Failed"
+    ready = outcome.status.conditions[0]
+    assert ready.reason == "NoTrialCompleted" and "trial 0: FitFailed: bad" in ready.message
+
+
+def test_the_best_trial_is_trained_as_a_plain_training_job() -> None:
+    best = TrialSummary(number=4, algorithm=Algorithm.KNN_CLASSIFIER, value=0.97,
+                        state=TrialState.COMPLETE,
+                        hyperparameters={"n_neighbors": "7", "weights": json.dumps("distance")})
+    final = best_trial_training(training_job(SEARCH), best)
+    assert final.spec.search is None and final.spec.algorithm == Algorithm.KNN_CLASSIFIER
+    assert final.spec.hyperparameters == {"n_neighbors": 7, "weights": "distance"}
+
+
+@pytest.mark.parametrize(("changes", "reason", "field"), [
+    ({"space": {"knn_classifier": {"k": {"type": "int", "low": 1, "high": 3}}}},
+     "InvalidSearch", "spec.search.space.knn_classifier.k"),
+    ({"sampler": "cmaes"}, "Unsupported", "spec.search.sampler: cmaes"),
+])
+def test_a_bad_search_is_refused_before_any_pod(changes: dict[str, Any], reason: str,
+                                                field: str) -> None:
+    with pytest.raises(NotRunnable) as refused:
+        check_search(training_job(with_search(**changes)))
+    assert refused.value.reason == reason and refused.value.message.startswith(field)
