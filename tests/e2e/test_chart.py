@@ -92,6 +92,30 @@ def test_rendered_chart_passes_a_server_side_dry_run(
     assert "deployment.apps" in kinds
 
 
+class AsChartAdmin:
+    """An MlflowClient whose calls go as the release's MLflow admin: MLflow reads the
+    credentials from the environment, which holds the local stack's admin otherwise."""
+
+    def __init__(self, registry: MlflowClient, k8s: client.ApiClient, namespace: str) -> None:
+        secret = client.CoreV1Api(k8s).read_namespaced_secret(f"{FULLNAME}-mlflow-admin",
+                                                               namespace)
+        self._registry = registry
+        self._credentials = {f"MLFLOW_TRACKING_{variable}": base64.b64decode(
+            secret.data[key]).decode() for variable, key in (("USERNAME", "username"),
+                                                             ("PASSWORD", "password"))}
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._registry, name)
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            with pytest.MonkeyPatch.context() as environment:
+                for variable, value in self._credentials.items():
+                    environment.setenv(variable, value)
+                return method(*args, **kwargs)
+
+        return call
+
+
 # --- one installed release -------------------------------------------------------------------
 
 
@@ -111,8 +135,9 @@ class Release:
                       "--take-ownership", "--wait", "--timeout", "6m", *self.values, *extra)
 
     @property
-    def registry(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.mlflow.url, registry_uri=self.mlflow.url)
+    def registry(self) -> Any:
+        return AsChartAdmin(MlflowClient(tracking_uri=self.mlflow.url,
+                                         registry_uri=self.mlflow.url), self.k8s, self.namespace)
 
     def storage(self) -> Any:
         secret = client.CoreV1Api(self.k8s).read_namespaced_secret(f"{FULLNAME}-s3",
