@@ -16,14 +16,11 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
-from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from mlcycle_contract.api.algorithms import ALGORITHMS
 from mlcycle_contract.model_format import (
     MLMODEL_FILE,
     SKOPS_FILE,
@@ -45,6 +42,7 @@ from mlcycle_serving.schema import (
     input_schema_from_signature,
     output_spec_from_signature,
 )
+from mlcycle_serving.skops_loading import UnsafeModel, load_skops
 
 logger = logging.getLogger(__name__)
 
@@ -61,34 +59,6 @@ V2_TO_NUMPY: dict[str, str] = {
 }
 
 PredictFn = Callable[[np.ndarray], Any]
-
-
-class UnsafeModel(RuntimeError):
-    """The model is not a scikit-learn model in the skops format, or holds a type that the
-    algorithm table does not trust: it is not loaded."""
-
-
-@cache
-def trusted_types() -> list[str]:
-    """Every type skops may load beyond its own defaults: the union over the algorithm
-    table's allow-listed algorithms."""
-    return sorted({name for a in ALGORITHMS.values() for name in a.skops_trusted_types()})
-
-
-def load_skops(path: Path) -> Any:
-    """The estimator in a skops file, if it holds only types skops or the table trusts."""
-    import skops.io
-
-    try:
-        untrusted = skops.io.get_untrusted_types(file=path)
-    except Exception as exc:
-        raise UnsafeModel(f"{path.name} is not a readable skops file: {exc}") from exc
-    unlisted = sorted(set(untrusted) - set(trusted_types()))
-    if unlisted:
-        raise UnsafeModel(
-            f"{path.name} holds types no allow-listed algorithm uses: {', '.join(unlisted)}"
-        )
-    return skops.io.load(path, trusted=trusted_types())
 
 
 def imputed_positions(estimator: Any, names: tuple[str, ...]) -> frozenset[int]:

@@ -160,3 +160,30 @@ def test_the_openapi_document_describes_the_models_columns(client: TestClient) -
     ]
     assert row["properties"]["sepal width (cm)"] == {"type": "number", "nullable": False}
     assert {"/invocations", "/v2/models/{name}/infer"} <= set(document["paths"])
+
+
+def test_the_server_process_predicts_what_the_pipeline_does(
+    server: tuple[str, subprocess.Popen[bytes], Path], churn_model: tuple[Any, Path]
+) -> None:
+    """The process runs without pyarrow (`server.leave_out_arrow`): text columns and
+    missing values still reach the pipeline as they did in training."""
+    import numpy as np
+    import pandas as pd
+
+    base, process, _ = server
+    rows = [
+        [None, 52_000.0, "paris", "gold"],
+        [41.0, None, None, "basic"],
+        [29.0, 38_000.0, "lyon", None],
+        [35.0, 61_000.0, "nice", "gold"],
+    ]
+    columns = ["age", "income", "city", "plan"]
+    frame = pd.DataFrame(rows, columns=columns).astype(
+        {"age": "float64", "income": "float64", "city": object, "plan": object}
+    )
+    expected = [int(v) for v in churn_model[0].predict(frame.where(frame.notna(), np.nan))]
+    body = {"dataframe_split": {"columns": columns, "data": rows}}
+    answer = requests.post(f"{base}/invocations", json=body, timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == expected
+    assert "libarrow" not in Path(f"/proc/{process.pid}/maps").read_text()

@@ -38,6 +38,16 @@ class IntermediateValues(StrEnum):
 
 # Types every fitted pipeline holds outside scikit-learn: a fitted imputer keeps its dtype.
 PIPELINE_TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",)
+# The estimators of the trainer's preprocessing around every algorithm (import paths).
+PIPELINE_ESTIMATORS: tuple[str, ...] = (
+    "sklearn.pipeline.Pipeline",
+    "sklearn.compose.ColumnTransformer",
+    "sklearn.impute.SimpleImputer",
+    "sklearn.preprocessing.StandardScaler",
+    "sklearn.preprocessing.MinMaxScaler",
+    "sklearn.preprocessing.OneHotEncoder",
+    "sklearn.preprocessing.OrdinalEncoder",
+)
 
 
 class AlgorithmDefinition(BaseModel):
