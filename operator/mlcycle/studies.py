@@ -8,6 +8,7 @@ reads anyway, carries every trial's number, algorithm, hyperparameters, state an
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from mlflow import MlflowClient
@@ -44,7 +45,8 @@ def _summary(run: Run, metric: Metric) -> TrialSummary:
         algorithm=Algorithm(tags[TAG_TRIAL_ALGORITHM]),
         value=run.data.metrics.get(metric.value),
         state=TrialState(tags[TAG_TRIAL_STATE]),
-        hyperparameters={name: value for name, value in params.items() if name != "algorithm"},
+        hyperparameters=json.dumps({name: json.loads(value) for name, value in params.items()
+                                    if name != "algorithm"}, sort_keys=True),
         run_id=run.info.run_id,
     )
 

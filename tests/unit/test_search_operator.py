@@ -78,7 +78,7 @@ def test_raising_the_budget_continues_the_study_and_a_new_space_starts_another()
 def trial(number: int, value: float | None, state: TrialState = TrialState.COMPLETE,
           algorithm: str = "knn_classifier") -> TrialSummary:
     return TrialSummary(number=number, algorithm=Algorithm(algorithm), value=value, state=state,
-                        hyperparameters={"n_neighbors": "5"})
+                        hyperparameters='{"n_neighbors": 5}')
 
 
 RUNNING = JobState("wine-search", finished=False, succeeded=False, message=None)
@@ -124,7 +124,7 @@ def test_workers_done_without_a_completed_trial_fail_naming_the_errors() -> None
 def test_the_best_trial_is_trained_as_a_plain_training_job() -> None:
     best = TrialSummary(number=4, algorithm=Algorithm.KNN_CLASSIFIER, value=0.97,
                         state=TrialState.COMPLETE,
-                        hyperparameters={"n_neighbors": "7", "weights": json.dumps("distance")})
+                        hyperparameters=json.dumps({"n_neighbors": 7, "weights": "distance"}))
     final = best_trial_training(training_job(SEARCH), best)
     assert final.spec.search is None and final.spec.algorithm == Algorithm.KNN_CLASSIFIER
     assert final.spec.hyperparameters == {"n_neighbors": 7, "weights": "distance"}

@@ -242,8 +242,9 @@ class TrialSummary(ApiModel):
     algorithm: Algorithm = Field(description="Estimator of the trial.")
     value: float | None = Field(default=None, description="Objective value (cross-validated).")
     state: TrialState = Field(description="Running, Complete, Pruned or Failed.")
-    hyperparameters: dict[str, str] = Field(
-        default_factory=dict, max_length=MAX_PARAMETERS_PER_ALGORITHM,
-        description="Sampled hyperparameters, as JSON text.",
+    hyperparameters: str = Field(
+        default="{}", max_length=4096,
+        description="Sampled hyperparameters, a JSON object (one value, so a status update "
+        "replaces it whole).",
     )
     run_id: str | None = Field(default=None, max_length=64, description="Its MLflow run.")

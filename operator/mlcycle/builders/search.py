@@ -90,8 +90,8 @@ def build_search_workers(training_job: TrainingJob, dataset: ResolvedDataset, st
 def best_trial_training(training_job: TrainingJob, best: TrialSummary) -> TrainingJob:
     """The TrainingJob as if it named the best trial's algorithm and hyperparameters: the
     normal training path trains, validates, registers it and moves the alias once."""
-    hyperparameters: dict[str, Any] = {**training_job.spec.hyperparameters, **{
-        name: json.loads(value) for name, value in best.hyperparameters.items()}}
+    hyperparameters: dict[str, Any] = {**training_job.spec.hyperparameters,
+                                       **json.loads(best.hyperparameters)}
     spec = training_job.spec.model_copy(update={
         "algorithm": best.algorithm, "hyperparameters": hyperparameters, "search": None})
     return replace(training_job, spec=spec)
