@@ -306,7 +306,7 @@ def heartbeat(store: ObjectStore, location: S3Location) -> Iterator[None]:
         stop.set()
 
 
-def _sampler(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.samplers.BaseSampler:
+def sampler_for(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.samplers.BaseSampler:
     seed = None if search.seed is None else search.seed + worker
     if search.sampler == Sampler.RANDOM:
         return optuna.samplers.RandomSampler(seed=seed)
@@ -322,7 +322,7 @@ def _sampler(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.samplers
                                       constant_liar=True)
 
 
-def _pruner(search: SearchSpec, folds: int) -> optuna.pruners.BasePruner:
+def pruner_for(search: SearchSpec, folds: int) -> optuna.pruners.BasePruner:
     if search.pruner == Pruner.MEDIAN:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     if search.pruner == Pruner.SUCCESSIVE_HALVING:
@@ -366,8 +366,8 @@ def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
         storage=storage,
         study_name=required(SEARCH_STUDY),
         direction=objective.direction.value if objective.direction else "maximize",
-        sampler=_sampler(search, spaces, index),
-        pruner=_pruner(search, len(folds.splits)),
+        sampler=sampler_for(search, spaces, index),
+        pruner=pruner_for(search, len(folds.splits)),
         load_if_exists=True,
     )
     tags = _lineage(owner, dataset)

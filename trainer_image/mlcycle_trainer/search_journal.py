@@ -11,6 +11,8 @@ crash, and parallel writers never lose or duplicate a record.
 from __future__ import annotations
 
 import json
+import math
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,41 +21,57 @@ from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
 KEY_DIGITS = 12
+REFRESH_SECONDS = 0.5
 
 
 class S3JournalBackend(BaseJournalBackend):
-    """Optuna journal records under `prefix`, one object per appended batch."""
+    """Optuna journal records under `prefix`, one object per appended batch.
 
-    def __init__(self, store: ObjectStore, prefix: S3Location) -> None:
+    Optuna reads the journal before nearly every operation (dozens of times per trial); this
+    backend lists the store for others' records at most every `refresh_seconds` and otherwise
+    answers from the records it already holds, which always include its own: another
+    worker's report shows up here within that delay. Every record it holds is a contiguous
+    prefix of the journal, since a batch is only written where the last one ended.
+    """
+
+    def __init__(self, store: ObjectStore, prefix: S3Location,
+                 refresh_seconds: float = REFRESH_SECONDS) -> None:
         self._store = store
         self._prefix = prefix
-        self._end = 0  # the number the next batch is written at, as far as this process knows
+        self._refresh_seconds = refresh_seconds
+        self._records: list[dict[str, Any]] = []  # the journal from record 0, as known here
+        self._listed_at = -math.inf
 
     def _location(self, number: int) -> S3Location:
         return self._prefix.child(f"{number:0{KEY_DIGITS}d}.json")
 
-    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
-        """Every record numbered `log_number_from` or later, in order.
+    def _batch_at(self, number: int) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = json.loads(self._store.get(self._location(number)))
+        return batch
 
-        Optuna asks only from where its last read ended, which is a batch boundary."""
-        start_after = self._location(log_number_from - 1).key if log_number_from > 0 else ""
-        records: list[dict[str, Any]] = []
-        number = log_number_from
+    def _catch_up(self) -> None:
+        """Every batch written after the records held here."""
+        known = len(self._records)
+        start_after = self._location(known - 1).key if known else ""
         for key in self._store.keys_after(self._prefix.child(""), start_after):
-            if key != self._location(number).key:
+            if key != self._location(len(self._records)).key:
                 break  # a gap cannot happen: a batch is only written where the last one ended
-            batch = json.loads(self._store.get(S3Location(self._prefix.bucket, key)))
-            records.extend(batch)
-            number += len(batch)
-        self._end = max(self._end, number)
-        return records
+            self._records.extend(self._batch_at(len(self._records)))
+        self._listed_at = time.monotonic()
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        """Every record numbered `log_number_from` or later, in order."""
+        if time.monotonic() - self._listed_at >= self._refresh_seconds:
+            self._catch_up()
+        return self._records[log_number_from:]
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
         data = json.dumps(logs, separators=(",", ":")).encode()
-        while not self._store.put_new(self._location(self._end), data, "application/json"):
-            # Another worker wrote there first: skip its batch and try after it.
-            self._end += len(json.loads(self._store.get(self._location(self._end))))
-        self._end += len(logs)
+        while not self._store.put_new(self._location(len(self._records)), data,
+                                      "application/json"):
+            # Another worker wrote there first: take its batch and try after it.
+            self._records.extend(self._batch_at(len(self._records)))
+        self._records.extend(json.loads(data))
 
 
 def journal_storage(store: ObjectStore, prefix: S3Location) -> JournalStorage:
