@@ -101,9 +101,9 @@ def reconcile_search(training_job: TrainingJob,
     study = study_name(training_job, dataset.version)
     started = status.start_time if status.study == study and status.start_time else now()
     deadline = started + parse_duration(search.timeout) if search.timeout else None
+    # An earlier generation's workers are left to finish: they stop at their own, earlier
+    # budget (deleting them needs a grant the operator's role does not have).
     workers_name = search_workers_name(metadata)
-    if status.job_name not in (None, workers_name):
-        stop_old_workers(namespace, status.job_name)
     workers = kube.ensure_job(namespace, build_search_workers(
         training_job, dataset, study, deadline, settings))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
@@ -121,14 +121,6 @@ def reconcile_search(training_job: TrainingJob,
                                settings)
     trained.events[:0] = searched.events
     return trained
-
-
-def stop_old_workers(namespace: str, job_name: str) -> None:
-    """A new generation continues the study with new workers: the old ones go."""
-    job = kube.read_job(namespace, job_name)
-    if job is not None and is_workers(job):
-        kube.unless_missing(lambda: kube.batch().delete_namespaced_job(
-            job_name, namespace, propagation_policy="Background"))
 
 
 def ranked(trials: list[TrialSummary], direction: Direction) -> list[TrialSummary]:
