@@ -77,16 +77,23 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
 
 
 def ensure_secret(namespace: str, manifest: Manifest) -> dict[str, str]:
-    """Create the Secret unless one of that name exists; return its data as it is now
-    (base64-encoded, as the API holds it). Never logged: it holds credentials."""
-    try:
-        created = core().create_namespaced_secret(namespace, manifest)
-        logger.info("Created Secret %s/%s", namespace, manifest["metadata"]["name"])
-        return dict(created.data or {})
-    except ApiException as error:
-        if error.status != 409:
-            raise
-    return dict(core().read_namespaced_secret(manifest["metadata"]["name"], namespace).data or {})
+    """The Secret's data as it is now (base64-encoded, as the API holds it), created from the
+    manifest if there is no Secret of that name. Never logged: it holds credentials."""
+    name = manifest["metadata"]["name"]
+
+    def read() -> client.V1Secret | None:
+        return unless_missing(lambda: core().read_namespaced_secret(name, namespace))
+
+    existing = read()
+    if existing is None:
+        try:
+            existing = core().create_namespaced_secret(namespace, manifest)
+            logger.info("Created Secret %s/%s", namespace, name)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            existing = read()
+    return dict((existing.data if existing else None) or {})
 
 
 def read_job(namespace: str, name: str) -> Manifest | None:

@@ -105,13 +105,13 @@ _provisioned: dict[str, Tenant] = {}
 
 
 def ensure_tenant(namespace: str, settings: Settings) -> Tenant:
-    """The namespace's Secret, MinIO user and MLflow user, made once per operator process (a
-    restart makes them again from the Secret, so a restarted MinIO or MLflow gets them back)."""
-    known = _provisioned.get(namespace)
-    if known is not None:
-        return known
+    """The namespace's Secret, and its MinIO and MLflow users with the Secret's credentials:
+    made again whenever this process has not made them from this very Secret (at start, so a
+    restarted MinIO or MLflow gets them back, and for a namespace deleted and made again)."""
     tenant = _from_secret(namespace, kube.ensure_secret(
         namespace, tenant_secret(namespace, settings)), settings)
+    if _provisioned.get(namespace) == tenant:
+        return tenant
     _provision_storage(tenant, settings)
     _provision_registry(tenant, settings)
     _provisioned[namespace] = tenant

@@ -47,7 +47,7 @@ def pod_texts(k8s: client.ApiClient) -> Iterator[tuple[str, str]]:
         for container in pod.spec.containers:
             try:
                 yield f"{where} log of {container.name}", core.read_namespaced_pod_log(
-                    pod.metadata.name, pod.metadata.namespace, container=container.name)
+                    pod.metadata.name, pod.metadata.namespace, container=container.name) or ""
             except ApiException as error:  # not started, or already gone
                 if error.status not in (400, 404):
                     raise
