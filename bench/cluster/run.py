@@ -20,7 +20,7 @@ from pathlib import Path
 from kubernetes import client, watch
 
 from bench.sections import machine, percentile, replace_section
-from localkube import build, cluster, stack, versions
+from localkube import build, cluster, images, stack, versions
 from localkube.readiness import api_client
 from localkube.testing import create_namespace, delete_namespace
 
@@ -65,7 +65,8 @@ def time_jobs(state: cluster.ClusterState) -> list[float]:
             job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name},
                    "spec": {"backoffLimit": 0, "template": {"spec": {
                        "restartPolicy": "Never",
-                       "containers": [{"name": "main", "image": "python:3.11",
+                       "containers": [{"name": "main", "image": images.PYTHON_IMAGE,
+                                       "imagePullPolicy": "Never",
                                        "command": ["python", "-c", "pass"]}]}}}}
             started = time.monotonic()
             batch.create_namespaced_job(namespace, job)
@@ -118,7 +119,7 @@ def main() -> None:
     ]
     lines += [f"| memory at rest after {IDLE_SECONDS} s: {name} | {mib:.0f} MiB |"
               for name, mib in memory.items()]
-    lines.append(f"| memory at rest: control plane and node agent together | "
+    lines.append(f"| memory at rest: control plane and node together (not the Pods) | "
                  f"{sum(memory.values()):.0f} MiB |")
     if cold:
         lines.append(f"| cold build of every binary (empty Go caches, 2 cores) | {cold} |")

@@ -15,8 +15,6 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser(
         "up", help="start the cluster, MinIO, MLflow and the operator (reusing what runs)")
     up.add_argument("--cluster-only", action="store_true", help="start the cluster alone")
-    up.add_argument("--no-node-agent", action="store_true",
-                    help="start the control plane only (for node agent development)")
     commands.add_parser("down", help="stop everything `up` started")
     commands.add_parser("status", help="exit 0 when the cluster is running")
     commands.add_parser("build", help="build (or find cached) every pinned binary")
@@ -25,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "up":
-        if args.cluster_only or args.no_node_agent:
-            state = cluster.up(node_agent=not args.no_node_agent)
+        if args.cluster_only:
+            state = cluster.up()
         else:
             whole = stack.up()
             state = whole.cluster

@@ -1,20 +1,16 @@
 """Bring the local cluster up and down.
 
 Start order: bridge -> PKI -> etcd /health -> kube-apiserver /readyz -> kubeconfigs ->
-kube-controller-manager and kube-scheduler /healthz -> node agent -> Node Ready with the
-not-ready taint gone -> the `default` ServiceAccount exists -> the real node
-(localkube.realnode: containerd, kubelet, kube-proxy, CoreDNS). Every process and port is
-recorded in `.local/cluster.json`, which `down()` and the next `up()` read.
+kube-controller-manager and kube-scheduler /healthz -> the volume provisioner -> the
+`default` ServiceAccount exists -> the node (localkube.realnode: containerd, kubelet,
+kube-proxy, CoreDNS). Every process and port is recorded in `.local/cluster.json`, which
+`down()` and the next `up()` read.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import shutil
-import signal
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -23,24 +19,12 @@ import yaml
 from pydantic import BaseModel
 
 from localkube import build, network, processes
-from localkube.node.config import ImageRuntime, NodeConfig
 from localkube.paths import LocalPaths, local_paths
 from localkube.pki import CertSpec, Pki, ensure_pki
+from localkube.realnode.config import NODE_NAME
 
-NODE_NAME = "localnode"
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
-NODE_AGENT = "node-agent"
-
-IMAGES = [
-    ImageRuntime(pattern="python:*", entrypoint=["python3"]),
-    ImageRuntime(pattern="*mlcycle/trainer:*", entrypoint=["{python}", "-m", "mlcycle_trainer"]),
-    ImageRuntime(pattern="*mlcycle/serving:*", entrypoint=["{python}", "-m", "mlcycle_serving"]),
-    ImageRuntime(pattern="*mlcycle/operator:*", entrypoint=["{python}", "-m", "mlcycle"]),
-    # What the Helm chart runs besides our own images: MLflow from this virtualenv, and the
-    # MinIO server built from the Go module proxy (the real image's entrypoint runs `minio`).
-    ImageRuntime(pattern="ghcr.io/mlflow/mlflow:*", entrypoint=["{venv_bin}/mlflow"]),
-    ImageRuntime(pattern="quay.io/minio/minio:*", entrypoint=[str(build.binary_path("minio"))]),
-]
+PROVISIONER = "provisioner"
 
 Progress = build.Progress
 
@@ -52,8 +36,6 @@ class ClusterState(BaseModel):
     host_ip: str
     api_port: int
     etcd_port: int
-    kubelet_port: int
-    node_name: str
     pids: dict[str, int]
     kubeconfig: Path
     kubectl: Path
@@ -66,7 +48,6 @@ def _cert_specs(host_ip: str) -> list[CertSpec]:
     )
     return [
         CertSpec("apiserver", "kube-apiserver", server_names=api_names),
-        CertSpec("kubelet", f"system:node:{NODE_NAME}", "system:nodes", (host_ip, NODE_NAME)),
         CertSpec("admin", "localkube-admin", "system:masters"),
         CertSpec("apiserver-kubelet-client", "kube-apiserver-kubelet-client", "system:masters"),
         CertSpec("controller-manager", "system:kube-controller-manager"),
@@ -141,21 +122,19 @@ def is_running(state: ClusterState | None, paths: LocalPaths | None = None) -> b
         return False
 
 
-def up(progress: Progress = build.say, node_agent: bool = True,
-       real_node: bool = True) -> ClusterState:
+def up(progress: Progress = build.say, real_node: bool = True) -> ClusterState:
     """Start the cluster, or reuse it when it is already running and healthy.
 
-    Two nodes: the node agent (Pods as local processes) and the real node (a kubelet on
-    containerd, localkube.realnode), which is tainted so that only Pods that tolerate
-    `mlcycle.dev/real-node` run there."""
+    Its one node is the real node (a kubelet on containerd, localkube.realnode); without
+    `real_node`, the control plane alone (for node development)."""
+    from localkube.realnode import node as realnode
+
     paths = local_paths()
     state = load_state(paths)
     if is_running(state, paths):
         assert state is not None
         progress(f"Cluster already running at {state.server}")
-        from localkube.realnode import node as realnode
-
-        if real_node and not realnode.running(state):  # a cluster started before it existed
+        if real_node and not realnode.running(state):  # stopped by `python -m localkube.realnode`
             realnode.start(state, paths, progress)
         return state
     if state is not None:
@@ -163,8 +142,7 @@ def up(progress: Progress = build.say, node_agent: bool = True,
     started = time.monotonic()
     binaries = build.ensure_binaries([*CONTROL_PLANE, "kubectl"], progress)
     host_ip = network.ensure_bridge()
-    _make_runtime_traversable()
-    for fresh in (paths.pki, paths.etcd_data, paths.node_state, paths.logs):
+    for fresh in (paths.pki, paths.etcd_data, paths.volumes, paths.logs):
         shutil.rmtree(fresh, ignore_errors=True)
     paths.logs.mkdir(parents=True)
     pki = ensure_pki(paths.pki, _cert_specs(host_ip))
@@ -174,13 +152,11 @@ def up(progress: Progress = build.say, node_agent: bool = True,
         "api": processes.free_port(host_ip),
         "kcm": processes.free_port(),
         "scheduler": processes.free_port(),
-        "kubelet": processes.free_port(host_ip),
     }
     server = f"https://{host_ip}:{ports['api']}"
     state = ClusterState(
         server=server, host_ip=host_ip, api_port=ports["api"], etcd_port=ports["etcd"],
-        kubelet_port=ports["kubelet"], node_name=NODE_NAME, pids={},
-        kubeconfig=paths.kubeconfig, kubectl=binaries["kubectl"],
+        pids={}, kubeconfig=paths.kubeconfig, kubectl=binaries["kubectl"],
     )
     pids = state.pids  # the model's own dict (pydantic copies what it is given)
 
@@ -218,25 +194,14 @@ def up(progress: Progress = build.say, node_agent: bool = True,
             processes.wait_healthy(name, f"https://127.0.0.1:{port}/healthz", pids[name],
                                    paths.logs / f"{name}.log", 60, _insecure_tls())
             progress(f"{name} is healthy")
-
-        if node_agent:
-            config = _node_config(paths, pki, host_ip, ports["api"], ports["kubelet"])
-            launch(NODE_AGENT, [sys.executable, "-m", "localkube.node", "--config", str(config)])
-            paths.no_agent_marker.unlink(missing_ok=True)
-        else:
-            _node_config(paths, pki, host_ip, ports["api"], ports["kubelet"])
-            paths.no_agent_marker.touch()
+        launch(PROVISIONER, [sys.executable, "-m", "localkube.provisioner",
+                             "--kubeconfig", str(paths.kubeconfig), "--root", str(paths.volumes),
+                             "--node", NODE_NAME])
         _link_tools(paths, binaries["kubectl"])
         from localkube import readiness
 
-        if node_agent:
-            readiness.wait_for_node(paths.kubeconfig, NODE_NAME, pids[NODE_AGENT],
-                                    paths.logs / f"{NODE_AGENT}.log", timeout=90)
-            progress(f"Node {NODE_NAME} is Ready")
         readiness.wait_for_default_service_account(paths.kubeconfig, "default", timeout=60)
         if real_node:
-            from localkube.realnode import node as realnode
-
             realnode.start(state, paths, progress)
     except BaseException:
         down(lambda _: None)
@@ -268,9 +233,6 @@ def _apiserver_args(binary: Path, pki: Pki, etcd_url: str, host_ip: str, port: i
         f"--service-account-signing-key-file={pki.service_account_key}",
         f"--service-cluster-ip-range={network.SERVICE_CIDR}",
         "--authorization-mode=RBAC",
-        # Endpoints reject loopback and our bridge is not a real node network: the
-        # `kubernetes` Service's endpoints are not reconciled.
-        "--endpoint-reconciler-type=none",
         f"--kubelet-client-certificate={pki.cert('apiserver-kubelet-client')}",
         f"--kubelet-client-key={pki.key('apiserver-kubelet-client')}",
         f"--kubelet-certificate-authority={pki.ca_cert}",
@@ -301,32 +263,6 @@ def _scheduler_args(paths: LocalPaths) -> list[str]:
     ]
 
 
-def _node_config(
-    paths: LocalPaths, pki: Pki, host_ip: str, api_port: int, kubelet_port: int
-) -> Path:
-    config = NodeConfig(
-        node_name=NODE_NAME, kubeconfig=paths.kubeconfig_for("admin"), state_dir=paths.node_state,
-        bridge=network.BRIDGE, host_ip=host_ip, pod_cidr=network.POD_CIDR, api_host=host_ip,
-        api_port=api_port, ca_file=pki.ca_cert, kubelet_port=kubelet_port,
-        kubelet_cert_file=pki.cert("kubelet"), kubelet_key_file=pki.key("kubelet"),
-        cpu=str(os.cpu_count() or 2), images=IMAGES,
-    )
-    paths.node_config.parent.mkdir(parents=True, exist_ok=True)
-    paths.node_config.write_text(config.model_dump_json(indent=2))
-    return paths.node_config
-
-
-def _make_runtime_traversable() -> None:
-    """Pods run as their securityContext's uid (the images' 10001), and their programs run
-    from this virtualenv and its base interpreter. Give others execute-only (traverse, not
-    list) permission on the directories above them, as a container image would provide."""
-    for place in (Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).resolve()):
-        for directory in [place, *place.parents]:
-            mode = directory.stat().st_mode
-            if directory.is_dir() and not mode & 0o001:
-                directory.chmod(mode | 0o001)
-
-
 def _link_tools(paths: LocalPaths, kubectl: Path) -> None:
     paths.bin.mkdir(parents=True, exist_ok=True)
     link = paths.bin / "kubectl"
@@ -335,31 +271,15 @@ def _link_tools(paths: LocalPaths, kubectl: Path) -> None:
 
 
 def down(progress: Progress = build.say) -> None:
-    """Stop every process `up()` started, newest first, and the pods' leftovers."""
+    """Stop every process `up()` started, newest first: the node first, with its containers,
+    mounts and iptables chains."""
     from localkube.realnode import node as realnode
 
     paths = local_paths()
     state = load_state(paths)
-    # The real node first: its containers, mounts and iptables chains go with it.
     realnode.stop(state, paths)
     if state is not None:
         for name, pid in reversed(list(state.pids.items())):
-            processes.stop(pid, grace_seconds=30 if name == NODE_AGENT else 10)
+            processes.stop(pid)
             progress(f"Stopped {name}")
-    _kill_pod_namespaces(progress)
     paths.state.unlink(missing_ok=True)
-
-
-def _kill_pod_namespaces(progress: Progress) -> None:
-    """Safety net for a node agent that died: kill what runs in our pods' netns."""
-    result = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
-    for line in result.stdout.splitlines():
-        namespace = line.split()[0] if line.strip() else ""
-        if not namespace.startswith(network.POD_NETNS_PREFIX):
-            continue
-        pids = subprocess.run(["ip", "netns", "pids", namespace], capture_output=True, text=True)
-        for pid in pids.stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
-        progress(f"Removed leftover pod network namespace {namespace}")

@@ -5,7 +5,7 @@ No registry is reachable here but the package registries, so every image starts 
   from `python3`), the `PYTHON_IMAGE` the project's Dockerfiles build `FROM` here (Docker
   users keep their default, `python:3.11.7-slim-bookworm`);
 - `trainer`, `serving`, `operator`: trainer_image/, serving_image/ and operator/Dockerfile;
-- `pause` and `coredns`: `FROM scratch` plus a binary built from the Go module proxy.
+- `pause`, `coredns` and `minio`: `FROM scratch` plus a binary built from the Go module proxy.
 
 Each image is cached as an OCI archive under `~/.cache/mlcycle/images/<name>-<key>.tar`,
 where the key hashes every input (Dockerfile, lock files, copied sources, base image): an
@@ -64,6 +64,8 @@ SPECS: dict[str, ImageSpec] = {
                   key_extra=(versions.PAUSE,)),
         ImageSpec("coredns", DOCKERFILES / "coredns.Dockerfile", binary="coredns",
                   key_extra=(versions.COREDNS,)),
+        ImageSpec("minio", DOCKERFILES / "minio.Dockerfile", binary="minio",
+                  key_extra=(versions.MINIO,)),
         ImageSpec("trainer", REPO_ROOT / "trainer_image" / "Dockerfile", on_base=True, inputs=(
             "requirements/runtime.lock", "contract/mlcycle_contract",
             "trainer_image/mlcycle_trainer")),
@@ -75,9 +77,13 @@ SPECS: dict[str, ImageSpec] = {
             "contract/mlcycle_contract", "operator/mlcycle")),
     )
 }
-# What the real node needs to run Pods at all, and the project's images.
-NODE_IMAGES = ("pause", "coredns")
+# What the node needs to run Pods at all (and `base`, a plain Python for anyone's Pods),
+# the project's images, and what the chart runs besides them.
+NODE_IMAGES = ("pause", "coredns", "base")
 PROJECT_IMAGES = ("trainer", "serving", "operator")
+CHART_IMAGES = ("operator", "minio")  # MLflow runs from the operator's image (mlflow[auth])
+# The base under a fixed name, for Pods that just need Python (examples/localkube/).
+PYTHON_IMAGE = f"{REGISTRY}/python:3.11"
 
 
 def cache_dir() -> Path:
@@ -261,7 +267,7 @@ def _remove_stale(name: str, keep: Path, ref: str) -> None:
 def main() -> None:
     """`python -m localkube images`: every image, built or found cached, with timings."""
     started = time.monotonic()
-    for name in ("base", *NODE_IMAGES, *PROJECT_IMAGES):
+    for name in ("base", *NODE_IMAGES, *PROJECT_IMAGES, "minio"):
         built = ensure_image(name)
         size = built.archive.stat().st_size / 2**20
         print(f"{built.reference}: {built.archive} ({size:.0f} MiB)", flush=True)

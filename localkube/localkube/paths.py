@@ -38,17 +38,9 @@ class LocalPaths:
         return self.root / "etcd"
 
     @property
-    def node_state(self) -> Path:
-        return self.root / "node"
-
-    @property
-    def node_config(self) -> Path:
-        return self.root / "node-config.json"
-
-    @property
-    def no_agent_marker(self) -> Path:
-        """Present while the cluster runs without the node agent (agent development)."""
-        return self.root / "NO_AGENT"
+    def volumes(self) -> Path:
+        """The directories of the PersistentVolumes the provisioner makes."""
+        return self.root / "volumes"
 
     @property
     def bin(self) -> Path:

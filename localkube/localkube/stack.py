@@ -2,6 +2,9 @@
 operator (as a local process, configured as the Helm chart would configure its Pod).
 
 `up()` reuses whatever already runs; the test fixtures and `make up` / `make demo` share it.
+It also builds the trainer and serving images when their sources changed (a second when
+nothing did) and loads them into the node, and (re)starts the operator with their
+references: an edit to trainer, serving or contract code is in the next Pod it creates.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ from localkube import build, cluster, processes, services
 from localkube.cluster import ClusterState
 from localkube.paths import REPO_ROOT, LocalPaths, local_paths
 from localkube.readiness import api_client
+from localkube.realnode import containerd
+from localkube.realnode import node as realnode
 from localkube.services import S3Credentials, ServicesState
 
 CRDS_DIR = REPO_ROOT / "crds"
 S3_SECRET = "mlcycle-s3"
 OPERATOR = "operator"
+WORKLOAD_IMAGES = ("trainer", "serving")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Stack:
     services: ServicesState
     credentials: S3Credentials
     paths: LocalPaths
+    images: dict[str, str]  # trainer and serving: their references in the node's containerd
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -52,25 +59,48 @@ def operator_pid(paths: LocalPaths) -> int | None:
     return pid if processes.alive(pid) else None
 
 
-def operator_environment(stack_cluster: ClusterState, state: ServicesState) -> dict[str, str]:
-    """The operator's settings for the local stack: pods reach MLflow and MinIO on the bridge."""
+def image_runtime(paths: LocalPaths, reference: str) -> str:
+    """`python=X,sklearn=Y,numpy=Z` of an image on the runtime lock, asked of the image: the
+    operator, a local process, has another Python than the images' base."""
+    script = ("from mlcycle_contract.runtime import current_runtime; "
+              "print(','.join(f'{k}={v}' for k, v in current_runtime().items()))")
+    return containerd.run(realnode.node_dirs(paths), reference,
+                          ["python", "-c", script]).strip()
+
+
+def operator_environment(stack: Stack) -> dict[str, str]:
+    """The operator's settings for the local stack: pods reach MLflow and MinIO on the bridge,
+    and run the images built here, which no registry has (so they are never pulled)."""
+    state, images = stack.services, stack.images
     return {
         **os.environ,
-        "KUBECONFIG": str(stack_cluster.kubeconfig),
+        "KUBECONFIG": str(stack.cluster.kubeconfig),
         "MLCYCLE_MLFLOW_TRACKING_URI": state.mlflow_url,
         "MLCYCLE_S3_ENDPOINT": state.s3_endpoint,
         "MLCYCLE_DATA_BUCKET": state.data_bucket,
         "MLCYCLE_HEALTH_PORT": str(processes.free_port()),
+        "MLCYCLE_TRAINER_IMAGE": images["trainer"],
+        "MLCYCLE_SERVING_IMAGE": images["serving"],
+        "MLCYCLE_IMAGE_PULL_POLICY": "Never",
+        "MLCYCLE_SERVING_RUNTIME": image_runtime(stack.paths, images["serving"]),
     }
 
 
 def start_operator(stack: Stack) -> int:
     log = stack.paths.logs / "operator.log"
     pid = processes.start([sys.executable, "-m", "mlcycle"], log,
-                          env={**operator_environment(stack.cluster, stack.services),
+                          env={**operator_environment(stack),
                                **services.admin_environment(stack.paths)})
     _operator_pid_file(stack.paths).write_text(str(pid))
     return pid
+
+
+def operator_images(pid: int) -> dict[str, str]:
+    """The workload images the running operator was started with."""
+    variables = dict(entry.split("=", 1) for entry in
+                     Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+    return {name: variables.get(f"MLCYCLE_{name.upper()}_IMAGE", "")
+            for name in WORKLOAD_IMAGES}
 
 
 def stop_operator(paths: LocalPaths) -> None:
@@ -118,9 +148,15 @@ def up(progress: build.Progress = build.say) -> Stack:
         services.down(paths, progress)
         service_state = services.up(paths, stack_cluster.host_ip, progress)
     assert service_state is not None
-    stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths)
+    images = realnode.load_images(paths, WORKLOAD_IMAGES, progress)
+    stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths, images)
     install_crds(stack_cluster)
-    if operator_pid(paths) is None:
+    running = operator_pid(paths)
+    if running is not None and operator_images(running) != images:
+        progress("The trainer or serving image changed: restarting the operator with it")
+        stop_operator(paths)
+        running = None
+    if running is None:
         start_operator(stack)
         progress("The mlcycle operator is running (log: .local/logs/operator.log)")
     return stack

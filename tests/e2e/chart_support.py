@@ -1,24 +1,11 @@
-"""What the chart's end-to-end tests need besides the cluster: the Helm CLI, and a relay that
-stands in for kube-proxy for the chart's MLflow and MinIO Services.
-
-The local cluster has no kube-proxy and no DNS, so a Service name or ClusterIP routes
-nowhere. The chart takes explicit URLs (`mlflow.trackingURI`, `s3.endpoint`) for exactly
-such networks, and the tests point them at a `ServiceRelay`: a TCP listener on the bridge
-address that, for every connection, reads the Service's EndpointSlices (kept by the real
-endpoint-slice controller from the real pods' readiness) and forwards to a ready endpoint,
-as kube-proxy does. So the Services, their selectors and their ports are exercised, and a
-restarted pod with a new IP is followed.
-"""
+"""What the chart's end-to-end tests need besides the cluster: the Helm CLI, the chart's
+Services as the host reaches them (their ClusterIPs, through kube-proxy), and the values that
+point the chart at the images built here."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import random
-import socket
-import socketserver
 import subprocess
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +13,7 @@ from typing import Any
 import yaml
 from kubernetes import client
 
-from localkube import build, processes
+from localkube import build
 
 CHART = Path(__file__).resolve().parents[2] / "charts" / "mlcycle"
 
@@ -65,73 +52,30 @@ class Helm:
         return [doc for doc in yaml.safe_load_all(out) if doc]
 
 
-def ready_endpoint(k8s: client.ApiClient, namespace: str, service: str,
-                   port_name: str) -> tuple[str, int] | None:
-    """A ready address and the target port of the Service's named port, or None."""
-    slices = client.DiscoveryV1Api(k8s).list_namespaced_endpoint_slice(
-        namespace, label_selector=f"kubernetes.io/service-name={service}").items
-    candidates = []
-    for endpoint_slice in slices:
-        port = next((p.port for p in endpoint_slice.ports or [] if p.name == port_name), None)
-        for endpoint in endpoint_slice.endpoints or []:
-            if port is not None and endpoint.conditions and endpoint.conditions.ready:
-                candidates.extend((address, int(port)) for address in endpoint.addresses)
-    return random.choice(candidates) if candidates else None
+def service_url(k8s: client.ApiClient, namespace: str, service: str, port_name: str) -> str:
+    """The Service's ClusterIP and named port: kube-proxy routes it from this host too."""
+    spec = client.CoreV1Api(k8s).read_namespaced_service(service, namespace).spec
+    port: int = next(p.port for p in spec.ports if p.name == port_name)
+    return f"http://{spec.cluster_ip}:{port}"
 
 
-class _Relay(socketserver.ThreadingTCPServer):
-    daemon_threads = True
-    allow_reuse_address = True
+def image_values(key: str, reference: str) -> list[str]:
+    """`--set` flags that point the chart's image `key` at an image built here."""
+    repository, tag = reference.rsplit(":", 1)
+    return ["--set", f"{key}.repository={repository}", "--set", f"{key}.tag={tag}"]
 
 
-class ServiceRelay:
-    """host:port on the bridge -> a ready endpoint of one Service, chosen per connection."""
-
-    def __init__(self, k8s: client.ApiClient, host: str, namespace: str, service: str,
-                 port_name: str) -> None:
-        self.host = host
-        self.port = processes.free_port(host)
-        lookup = (k8s, namespace, service, port_name)
-
-        class Handler(socketserver.BaseRequestHandler):
-            def handle(self) -> None:
-                target = ready_endpoint(*lookup)
-                if target is None:
-                    return  # no ready endpoint: the connection is refused, as by kube-proxy
-                with contextlib.suppress(OSError), \
-                        socket.create_connection(target, timeout=10) as upstream:
-                    upstream.settimeout(None)
-                    _pump_both(self.request, upstream)
-
-        self.server = _Relay((host, self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever,
-                                       name=f"relay {namespace}/{service}", daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ServiceRelay:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def _pump_both(downstream: socket.socket, upstream: socket.socket) -> None:
-    def pump(source: socket.socket, sink: socket.socket) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := source.recv(65536):
-                sink.sendall(chunk)
-        with contextlib.suppress(OSError):
-            sink.shutdown(socket.SHUT_WR)
-
-    other = threading.Thread(target=pump, args=(upstream, downstream), daemon=True)
-    other.start()
-    pump(downstream, upstream)
-    other.join()
+def local_image_values(built: dict[str, str]) -> list[str]:
+    """Every image of the chart from `localkube.images` (MLflow from the operator's image,
+    which has mlflow[auth]), never pulled: no registry has them."""
+    return [
+        *image_values("image", built["operator"]), "--set", "image.pullPolicy=Never",
+        *image_values("mlflow.image", built["operator"]), "--set", "mlflow.image.pullPolicy=Never",
+        *image_values("minio.image", built["minio"]), "--set", "minio.image.pullPolicy=Never",
+        *image_values("workloads.trainerImage", built["trainer"]),
+        *image_values("workloads.servingImage", built["serving"]),
+        "--set", "workloads.imagePullPolicy=Never",
+    ]
 
 
 HELM_KEYS = {

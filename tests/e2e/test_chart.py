@@ -3,7 +3,8 @@
 First every scenario's rendered manifests go through the apiserver's server-side dry run.
 Then one release is installed into a namespace that enforces the Pod Security Standard
 `restricted`, serving a second, equally restricted workload namespace, and the tests run
-in order against it: the pods (operator x2, MLflow, MinIO) run on the local node; the iris
+in order against it: the pods (operator x2, MLflow, MinIO) run on the node, from the images
+built here (`localkube.images`); the iris
 examples go from data to predictions through that installation alone; the active operator
 replica is killed during a training run; `helm upgrade` to new values and a new operator
 version keeps runs, models and artifacts; `helm uninstall` keeps the CRDs, the volumes and
@@ -12,9 +13,8 @@ the credentials, and a reinstall finds everything again.
 The harness's own operator (a local process with admin rights, serving every namespace)
 is stopped while the release is installed and started again afterwards, so every step of
 the flow is the chart's operator acting with the chart's ServiceAccount and nothing else.
-MLflow and MinIO are reached through `ServiceRelay`s (see chart_support): the chart's
-`mlflow.trackingURI` and `s3.endpoint` point at them because Service names do not resolve
-on the local cluster.
+Pods reach MLflow and MinIO by their Services' DNS names (the chart's defaults); the tests
+reach them at the Services' ClusterIPs.
 """
 
 from __future__ import annotations
@@ -40,10 +40,14 @@ from mlflow import MlflowClient
 
 from localkube import processes, stack, testing
 from localkube.cluster import ClusterState
+from localkube.images import CHART_IMAGES
+from localkube.paths import local_paths
+from localkube.realnode import containerd, node
+from localkube.realnode.config import NODE_NAME
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle import crdgen
-from tests.e2e.chart_support import CHART, Helm, ServiceRelay, hand_crds_back
+from tests.e2e.chart_support import CHART, Helm, hand_crds_back, local_image_values, service_url
 from tests.e2e.mlhelpers import (
     condition,
     jobs_with_label,
@@ -124,10 +128,9 @@ class Release:
     helm: Helm
     namespace: str
     workload: str
-    mlflow: ServiceRelay
-    s3: ServiceRelay
     values: list[str]
     k8s: client.ApiClient
+    images: dict[str, str]
     facts: dict[str, Any] = field(default_factory=dict)  # what earlier steps left to check
 
     def install(self, *extra: str) -> None:
@@ -136,14 +139,16 @@ class Release:
 
     @property
     def registry(self) -> Any:
-        return AsChartAdmin(MlflowClient(tracking_uri=self.mlflow.url,
-                                         registry_uri=self.mlflow.url), self.k8s, self.namespace)
+        url = service_url(self.k8s, self.namespace, f"{FULLNAME}-mlflow", "http")
+        return AsChartAdmin(MlflowClient(tracking_uri=url, registry_uri=url), self.k8s,
+                            self.namespace)
 
     def storage(self) -> Any:
         secret = client.CoreV1Api(self.k8s).read_namespaced_secret(f"{FULLNAME}-s3",
                                                                    self.namespace)
         key = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
-        return boto3.client("s3", endpoint_url=self.s3.url, region_name="us-east-1",
+        endpoint = service_url(self.k8s, self.namespace, f"{FULLNAME}-minio", "s3")
+        return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
                             aws_access_key_id=key["accessKey"],
                             aws_secret_access_key=key["secretKey"])
 
@@ -159,14 +164,11 @@ def release(mlstack: Stack, k8s: client.ApiClient,
     kubeconfig = mlstack.cluster.kubeconfig
     namespace = restricted_namespace(k8s, kubeconfig, "chart")
     workload = restricted_namespace(k8s, kubeconfig, "chartwl")
-    host = mlstack.cluster.host_ip
-    relays = (ServiceRelay(k8s, host, namespace, f"{FULLNAME}-mlflow", "http").start(),
-              ServiceRelay(k8s, host, namespace, f"{FULLNAME}-minio", "s3").start())
+    built = {**mlstack.images, **node.load_images(mlstack.paths, CHART_IMAGES)}
     values = [
         "--set-json", f'operator.watchNamespaces=["{workload}"]',
-        "--set", f"mlflow.trackingURI={relays[0].url}",
-        "--set", f"s3.endpoint={relays[1].url}",
         "--set", "operator.peering.lifetimeSeconds=20",
+        *local_image_values(built),
     ]
     helm = Helm.create(kubeconfig, tmp_path_factory.mktemp("helm"))
     harness_operator = stack.operator_pid(mlstack.paths) is not None
@@ -176,14 +178,12 @@ def release(mlstack: Stack, k8s: client.ApiClient,
             cleanup.callback(stack.start_operator, mlstack)
         cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
                                                for crd in crdgen.build_crds()])
-        for relay in relays:
-            cleanup.callback(relay.stop)
         cleanup.callback(testing.delete_namespace, kubeconfig, namespace)  # kept claims too
         cleanup.callback(helm.run, "uninstall", RELEASE, "--namespace", namespace, "--wait",
                          check=False)
         # First, while the chart's operator runs and releases kopf's finalizers.
         cleanup.callback(delete_workload_namespace, k8s, kubeconfig, workload)
-        installed = Release(helm, namespace, workload, *relays, values=values, k8s=k8s)
+        installed = Release(helm, namespace, workload, values=values, k8s=k8s, images=built)
         started = time.monotonic()
         installed.install()
         installed.facts["install_seconds"] = time.monotonic() - started
@@ -208,7 +208,7 @@ def delete_workload_namespace(k8s: client.ApiClient, kubeconfig: Path, name: str
     testing.delete_namespace(kubeconfig, name)
 
 
-def test_operator_mlflow_and_minio_run_as_restricted_pods_on_the_local_node(
+def test_operator_mlflow_and_minio_run_as_restricted_pods_on_the_node(
     release: Release, mlstack: Stack
 ) -> None:
     assert release.facts["install_seconds"] < 360
@@ -218,7 +218,7 @@ def test_operator_mlflow_and_minio_run_as_restricted_pods_on_the_local_node(
                             f"app.kubernetes.io/component={component}")
         assert len(pods) == replicas, component
         for pod in pods:
-            assert pod.status.phase == "Running" and pod.spec.node_name == "localnode"
+            assert pod.status.phase == "Running" and pod.spec.node_name == NODE_NAME
             assert pod.spec.security_context.run_as_non_root is True
             container = pod.spec.containers[0]
             assert container.security_context.read_only_root_filesystem is True
@@ -299,13 +299,13 @@ def active_replica(release: Release) -> str:
     return max(live, key=lambda name: live[name]["priority"])
 
 
-def kill_container(release: Release, mlstack: Stack, pod_name: str) -> None:
-    """SIGKILL the container's process, as a crash or the OOM killer would: no goodbye to
-    the peering object; the kubelet restarts the container."""
+def kill_container(release: Release, pod_name: str) -> None:
+    """SIGKILL the container's main process, as a crash or the OOM killer would: no goodbye
+    to the peering object; the kubelet restarts the container."""
     pod = client.CoreV1Api(release.k8s).read_namespaced_pod(pod_name, release.namespace)
-    pid_file = mlstack.paths.node_state / "pods" / pod.metadata.uid / "containers" / "operator"
-    pid = int((pid_file / "pid").read_text().split()[0])
-    os.killpg(pid, signal.SIGKILL)
+    container_id = pod.status.container_statuses[0].container_id.removeprefix("containerd://")
+    pid = containerd.running_containers(node.node_dirs(local_paths()))[container_id]
+    os.kill(pid, signal.SIGKILL)
     wait_for(f"process {pid} to die", lambda: not processes.alive(pid), timeout=10)
 
 
@@ -325,7 +325,7 @@ def test_killing_the_active_replica_during_training_hands_over_without_duplicate
     leader = active_replica(release)
     standby = next(p.metadata.name for p in release.pods(OPERATOR_LABELS)
                    if p.metadata.name != leader)
-    kill_container(release, mlstack, leader)
+    kill_container(release, leader)
 
     trained = wait_phase(k8s, "trainingjobs", workload, "iris-ha", ("Succeeded", "Failed"))
     assert trained["status"]["phase"] == "Succeeded", trained["status"]
@@ -343,12 +343,14 @@ def test_helm_upgrade_with_new_values_and_operator_version_keeps_runs_models_and
     release: Release,
 ) -> None:
     before = {p.metadata.uid for p in release.pods(f"app.kubernetes.io/instance={RELEASE}")}
+    repository = release.images["operator"].rsplit(":", 1)[0]
+    containerd.tag(node.node_dirs(local_paths()), release.images["operator"], f"{repository}:0.1.1")
     release.install("--set", "image.tag=0.1.1", "--set", "mlflow.resources.requests.cpu=150m",
                     "--set", "minio.resources.requests.cpu=150m", "--set", "mlflow.workers=1")
     pods = release.pods(f"app.kubernetes.io/instance={RELEASE}")
     assert not before & {p.metadata.uid for p in pods}, "every pod was replaced"
     operators = release.pods(OPERATOR_LABELS)
-    assert {p.spec.containers[0].image for p in operators} == {"ghcr.io/mlcycle/operator:0.1.1"}
+    assert {p.spec.containers[0].image for p in operators} == {f"{repository}:0.1.1"}
     assert_data_kept(release)
 
 

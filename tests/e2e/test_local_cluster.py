@@ -1,11 +1,10 @@
 """The local cluster is a real Kubernetes: Jobs, Deployments, Services, garbage collection,
-namespace deletion, CRD validation and `kubectl logs` all go through the real control plane
-and the node agent."""
+namespace deletion, CRD validation, image errors and `kubectl logs` all go through the real
+control plane and a real kubelet running containers on containerd."""
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -15,10 +14,11 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localkube import build, processes
+from localkube import build, images, processes
 from localkube.cluster import ClusterState
-from localkube.paths import REPO_ROOT
-from localkube.testing import wait_for
+from localkube.paths import REPO_ROOT, local_paths
+from localkube.realnode import containerd, node
+from localkube.testing import create_namespace, delete_namespace, wait_for
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = REPO_ROOT / "examples" / "localkube"
@@ -42,13 +42,15 @@ def job_condition(batch: client.BatchV1Api, namespace: str, name: str) -> str | 
     return None
 
 
-def pid_of(container_id: str) -> int:
-    assert container_id.startswith("localkube://"), container_id
-    return int(container_id.removeprefix("localkube://"))
+def container_ids(pods: list[Any]) -> set[str]:
+    found = {pod.status.container_statuses[0].container_id for pod in pods}
+    assert all(cid.startswith("containerd://") for cid in found), found
+    return {cid.removeprefix("containerd://") for cid in found}
 
 
-def process_alive(pid: int) -> bool:
-    return Path(f"/proc/{pid}").exists()
+def running_containers() -> set[str]:
+    """The containers whose process runs on the node, as containerd sees them."""
+    return set(containerd.running_containers(node.node_dirs(local_paths())))
 
 
 def go_mod_pin(family: str, module: str) -> str:
@@ -74,7 +76,7 @@ def compiled_module_version(binary: Path) -> str:
 def test_every_component_is_recorded_and_running(local_cluster: ClusterState) -> None:
     """`down` stops what `up` recorded: a process missing here would outlive the cluster."""
     assert set(local_cluster.pids) == {"etcd", "kube-apiserver", "kube-controller-manager",
-                                       "kube-scheduler", "node-agent",
+                                       "kube-scheduler", "provisioner",
                                        "containerd", "kubelet", "kube-proxy"}
     assert all(processes.alive(pid) for pid in local_cluster.pids.values())
 
@@ -127,7 +129,7 @@ def test_failing_job_ends_failed_after_its_retries(
         "spec": {
             "backoffLimit": 1,
             "template": {"spec": {"restartPolicy": "Never", "containers": [{
-                "name": "main", "image": "python:3.11",
+                "name": "main", "image": images.PYTHON_IMAGE, "imagePullPolicy": "Never",
                 "command": ["python", "-c", "import sys; sys.exit(1)"],
             }]}},
         },
@@ -153,6 +155,16 @@ def ready_pods(core: client.CoreV1Api, namespace: str, selector: str) -> list[An
     ]
 
 
+def two_ready_web_pods(state: ClusterState, core: client.CoreV1Api, namespace: str) -> list[Any]:
+    kubectl(state, "apply", "-n", namespace, "-f", str(EXAMPLES / "web.yaml"))
+
+    def two_ready() -> list[Any] | None:
+        pods = ready_pods(core, namespace, "app=web")
+        return pods if len(pods) == 2 else None
+
+    return wait_for("2 ready web pods", two_ready, timeout=120)
+
+
 def http_get(url: str) -> str:
     with urllib.request.urlopen(url, timeout=5) as response:
         return str(response.read().decode())
@@ -161,11 +173,8 @@ def http_get(url: str) -> str:
 def test_deployment_replicas_get_their_own_ips_endpoints_and_stop_when_scaled_to_zero(
     local_cluster: ClusterState, k8s: client.ApiClient, namespace: str
 ) -> None:
-    kubectl(local_cluster, "apply", "-n", namespace, "-f", str(EXAMPLES / "web.yaml"))
     core = client.CoreV1Api(k8s)
-    pods = wait_for("2 ready web pods",
-                    lambda: (p := ready_pods(core, namespace, "app=web")) and len(p) == 2 and p,
-                    timeout=120)
+    pods = two_ready_web_pods(local_cluster, core, namespace)
     ips = {pod.status.pod_ip for pod in pods}
     assert len(ips) == 2
     assert all(not ip.startswith("127.") for ip in ips)
@@ -183,35 +192,31 @@ def test_deployment_replicas_get_their_own_ips_endpoints_and_stop_when_scaled_to
 
     wait_for("the EndpointSlice to list both pods", endpoint_addresses, timeout=60)
 
-    pids = [pid_of(pod.status.container_statuses[0].container_id) for pod in pods]
-    assert all(process_alive(pid) for pid in pids)
+    containers = container_ids(pods)
+    assert containers <= running_containers()
     client.AppsV1Api(k8s).patch_namespaced_deployment_scale(
         "web", namespace, {"spec": {"replicas": 0}})
     wait_for("web pods to be gone",
              lambda: not core.list_namespaced_pod(namespace, label_selector="app=web").items,
              timeout=90)
-    wait_for("the web processes to exit", lambda: not any(process_alive(p) for p in pids),
-             timeout=30)
+    wait_for("the web containers to stop",
+             lambda: not containers & running_containers(), timeout=30)
 
 
-def test_deleting_a_deployment_garbage_collects_replicasets_pods_and_processes(
+def test_deleting_a_deployment_garbage_collects_replicasets_pods_and_containers(
     local_cluster: ClusterState, k8s: client.ApiClient, namespace: str
 ) -> None:
-    kubectl(local_cluster, "apply", "-n", namespace, "-f", str(EXAMPLES / "web.yaml"))
     core = client.CoreV1Api(k8s)
     apps = client.AppsV1Api(k8s)
-    pods = wait_for("2 ready web pods",
-                    lambda: (p := ready_pods(core, namespace, "app=web")) and len(p) == 2 and p,
-                    timeout=120)
-    pids = [pid_of(pod.status.container_statuses[0].container_id) for pod in pods]
+    containers = container_ids(two_ready_web_pods(local_cluster, core, namespace))
 
     apps.delete_namespaced_deployment("web", namespace)  # background propagation: the GC
     wait_for("replicasets to be collected",
              lambda: not apps.list_namespaced_replica_set(namespace).items, timeout=60)
     wait_for("pods to be collected",
              lambda: not core.list_namespaced_pod(namespace).items, timeout=90)
-    wait_for("the web processes to exit", lambda: not any(process_alive(p) for p in pids),
-             timeout=30)
+    wait_for("the web containers to stop",
+             lambda: not containers & running_containers(), timeout=30)
 
 
 def test_crd_schema_rejects_an_invalid_object_at_create_time(k8s: client.ApiClient,
@@ -262,7 +267,7 @@ def test_crd_schema_rejects_an_invalid_object_at_create_time(k8s: client.ApiClie
         extensions.delete_custom_resource_definition(name)
 
 
-def test_pod_with_an_image_that_has_no_local_runtime_waits_with_a_clear_reason(
+def test_pod_with_an_image_that_is_not_here_waits_with_a_clear_reason(
     k8s: client.ApiClient, namespace: str
 ) -> None:
     core = client.CoreV1Api(k8s)
@@ -276,27 +281,33 @@ def test_pod_with_an_image_that_has_no_local_runtime_waits_with_a_clear_reason(
         state = statuses[0].state.waiting if statuses else None
         return state if state and state.reason in ("ErrImagePull", "ImagePullBackOff") else None
 
-    state = wait_for("the pod to report an image error", waiting, timeout=60)
+    state = wait_for("the pod to report an image error", waiting, timeout=120)
     assert "nginx:1.27" in state.message
 
 
 def test_secret_and_service_account_token_reach_the_pod(
     k8s: client.ApiClient, namespace: str
 ) -> None:
-    """A Pod using the in-cluster client finds the API as in a real cluster."""
+    """A Pod configured as in-cluster clients are (the service account's token and CA, and
+    KUBERNETES_SERVICE_HOST/PORT: the `kubernetes` Service, through kube-proxy) reaches the
+    API as in a real cluster, and reads a Secret from its environment and a volume."""
     core = client.CoreV1Api(k8s)
     core.create_namespaced_secret(namespace, {
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "creds"},
         "stringData": {"token": "s3cr3t-value"},
     })
     script = (
-        "import os, json\n"
-        "from kubernetes import client, config\n"
-        "config.load_incluster_config()\n"
-        "ns = open('/var/run/secrets/kubernetes.io/serviceaccount/namespace').read()\n"
-        "status = client.VersionApi().get_code().git_version\n"
+        "import json, os, ssl, urllib.request\n"
+        "account = '/var/run/secrets/kubernetes.io/serviceaccount'\n"
+        "ns = open(f'{account}/namespace').read()\n"
+        "host = os.environ['KUBERNETES_SERVICE_HOST']\n"
+        "port = os.environ['KUBERNETES_SERVICE_PORT']\n"
+        "request = urllib.request.Request(f'https://{host}:{port}/version', headers={\n"
+        "    'Authorization': 'Bearer ' + open(f'{account}/token').read()})\n"
+        "context = ssl.create_default_context(cafile=f'{account}/ca.crt')\n"
+        "version = json.load(urllib.request.urlopen(request, context=context))['gitVersion']\n"
         "ok = os.environ['TOKEN'] == open('/etc/creds/token').read()\n"
-        "json.dump({'ns': ns, 'version': status, 'secret_ok': ok},"
+        "json.dump({'ns': ns, 'version': version, 'secret_ok': ok, 'host': host},"
         " open('/dev/termination-log', 'w'))\n"
     )
     core.create_namespaced_pod(namespace, {
@@ -304,7 +315,8 @@ def test_secret_and_service_account_token_reach_the_pod(
         "spec": {
             "restartPolicy": "Never",
             "containers": [{
-                "name": "main", "image": "python:3.11", "command": ["python", "-c", script],
+                "name": "main", "image": images.PYTHON_IMAGE, "imagePullPolicy": "Never",
+                "command": ["python", "-c", script],
                 "env": [{"name": "TOKEN", "valueFrom": {
                     "secretKeyRef": {"name": "creds", "key": "token"}}}],
                 "volumeMounts": [{"name": "creds", "mountPath": "/etc/creds",
@@ -321,22 +333,16 @@ def test_secret_and_service_account_token_reach_the_pod(
     pod = wait_for("the in-cluster pod to finish", finished, timeout=90)
     terminated = pod.status.container_statuses[0].state.terminated
     assert pod.status.phase == "Succeeded", terminated.message
+    kubernetes = core.read_namespaced_service("kubernetes", "default").spec.cluster_ip
     assert json.loads(terminated.message) == {
-        "ns": namespace, "version": "v1.36.3", "secret_ok": True}
+        "ns": namespace, "version": "v1.36.3", "secret_ok": True, "host": kubernetes}
 
 
-def test_no_pod_process_outlives_its_namespace(
+def test_no_container_outlives_its_namespace(
     local_cluster: ClusterState, k8s: client.ApiClient
 ) -> None:
-    from localkube.testing import create_namespace, delete_namespace
-
     namespace = create_namespace(local_cluster.kubeconfig)
-    kubectl(local_cluster, "apply", "-n", namespace, "-f", str(EXAMPLES / "web.yaml"))
     core = client.CoreV1Api(k8s)
-    pods = wait_for("2 ready web pods",
-                    lambda: (p := ready_pods(core, namespace, "app=web")) and len(p) == 2 and p,
-                    timeout=120)
-    pids = [pid_of(pod.status.container_statuses[0].container_id) for pod in pods]
+    containers = container_ids(two_ready_web_pods(local_cluster, core, namespace))
     delete_namespace(local_cluster.kubeconfig, namespace)
-    assert not any(process_alive(p) for p in pids)
-    assert os.path.exists(str(local_cluster.kubeconfig))
+    assert not containers & running_containers()

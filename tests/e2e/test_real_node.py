@@ -1,9 +1,6 @@
-"""The real node: a kubelet on containerd and runc runs the images built here from our
+"""The node: a kubelet on containerd and runc runs the images built here from our
 Dockerfiles, enforces what a cluster enforces (read-only root filesystems, memory limits,
-the `restricted` security context), and Services route through kube-proxy and CoreDNS.
-
-Every Pod here tolerates the node's taint and selects it, so nothing lands on the node
-agent; the other end-to-end tests keep running on the agent."""
+the `restricted` security context), and Services route through kube-proxy and CoreDNS."""
 
 from __future__ import annotations
 
@@ -28,9 +25,7 @@ RUNTIME_LOCK = REPO_ROOT / "requirements" / "runtime.lock"
 
 @pytest.fixture(scope="session")
 def real_node(local_cluster: ClusterState) -> ClusterState:
-    """The real node, started next to the cluster if this cluster runs without it."""
-    if not node.running(local_cluster):
-        node.start(local_cluster, local_paths())
+    """The cluster, once its DNS answers."""
     node.wait_for_dns(local_cluster.kubeconfig)
     return local_cluster
 
@@ -77,8 +72,6 @@ def pod(name: str, image: str, command: list[str], *, memory: str = "256Mi",
         "apiVersion": "v1", "kind": "Pod",
         "metadata": {"name": name, "labels": labels or {}},
         "spec": {
-            "nodeSelector": config.LABELS,
-            "tolerations": dns.tolerations(),
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 1,
             "enableServiceLinks": False,
@@ -132,13 +125,14 @@ def locked_requirements() -> set[str]:
     return pins
 
 
-def test_the_real_node_is_a_tainted_ready_kubelet_on_containerd(
+def test_the_only_node_is_a_ready_untainted_kubelet_on_containerd(
     real_node: ClusterState, core: client.CoreV1Api
 ) -> None:
-    found = core.read_node(config.NODE_NAME)
+    [found] = core.list_node().items
+    assert found.metadata.name == config.NODE_NAME
     conditions = {c.type: c.status for c in found.status.conditions}
     assert conditions["Ready"] == "True"
-    assert any(t.key == config.TAINT_KEY and t.effect == "NoSchedule" for t in found.spec.taints)
+    assert not found.spec.taints
     info = found.status.node_info
     assert info.kubelet_version == "v1.36.3"
     assert info.container_runtime_version.startswith("containerd://")

@@ -12,17 +12,13 @@ from typing import Any
 NODE_NAME = "realnode"
 BRIDGE = "mlcycle1"
 POD_CIDR = "10.244.1.0/24"
-# Both nodes' pod ranges: kube-proxy masquerades Service traffic from outside of it.
+# Every node's pod range: kube-proxy masquerades Service traffic from outside of it.
 CLUSTER_CIDR = "10.244.0.0/16"
 CLUSTER_DNS = "10.96.0.10"
 CLUSTER_DOMAIN = "cluster.local"
 CNI_NETWORK = "mlcycle-realnode"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")
-# Until the tests and the chart move onto it, only Pods that ask for the real node land there.
-TAINT_KEY = "mlcycle.dev/real-node"
-TAINT = f"{TAINT_KEY}=true:NoSchedule"
-LABELS = {TAINT_KEY: "true"}
 
 
 def node_ip(pod_cidr: str = POD_CIDR) -> str:
@@ -227,8 +223,6 @@ def kubelet_args(dirs: NodeDirs, kubeconfig: Path) -> list[str]:
         f"--cert-dir={dirs.kubelet_root / 'pki'}",
         f"--hostname-override={NODE_NAME}",
         f"--node-ip={node_ip()}",
-        f"--register-with-taints={TAINT}",
-        "--node-labels=" + ",".join(f"{k}={v}" for k, v in LABELS.items()),
         "--v=1",
     ]
 

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from localkube import processes
@@ -58,6 +59,30 @@ def import_image(dirs: NodeDirs, reference: str, archive: Path) -> bool:
             f"ctr images import {archive} did not load {reference}: "
             f"{(result.stderr or result.stdout).strip()}")
     return True
+
+
+def running_containers(dirs: NodeDirs) -> dict[str, int]:
+    """The containers whose process runs: id (`containerd://<id>` in a Pod's status) -> the
+    host pid of its main process."""
+    listed = ctr(dirs, "tasks", "list", timeout=30).stdout.splitlines()[1:]
+    return {words[0]: int(words[1]) for words in map(str.split, listed)
+            if words[2:3] == ["RUNNING"]}
+
+
+def run(dirs: NodeDirs, reference: str, command: list[str]) -> str:
+    """Run a command in a fresh container of the image (outside any Pod); its output."""
+    name = f"localkube-run-{uuid.uuid4().hex[:8]}"
+    result = ctr(dirs, "run", "--rm", reference, name, *command, timeout=120)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} in {reference} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def tag(dirs: NodeDirs, source: str, target: str) -> None:
+    """Give an imported image a second name (replacing whatever had that name)."""
+    result = ctr(dirs, "images", "tag", "--force", source, target)
+    if result.returncode != 0:
+        raise RuntimeError(f"ctr images tag {source} {target}: {result.stderr.strip()}")
 
 
 def _shim_pids(dirs: NodeDirs) -> list[int]:

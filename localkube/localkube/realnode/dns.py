@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localkube.realnode.config import CLUSTER_DNS, CLUSTER_DOMAIN, LABELS, TAINT_KEY
+from localkube.realnode.config import CLUSTER_DNS, CLUSTER_DOMAIN
 
 NAMESPACE = "kube-system"
 NAME = "coredns"
@@ -27,10 +27,6 @@ COREFILE = f"""\
 """
 
 
-def tolerations() -> list[dict[str, Any]]:
-    return [{"key": TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}]
-
-
 def restricted_security_context(uid: int) -> dict[str, Any]:
     """The Pod Security Standard `restricted`, for one container."""
     return {
@@ -40,12 +36,8 @@ def restricted_security_context(uid: int) -> dict[str, Any]:
     }
 
 
-def build_manifests(image: str, api_host: str, api_port: int) -> list[dict[str, Any]]:
-    """Everything CoreDNS needs, in apply order.
-
-    The `kubernetes` Service has no endpoints on this cluster (the apiserver runs with
-    `--endpoint-reconciler-type=none`), so CoreDNS is told the apiserver's real address
-    through the variables client-go's in-cluster configuration reads."""
+def build_manifests(image: str) -> list[dict[str, Any]]:
+    """Everything CoreDNS needs, in apply order."""
     labels = {"k8s-app": "kube-dns"}
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount",
@@ -74,15 +66,11 @@ def build_manifests(image: str, api_host: str, api_port: int) -> list[dict[str, 
                  "metadata": {"labels": labels},
                  "spec": {
                      "serviceAccountName": NAME,
-                     "nodeSelector": LABELS,
-                     "tolerations": tolerations(),
                      "dnsPolicy": "Default",  # the host's resolver, for names outside
                      "priorityClassName": "system-cluster-critical",
                      "containers": [{
                          "name": NAME, "image": image, "imagePullPolicy": "Never",
                          "args": ["-conf", "/etc/coredns/Corefile"],
-                         "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": api_host},
-                                 {"name": "KUBERNETES_SERVICE_PORT", "value": str(api_port)}],
                          "ports": [
                              {"name": "dns", "containerPort": PORT, "protocol": "UDP"},
                              {"name": "dns-tcp", "containerPort": PORT, "protocol": "TCP"},

@@ -66,7 +66,7 @@ def _bind_node_role(kubeconfig: Path) -> None:
             raise
 
 
-def up(paths: LocalPaths, server: str, api_host: str, api_port: int, launch: Launch,
+def up(paths: LocalPaths, server: str, launch: Launch,
        pids: dict[str, int], progress: build.Progress = build.say) -> None:
     """Start containerd, the kubelet, kube-proxy and CoreDNS; return once the Node is Ready."""
     started = time.monotonic()
@@ -100,6 +100,7 @@ def up(paths: LocalPaths, server: str, api_host: str, api_port: int, launch: Lau
     containerd.wait_ready(dirs, pids[CONTAINERD], log)
     for built in node_images.values():
         containerd.import_image(dirs, built.reference, built.archive)
+    containerd.tag(dirs, node_images["base"].reference, images.PYTHON_IMAGE)
     progress(f"containerd is ready ({dirs.containerd_socket})")
 
     settings = _kubelet_settings(pki)
@@ -117,8 +118,7 @@ def up(paths: LocalPaths, server: str, api_host: str, api_port: int, launch: Lau
                            log, 60)
     progress("kube-proxy is healthy (iptables mode)")
 
-    _apply(paths.kubeconfig,
-           dns.build_manifests(node_images["coredns"].reference, api_host, api_port))
+    _apply(paths.kubeconfig, dns.build_manifests(node_images["coredns"].reference))
     progress(f"Real node up in {time.monotonic() - started:.1f} s")
 
 
@@ -148,7 +148,7 @@ def start(state: ClusterState, paths: LocalPaths, progress: build.Progress = bui
         paths.state.write_text(state.model_dump_json(indent=2))
         return log
 
-    up(paths, state.server, state.host_ip, state.api_port, launch, state.pids, progress)
+    up(paths, state.server, launch, state.pids, progress)
 
 
 def stop(state: ClusterState | None, paths: LocalPaths) -> None:
