@@ -219,3 +219,19 @@ def test_operator_killed_during_training_finishes_with_one_job_and_one_version(
     versions = registry(mlstack).search_model_versions(f"name='{model_name}'")
     assert [v.version for v in versions] == ["1"]
     assert read(k8s, "trainingjobs", ml_namespace, "iris-rf")["status"]["model"]["version"] == 1
+
+
+def test_a_training_pod_over_its_memory_limit_fails_the_training_job_as_oomkilled(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    """The kernel kills the trainer (its imports alone outgrow 64Mi), the kubelet reports
+    OOMKilled, and the operator says so on the TrainingJob, naming the limit."""
+    apply_iris(mlstack, ml_namespace, {"spec": {
+        "resources": {"requests": {"memory": "48Mi"}, "limits": {"memory": "64Mi"}},
+        "backoffLimit": 0, "registry": {"modelName": f"oom-{ml_namespace}"}}})
+    failed = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded", "Failed"))
+    ready = condition(failed, "Ready")
+    assert (failed["status"]["phase"], ready["reason"]) == ("Failed", "OOMKilled"), ready
+    assert "memory limit of 64Mi" in ready["message"], ready["message"]
+    assert any(e.reason == "OOMKilled" and e.type == "Warning"
+               for e in events_for(k8s, ml_namespace, "iris-rf"))

@@ -145,6 +145,18 @@ def test_a_failed_job_reports_the_trainers_reason_else_the_jobs_own() -> None:
     assert not job_state(job([]), []).finished
 
 
+def test_a_job_whose_pod_was_oom_killed_reports_oomkilled_with_the_memory_limit() -> None:
+    failed = job([{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                   "message": "Job has reached the specified backoff limit"}])
+    pod = {"metadata": {"creationTimestamp": "2026-01-01T00:00:00Z"},
+           "spec": {"containers": [{"name": "main", "resources": {"limits": {"memory": "64Mi"}}}]},
+           "status": {"containerStatuses": [{"name": "main", "state": {"terminated": {
+               "reason": "OOMKilled", "exitCode": 137, "message": "last log lines"}}}]}}
+    reason, message = job_state(failed, [pod]).failure()
+    assert reason == "OOMKilled"
+    assert "memory limit of 64Mi" in message and "spec.resources.limits.memory" in message
+
+
 INGESTED = {"version": "abc123", "snapshotURI": "s3://d/abc123", "rows": 150, "columns": 5,
             "schema": [{"name": "target", "dtype": "int64"}],
             "profile": {"topFeatures": [{"name": "petal length (cm)", "importance": 0.9}],

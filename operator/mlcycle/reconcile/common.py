@@ -26,6 +26,7 @@ ResultT = TypeVar("ResultT", bound=CommandResult)
 
 INVALID_SPEC = "InvalidSpec"
 INVALID_RESULT = "InvalidResult"
+OOM_KILLED = "OOMKilled"  # the kubelet's reason for a container the kernel killed
 IMAGE_NOT_ALLOWED = "ImageNotAllowed"
 MODEL_ACCESS_DENIED = "ModelAccessDenied"
 # Ready=False reasons that say work is under way or waited for, not that something is wrong.
@@ -113,6 +114,7 @@ class JobState:
     message: str | None
     failed_reason: str = "JobFailed"  # the Job's own Failed condition
     failed_message: str = "the Job failed"
+    oom_killed: str | None = None  # the memory limit, if the kernel killed the newest pod
 
     def result(self, model: type[ResultT]) -> ResultT | str:
         """The trainer's result as `model`, or what is wrong with it."""
@@ -124,8 +126,13 @@ class JobState:
             return field_errors(error, "result")
 
     def failure(self) -> tuple[str, str]:
-        """Why the Job failed: the trainer's own reason and message, else the Job's (a pod
-        that was killed, or ran out of time, leaves no result)."""
+        """Why the Job failed: out of memory (killed before it could say anything, though
+        its logs may stand in for a message), else the trainer's own reason and message,
+        else the Job's (a pod that was killed, or ran out of time, leaves no result)."""
+        if self.oom_killed is not None:
+            return OOM_KILLED, (f"Job {self.name}: the container exceeded its memory limit of "
+                                f"{self.oom_killed} and was killed (raise "
+                                "spec.resources.limits.memory)")
         failed = self.result(FailureResult)
         if isinstance(failed, str):
             return self.failed_reason, self.failed_message
@@ -138,6 +145,18 @@ def termination_message(pod: Manifest) -> str | None:
         terminated = (status.get("state") or {}).get("terminated") or {}
         if terminated.get("message"):
             return str(terminated["message"])
+    return None
+
+
+def oom_killed_limit(pod: Manifest) -> str | None:
+    """The memory limit of the pod's container that the kernel killed for exceeding it."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if terminated.get("reason") == OOM_KILLED:
+            containers = {c["name"]: c for c in pod.get("spec", {}).get("containers") or []}
+            limits = (containers.get(status.get("name"), {}).get("resources") or {}).get(
+                "limits") or {}
+            return str(limits.get("memory", "(none set)"))
     return None
 
 
@@ -155,4 +174,5 @@ def job_state(job: Manifest, pods: list[Manifest]) -> JobState:
         return JobState(name, finished=False, succeeded=False, message=message)
     return JobState(name, finished=True, succeeded=False, message=message,
                     failed_reason=str(failed.get("reason") or "JobFailed"),
-                    failed_message=str(failed.get("message") or "the Job failed"))
+                    failed_message=str(failed.get("message") or "the Job failed"),
+                    oom_killed=oom_killed_limit(newest[-1]) if newest else None)
