@@ -1,8 +1,6 @@
-"""The pod network's host side: one Linux bridge whose address is the node's address.
-
-Pods get their own network namespaces (the node agent wires them to this bridge); the
-host reaches them at their pod IPs, and they reach the apiserver and the harness's
-services (MLflow, MinIO) at the bridge address.
+"""The host's own address on the cluster network: a Linux bridge with no ports, whose
+address the apiserver, MinIO and MLflow listen on. Pods (on the node's bridge, routed
+through this host) reach them there; the node's own bridge is localkube.realnode's.
 """
 
 from __future__ import annotations
@@ -14,12 +12,10 @@ import subprocess
 BRIDGE = "mlcycle0"
 POD_CIDR = "10.244.0.0/24"
 SERVICE_CIDR = "10.96.0.0/16"
-# The node agent names each pod's network namespace with this prefix.
-POD_NETNS_PREFIX = "lkpod-"
 
 
 def host_ip(pod_cidr: str = POD_CIDR) -> str:
-    """The first address of the pod range belongs to the host (the bridge)."""
+    """The first address of the range belongs to the host (the bridge)."""
     return str(next(ipaddress.ip_network(pod_cidr).hosts()))
 
 

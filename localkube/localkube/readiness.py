@@ -17,16 +17,16 @@ def api_client(kubeconfig: Path) -> client.ApiClient:
     return config.new_client_from_config(config_file=str(kubeconfig))
 
 
-def wait_for_node(kubeconfig: Path, node_name: str, agent_pid: int, agent_log: Path,
+def wait_for_node(kubeconfig: Path, node_name: str, kubelet_pid: int, kubelet_log: Path,
                   timeout: float) -> None:
     """Until the Node is Ready and the not-ready taint is gone, so Pods can schedule."""
     core = client.CoreV1Api(api_client(kubeconfig))
     deadline = time.monotonic() + timeout
     seen = "not registered"
     while time.monotonic() < deadline:
-        if not processes.alive(agent_pid):
+        if not processes.alive(kubelet_pid):
             raise RuntimeError(
-                f"The node agent exited. Last log lines:\n{processes.log_tail(agent_log)}"
+                f"The kubelet exited. Last log lines:\n{processes.log_tail(kubelet_log)}"
             )
         try:
             node = core.read_node(node_name)

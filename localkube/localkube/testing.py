@@ -40,7 +40,7 @@ def create_namespace(kubeconfig: Path, prefix: str = "t") -> str:
 
 def delete_namespace(kubeconfig: Path, name: str, timeout: float = 180) -> None:
     """Delete the namespace and wait until it is gone (the namespace controller and
-    the node agent must both do their part)."""
+    the kubelet must both do their part)."""
     core = client.CoreV1Api(api_client(kubeconfig))
     try:
         core.delete_namespace(name)

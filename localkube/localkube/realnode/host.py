@@ -72,10 +72,8 @@ def remove_pod_cgroups() -> None:
 
 
 def share_mounts(root: Path) -> None:
-    """Make root a shared mount. The node agent's pods copy the host's mounts into their own
-    mount namespaces (as slaves); a pod network namespace or volume mounted here while one
-    starts is then unmounted in its copy too when `down` unmounts it, instead of living on
-    (with its veth) until that pod exits. `/` itself is private on this machine."""
+    """Make root a shared mount, as the kubelet wants its root directory for mount
+    propagation (`/` itself is private on this machine)."""
     if not any(point == root.resolve() for point in mounts_under(root)):
         subprocess.run(["mount", "--bind", str(root), str(root)], check=True)
     subprocess.run(["mount", "--make-rshared", str(root)], check=True)
