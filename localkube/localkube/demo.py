@@ -3,7 +3,8 @@
 Brings the stack up (cluster, MinIO, MLflow, the operator), applies the three iris examples
 into the `demo` namespace exactly as a user would (`kubectl apply -f examples/iris/`), waits
 for data -> training -> registry -> serving, and prints what each stage produced, then
-predictions from the served model next to the true labels.
+predictions from the served model, fetched through its Service's ClusterIP, next to the
+true labels.
 """
 
 from __future__ import annotations
@@ -79,13 +80,17 @@ def main() -> None:
 
     served = wait_for(f"modeldeployments/iris to serve version {version}",
                       serving_trained_version, timeout=600, interval=1)
-    pods = client.CoreV1Api(k8s).list_namespaced_pod(
+    core = client.CoreV1Api(k8s)
+    pods = core.list_namespaced_pod(
         NAMESPACE, label_selector="mlcycle.dev/model-deployment=iris").items
     addresses = sorted(p.status.pod_ip for p in pods if p.metadata.deletion_timestamp is None)
-    endpoint = f"http://{addresses[0]}:8080/v2/models/iris-classifier/infer"
+    service = core.read_namespaced_service("iris", NAMESPACE).spec
+    # The Service's ClusterIP routes from this host too (kube-proxy), to a ready replica.
+    endpoint = (f"http://{service.cluster_ip}:{service.ports[0].port}"
+                "/v2/models/iris-classifier/infer")
     print(f"ModelDeployment iris: version {served['servedVersion']} on "
-          f"{served['readyReplicas']} replicas at {', '.join(addresses)} "
-          f"(in-cluster {served['url']})")
+          f"{served['readyReplicas']} replicas (pods {', '.join(addresses)}) behind Service "
+          f"iris at {service.cluster_ip} (in-cluster {served['url']})")
 
     iris = load_iris(as_frame=True)
     rows = iris.data.iloc[[0, 25, 50, 75, 100, 125]]
@@ -93,7 +98,7 @@ def main() -> None:
                         "data": rows[column].tolist()} for column in rows.columns]}
     predicted = httpx.post(endpoint, json=body, timeout=30).json()["outputs"][0]["data"]
     names = iris.target_names
-    print("\nPredictions from the served model:")
+    print(f"\nPredictions from the served model, through the Service ({endpoint}):")
     for index, label in zip(rows.index, predicted, strict=True):
         truth = int(iris.target[index])
         mark = "ok" if label == truth else "MISS"
