@@ -15,19 +15,14 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-
 from localkube import build, cluster, processes, services
 from localkube.cluster import ClusterState
 from localkube.paths import REPO_ROOT, LocalPaths, local_paths
-from localkube.readiness import api_client
 from localkube.realnode import containerd
 from localkube.realnode import node as realnode
 from localkube.services import S3Credentials, ServicesState
 
 CRDS_DIR = REPO_ROOT / "crds"
-S3_SECRET = "mlcycle-s3"
 OPERATOR = "operator"
 WORKLOAD_IMAGES = ("trainer", "serving")
 
@@ -121,22 +116,6 @@ def install_crds(stack_cluster: ClusterState) -> None:
          "--for=condition=Established", "--timeout=60s", "-f", str(CRDS_DIR)],
         check=True, capture_output=True, text=True, timeout=120,
     )
-
-
-def install_s3_secret(stack: Stack, namespace: str) -> None:
-    """The Secret that workloads in `namespace` read their S3 credentials from."""
-    secret = client.V1Secret(
-        metadata=client.V1ObjectMeta(name=S3_SECRET, namespace=namespace),
-        string_data={"accessKey": stack.credentials.access_key,
-                     "secretKey": stack.credentials.secret_key},
-    )
-    core = client.CoreV1Api(api_client(stack.cluster.kubeconfig))
-    try:
-        core.create_namespaced_secret(namespace, secret)
-    except ApiException as error:
-        if error.status != 409:
-            raise
-        core.replace_namespaced_secret(S3_SECRET, namespace, secret)
 
 
 def up(progress: build.Progress = build.say) -> Stack:
