@@ -38,7 +38,7 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:/")
 _PIN = re.compile(r"^\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s;#]+)")
 REQUIREMENTS_FILE = "requirements.txt"
 MODEL_FILES = (MLMODEL_FILE, SKOPS_FILE, REQUIREMENTS_FILE)
-"""What is downloaded of a model version; requirements.txt may be absent."""
+"""What is downloaded of a model version, of the files it has."""
 PROXIED_ARTIFACTS = "mlflow-artifacts:"
 TIMEOUT_SECONDS = 60
 
@@ -134,8 +134,15 @@ class TrackingServer:
             payload: dict[str, Any] = json.loads(answer.read())
         return payload
 
+    def files(self, artifact_path: str) -> set[str]:
+        """Names of the files in one directory behind the artifact proxy."""
+        query = urllib.parse.urlencode({"path": artifact_path})
+        with self._open(f"/api/2.0/mlflow-artifacts/artifacts?{query}") as answer:
+            listed = json.loads(answer.read()).get("files", [])
+        return {entry["path"].rsplit("/", 1)[-1] for entry in listed if not entry.get("is_dir")}
+
     def download(self, artifact_path: str, destination: Path) -> None:
-        """One file through the artifact proxy; _NotFound if it does not exist."""
+        """One file through the artifact proxy."""
         quoted = urllib.parse.quote(artifact_path)
         with (
             self._open(f"/api/2.0/mlflow-artifacts/artifacts/{quoted}") as answer,
@@ -222,13 +229,15 @@ def download_model(reference: ModelReference, download_dir: str = "") -> Path:
     if download_dir:
         os.makedirs(download_dir, exist_ok=True)
     target = Path(download_dir or tempfile.mkdtemp(prefix="model-"))
+    try:
+        present = tracking.files(artifact_path)
+    except _NotFound:
+        present = set()
+    if MLMODEL_FILE not in present:
+        raise ModelSourceError(f"{uri} has no {MLMODEL_FILE} file")
     for name in MODEL_FILES:
-        try:
+        if name in present:  # a model in another format has no skops file: judged later
             tracking.download(f"{artifact_path}/{name}", target / name)
-        except _NotFound:
-            (target / name).unlink(missing_ok=True)
-            if name == MLMODEL_FILE:
-                raise ModelSourceError(f"{uri} has no {MLMODEL_FILE} file") from None
     return target
 
 

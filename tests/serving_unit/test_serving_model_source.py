@@ -142,3 +142,32 @@ def test_alias_is_resolved_once_to_a_registered_version(
     assert latest.version == "2"
     with pytest.raises(ModelSourceError, match="cannot resolve"):
         Model("models:/iris@nobody").load()
+
+
+def test_a_registered_pyfunc_is_refused_before_anything_but_its_mlmodel_is_read(
+    tmp_path: Path, mlflow_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over REST, as in a Pod: the files listed, MLmodel judged, no skops file asked for."""
+    import mlflow
+    import mlflow.pyfunc
+
+    from mlcycle_serving.skops_loading import UnsafeModel
+
+    class Echo(mlflow.pyfunc.PythonModel):  # type: ignore[misc]
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            return model_input
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    mlflow.set_tracking_uri(mlflow_server)
+    mlflow.set_experiment("pyfunc")
+    with mlflow.start_run():
+        mlflow.pyfunc.log_model(
+            name="model",
+            python_model=Echo(),
+            registered_model_name="echo",
+            pip_requirements=["pandas"],
+        )
+    download = tmp_path / "download"
+    with pytest.raises(UnsafeModel, match=r"a pyfunc loaded by mlflow\.pyfunc\.model"):
+        Model("models:/echo/1", download_dir=str(download)).load()
+    assert sorted(p.name for p in download.iterdir()) == ["MLmodel", "requirements.txt"]
