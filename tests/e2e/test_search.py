@@ -5,6 +5,8 @@
   MLflow parent run and one child run per trial.
 - examples/search applied: AutoML over several algorithms, status progress and
   leaderboard, one registered version, and no Pod left once the TrainingJob is deleted.
+- A bad search refused naming the field, and a failure budget spent ending a worker with
+  the trials' error.
 """
 
 from __future__ import annotations
@@ -12,9 +14,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import random
-import signal
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,6 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
-from localkube import processes, stack
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
@@ -276,104 +274,3 @@ def test_more_failed_trials_than_allowed_end_the_worker_naming_their_error(
     assert error["message"].startswith("3 trials failed, more than spec.search.maxFailedTrials "
                                        "(2): trials 0, 1, 2: ValueError: "), error["message"]
     assert "square" in error["message"]
-
-
-def apply_search(mlstack: Stack, namespace: str, name: str, search: dict[str, Any],
-                 **spec: Any) -> str:
-    """The example's Dataset and a search named `name`; returns its model name."""
-    model_name = f"{name}-{namespace}"
-    training = load_example("search/trainingjob.yaml", {"metadata": {"name": name}, "spec": {
-        "search": search, "registry": {"modelName": model_name}, **spec}})
-    training["spec"]["search"] = {key: value for key, value in
-                                  training["spec"]["search"].items() if value is not None}
-    for document in (load_example("search/dataset.yaml"), training):
-        code, output = kubectl_apply(mlstack, namespace, document)
-        assert code == 0, output
-    return model_name
-
-
-def trial_runs(mlstack: Stack, status: dict[str, Any]) -> list[Any]:
-    runs = MlflowClient(tracking_uri=mlstack.services.mlflow_url).search_runs(
-        [status["mlflow"]["experimentId"]],
-        filter_string=f"tags.`{contract.TAG_SEARCH_STUDY}` = '{status['study']}' and "
-        f"tags.`{contract.TAG_SEARCH_ROLE}` = 'trial'", max_results=500)
-    return list(runs)
-
-
-def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
-) -> None:
-    apply_search(mlstack, ml_namespace, "killed", {"maxTrials": 16, "pruner": "none"})
-
-    def running_trial() -> dict[str, Any] | None:
-        status = read(k8s, "trainingjobs", ml_namespace, "killed").get("status") or {}
-        progress = status.get("progress") or {}
-        return status if progress.get("running", 0) > 0 and progress.get("completed") else None
-
-    wait_for("a trial running after one completed", running_trial, timeout=600)
-    victim = next(p for p in _pods(k8s, ml_namespace, "killed")
-                  if p.metadata.labels.get("mlcycle.dev/component") == "search"
-                  and p.status.phase == "Running")
-    mlstack.kubectl("delete", "pod", victim.metadata.name, "-n", ml_namespace,
-                    "--grace-period=0", "--force")  # SIGKILL: the trial cannot clean up
-
-    done = wait_phase(k8s, "trainingjobs", ml_namespace, "killed", ("Succeeded", "Failed"),
-                      timeout=1200)
-    status = done["status"]
-    assert status["phase"] == "Succeeded", status
-    progress = status["progress"]
-    assert progress["completed"] + progress["pruned"] + progress["failed"] == 16, progress
-    runs = trial_runs(mlstack, status)
-    assert sorted(int(r.data.tags[contract.TAG_TRIAL_NUMBER]) for r in runs) == list(range(16))
-    lost = [r for r in runs if r.data.tags.get(contract.TAG_TRIAL_ERROR, "").startswith(
-        "WorkerLost")]
-    assert lost and all(r.info.status == "FAILED" for r in lost), [r.data.tags for r in runs]
-    assert status["model"]["version"] == 1
-
-
-def test_more_failed_trials_than_allowed_fail_the_search_naming_the_error(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
-) -> None:
-    apply_search(mlstack, ml_namespace, "failing", {
-        "algorithms": None, "pruner": "none", "maxTrials": 10, "maxFailedTrials": 2,
-        "space": {"svc": {"kernel": {"type": "categorical", "choices": ["precomputed"]}}}},
-        algorithm="svc")
-    failed = wait_phase(k8s, "trainingjobs", ml_namespace, "failing", ("Succeeded", "Failed"),
-                        timeout=900)
-    ready = condition(failed, "Ready")
-    assert (failed["status"]["phase"], ready["reason"]) == ("Failed", "TrialsFailed"), ready
-    assert "more than spec.search.maxFailedTrials (2)" in ready["message"], ready["message"]
-    assert "square" in ready["message"], ready["message"]  # the fits' own error
-    assert "model" not in failed["status"]
-
-
-def dead(pid: int) -> Any:
-    return lambda: not processes.alive(pid)
-
-
-def test_operator_killed_three_times_during_a_search_finishes_it_once(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
-) -> None:
-    model_name = apply_search(mlstack, ml_namespace, "restarts", {"maxTrials": 20})
-    wait_phase(k8s, "trainingjobs", ml_namespace, "restarts", ("Running",), timeout=300)
-    chance = random.Random(ml_namespace)
-    for _ in range(3):
-        time.sleep(chance.uniform(2, 15))
-        pid = stack.operator_pid(mlstack.paths)
-        assert pid is not None
-        os.killpg(pid, signal.SIGKILL)
-        wait_for("the operator to die", dead(pid), timeout=10)
-        stack.start_operator(mlstack)
-
-    done = wait_phase(k8s, "trainingjobs", ml_namespace, "restarts", ("Succeeded", "Failed"),
-                      timeout=1200)
-    status = done["status"]
-    assert status["phase"] == "Succeeded", status
-    progress = status["progress"]
-    assert progress["completed"] + progress["pruned"] + progress["failed"] == 20, progress
-    numbers = [int(r.data.tags[contract.TAG_TRIAL_NUMBER]) for r in trial_runs(mlstack, status)]
-    assert sorted(numbers) == list(range(20))  # none repeated, none re-run
-    assert len(jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=search")) == 1
-    registry = MlflowClient(tracking_uri=mlstack.services.mlflow_url,
-                            registry_uri=mlstack.services.mlflow_url)
-    assert [v.version for v in registry.search_model_versions(f"name = '{model_name}'")] == ["1"]
