@@ -184,6 +184,8 @@ def container_process_tree(container_id: str) -> set[int]:
         container_id.removeprefix("containerd://")]
     parents, inner = {}, {}
     for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         with contextlib.suppress(OSError, StopIteration):
             status = dict(line.split(":\t", 1) for line in
                           (entry / "status").read_text().splitlines() if ":\t" in line)
