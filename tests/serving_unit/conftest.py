@@ -197,7 +197,11 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # its gunicorn/uvicorn child can be slow to go
+            process.kill()
+            process.wait()
         log.close()
 
 
