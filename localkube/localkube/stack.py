@@ -124,6 +124,8 @@ def up(progress: build.Progress = build.say) -> Stack:
     stack_cluster = cluster.up(progress)
     service_state = services.load_state(paths)
     if not (cluster_was_running and services.is_running(service_state)):
+        # New MinIO and MLflow listen on new ports: an operator still running knows the old.
+        stop_operator(paths)
         services.down(paths, progress)
         service_state = services.up(paths, stack_cluster.host_ip, progress)
     assert service_state is not None
