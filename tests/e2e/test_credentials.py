@@ -1,14 +1,19 @@
-"""No secret leaks: after the other end-to-end tests (tests/e2e/conftest.py runs this file
-last), every Pod log and termination message, Event, object status, the operator's log and
-every MLflow param and tag is searched for each secret value: MinIO's root secret key,
-MLflow's admin password, and each namespace's own S3 secret key and MLflow password."""
+"""No secret leaks. A namespace of its own runs the iris flow (ingest, train, register,
+serve, predict) and a dataset its storage user may not read; then every Pod log and
+termination message, Event, object status, MLflow param and tag, and the operator's log of the
+whole run (tests/e2e/conftest.py runs this file last) is searched for each secret value:
+MinIO's root secret key, MLflow's admin password, and every namespace's own S3 secret key and
+MLflow password. (The other tests' namespaces are gone by then, with their Pods' logs: the
+flow here is what leaves a namespace's credentials and logs behind to search.)"""
 
 from __future__ import annotations
 
 import base64
 import json
 from collections.abc import Iterator
+from typing import Any
 
+import httpx
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +22,8 @@ from mlflow.entities import ViewType
 
 from localkube import services
 from localkube.stack import Stack
+from localkube.testing import wait_for
+from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, read, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -89,9 +96,41 @@ def mlflow_texts(mlstack: Stack) -> Iterator[tuple[str, str]]:
                 version.tags)
 
 
+def run_flows(mlstack: Stack, k8s: client.ApiClient, namespace: str) -> None:
+    """The iris flow up to a prediction, and a source outside the namespace's prefix."""
+    model = {"model": {"name": f"creds-{namespace}"}}
+    denied = load_example("iris/dataset.yaml", {"metadata": {"name": "denied"}})
+    denied["spec"]["source"] = {"s3": "s3://mlcycle-data/datasets/another-team/iris.csv"}
+    for document in (load_example("iris/dataset.yaml"), denied,
+                     load_example("iris/trainingjob.yaml",
+                                  {"spec": {"registry": {"modelName": model["model"]["name"]}}}),
+                     load_example("iris/modeldeployment.yaml", {"spec": model})):
+        code, output = kubectl_apply(mlstack, namespace, document)
+        assert code == 0, output
+    refused = wait_phase(k8s, "datasets", namespace, "denied", ("Failed",), timeout=120)
+    assert condition(refused, "Ready")["reason"] == "SourceAccessDenied"
+
+    def served() -> dict[str, Any] | None:
+        found = read(k8s, "modeldeployments", namespace, "iris")
+        ready = (found.get("status") or {}).get("conditions") and \
+            condition(found, "Ready")["status"] == "True"
+        return found if ready else None
+
+    wait_for("the iris model to serve", served, timeout=600, interval=2)
+    for pod in client.CoreV1Api(k8s).list_namespaced_pod(
+            namespace, label_selector="mlcycle.dev/model-deployment=iris").items:
+        response = httpx.post(f"http://{pod.status.pod_ip}:8080/invocations", timeout=30,
+                              json={"dataframe_records": [{"sepal length (cm)": 5.1,
+                                                           "sepal width (cm)": 3.5,
+                                                           "petal length (cm)": 1.4,
+                                                           "petal width (cm)": 0.2}]})
+        assert response.status_code == 200, response.text
+
+
 def test_no_secret_value_appears_in_logs_events_status_or_mlflow(
-    mlstack: Stack, k8s: client.ApiClient
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
+    run_flows(mlstack, k8s, ml_namespace)
     values = secret_values(mlstack, client.CoreV1Api(k8s))
     assert len(values) > 2, "no namespace credentials to look for: did no flow run?"
     assert all(len(value) >= 16 for value in values.values()), "a secret too short to search"

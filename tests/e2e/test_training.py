@@ -148,7 +148,7 @@ def test_bad_dataset_is_reported_by_reason_and_blocks_training(
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str,
     target: str, uploaded: bool, reason: str,
 ) -> None:
-    key = f"e2e/{ml_namespace}/flowers.csv"
+    key = f"datasets/{ml_namespace}/raw/flowers.csv"  # the namespace's own prefix
     if uploaded:
         storage(mlstack).put_object(Bucket=mlstack.services.data_bucket, Key=key,
                                     Body=b"petal,sepal,label\n1.0,2.0,a\n1.5,2.5,b\n")
