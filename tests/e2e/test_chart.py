@@ -283,11 +283,13 @@ def test_iris_examples_train_register_and_serve_through_the_installation(
     for pod in release.pods(OPERATOR_LABELS):
         log = client.CoreV1Api(k8s).read_namespaced_pod_log(pod.metadata.name, release.namespace)
         assert "Forbidden" not in log and " 403" not in log, log[-3000:]
-    denied = client.AuthorizationV1Api(k8s).create_subject_access_review({
+    # It may read back the one Secret it writes in a workload namespace, and no other.
+    reads = {name: client.AuthorizationV1Api(k8s).create_subject_access_review({
         "spec": {"user": f"system:serviceaccount:{release.namespace}:{FULLNAME}-operator",
                  "resourceAttributes": {"namespace": workload, "verb": "get",
-                                        "resource": "secrets"}}})
-    assert denied.status.allowed is False
+                                        "resource": "secrets", "name": name}}}).status.allowed
+        for name in ("mlcycle-tenant", "another-teams-secret", "")}
+    assert reads == {"mlcycle-tenant": True, "another-teams-secret": False, "": False}
 
 
 def active_replica(release: Release) -> str:
@@ -388,8 +390,8 @@ def test_helm_uninstall_keeps_crds_volumes_and_credentials_and_a_reinstall_finds
     for claim in claims:
         volume = core.read_persistent_volume(claim.spec.volume_name)
         assert any(Path(volume.spec.host_path.path).iterdir()), claim.metadata.name
-    for namespace in (release.namespace, release.workload):
-        core.read_namespaced_secret(f"{FULLNAME}-s3", namespace)
+    core.read_namespaced_secret(f"{FULLNAME}-s3", release.namespace)
+    core.read_namespaced_secret("mlcycle-tenant", release.workload)  # the operator wrote it
     with pytest.raises(ApiException) as gone:
         core.read_namespaced_service_account(f"{FULLNAME}-operator", release.namespace)
     assert gone.value.status == 404

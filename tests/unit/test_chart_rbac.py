@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mlcycle.settings import Settings
 from tests.unit.chart_rendering import CHART, of_kind, render
 
 ROOT = CHART.parents[1]
@@ -96,7 +97,10 @@ def test_grants_are_exactly_what_the_operator_uses_without_wildcards(scope: str)
         role = roles[0]
     for rule in role["rules"]:
         assert "*" not in rule["apiGroups"] + rule["resources"] + rule["verbs"], rule
-        assert not rule.get("resourceNames") and not rule.get("nonResourceURLs"), rule
+        assert not rule.get("nonResourceURLs"), rule
+        if rule.get("resourceNames"):  # only the operator's own Secret is named, and only read
+            assert rule == {"apiGroups": [""], "resources": ["secrets"],
+                            "resourceNames": [Settings().tenant_secret_name], "verbs": ["get"]}
     expected = set(USES) | set(PEERING_USES[scope])
     grants = granted(role["rules"])
     assert not grants - expected, f"granted but never used: {sorted(grants - expected)}"
