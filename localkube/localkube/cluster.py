@@ -9,9 +9,11 @@ kube-proxy, CoreDNS). Every process and port is recorded in `.local/cluster.json
 
 from __future__ import annotations
 
+import os
 import shutil
 import ssl
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -137,6 +139,7 @@ def up(progress: Progress = build.say, real_node: bool = True) -> ClusterState:
         if real_node and not realnode.running(state):  # stopped by `python -m localkube.realnode`
             realnode.start(state, paths, progress)
         return state
+    _refuse_if_another_checkout_runs(paths)
     if state is not None:
         down(progress)
     started = time.monotonic()
@@ -206,8 +209,28 @@ def up(progress: Progress = build.say, real_node: bool = True) -> ClusterState:
     except BaseException:
         down(lambda _: None)
         raise
+    _owner_record().write_text(str(paths.root))
     progress(f"Cluster up in {time.monotonic() - started:.1f} s")
     return state
+
+
+def _owner_record() -> Path:
+    """Machine-wide: which checkout's cluster runs here. Its node holds what exists once per
+    machine (kubelet's ports, the CNI bridge, kube-proxy's iptables chains), so a second
+    checkout (another clone, `make bench-ci`) must not start one beside it."""
+    return Path(tempfile.gettempdir()) / f"localkube-{os.getuid()}.owner"
+
+
+def _refuse_if_another_checkout_runs(paths: LocalPaths) -> None:
+    record = _owner_record()
+    if not record.is_file():
+        return
+    other = LocalPaths(Path(record.read_text().strip()))
+    if other.root != paths.root and is_running(load_state(other), other):
+        raise RuntimeError(
+            f"a local cluster from {other.root} is running on this machine, and its node holds "
+            "kubelet's ports, the CNI bridge and kube-proxy's iptables chains: stop it there "
+            "(`make down`) before starting another")
 
 
 def _etcd_args(etcd: Path, paths: LocalPaths, client_url: str, peer_port: int) -> list[str]:
@@ -283,3 +306,6 @@ def down(progress: Progress = build.say) -> None:
             processes.stop(pid)
             progress(f"Stopped {name}")
     paths.state.unlink(missing_ok=True)
+    record = _owner_record()
+    if record.is_file() and Path(record.read_text().strip()) == paths.root:
+        record.unlink()
