@@ -7,6 +7,7 @@ import copy
 import subprocess
 from typing import Any
 
+import boto3
 import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -17,6 +18,13 @@ from localkube.testing import wait_for
 
 EXAMPLES = REPO_ROOT / "examples"
 GROUP, VERSION = "mlcycle.dev", "v1alpha1"
+
+
+def storage(mlstack: Stack) -> Any:
+    """An S3 client as MinIO's root user: the tests' own hand in the object store."""
+    return boto3.client("s3", endpoint_url=mlstack.services.s3_endpoint,
+                        aws_access_key_id=mlstack.credentials.access_key,
+                        aws_secret_access_key=mlstack.credentials.secret_key)
 
 
 def merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:

@@ -8,7 +8,6 @@ import os
 import signal
 from typing import Any
 
-import boto3
 import pytest
 import yaml
 from kubernetes import client
@@ -24,6 +23,7 @@ from tests.e2e.mlhelpers import (
     kubectl_apply,
     load_example,
     read,
+    storage,
     wait_phase,
 )
 
@@ -36,12 +36,6 @@ def apply_iris(mlstack: Stack, namespace: str, training_changes: dict[str, Any])
                      load_example("iris/trainingjob.yaml", training_changes)):
         code, output = kubectl_apply(mlstack, namespace, document)
         assert code == 0, output
-
-
-def storage(mlstack: Stack) -> Any:
-    return boto3.client("s3", endpoint_url=mlstack.services.s3_endpoint,
-                        aws_access_key_id=mlstack.credentials.access_key,
-                        aws_secret_access_key=mlstack.credentials.secret_key)
 
 
 def registry(mlstack: Stack) -> MlflowClient:
