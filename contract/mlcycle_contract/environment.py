@@ -87,6 +87,13 @@ SOURCE_ALLOW_CIDRS = EnvVar(
     "`ingest`: networks a url source may resolve to although refused otherwise; only what "
     "is listed here (comma-separated CIDRs or addresses).",
 )
+SOURCE_VALIDATORS = EnvVar(
+    "MLCYCLE_SOURCE_VALIDATORS",
+    "",
+    "`ingest` as a refresh check (spec.refreshInterval): the source's ETag and Last-Modified "
+    "from its last download, as JSON (the Dataset's status.source); an unchanged source is "
+    "not downloaded. Empty: download unconditionally.",
+)
 TRAINING_SPEC = EnvVar(
     "MLCYCLE_TRAINING_SPEC", "", "`train`: the TrainingJob spec as JSON (camelCase). Required."
 )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from mlcycle_contract.api.common import ApiModel
-from mlcycle_contract.api.dataset import ColumnSchema, ProfileSummary
+from mlcycle_contract.api.dataset import ColumnSchema, ProfileSummary, SourceValidators
 from mlcycle_contract.api.modeldeployment import ModelRuntime
 from mlcycle_contract.api.trainingjob import ObjectiveValue, RegisteredModelVersion
 
@@ -35,6 +35,23 @@ class IngestionResult(CommandResult):
     profile: ProfileSummary | None = Field(
         default=None, description="Profile summary, when profiling is enabled."
     )
+    source: SourceValidators | None = Field(
+        default=None, description="The source's ETag and Last-Modified, when it sent them."
+    )
+    downloaded_bytes: int | None = Field(
+        default=None, ge=0, description="Bytes downloaded from a url or s3 source."
+    )
+
+
+class SourceUnchangedResult(CommandResult):
+    """`ingest` on a refresh check: the source has not changed since its last download, and
+    nothing was downloaded."""
+
+    unchanged: bool = Field(description="Always true; tells this result from an ingestion.")
+    evidence: str = Field(
+        max_length=512, description="How the source said so, e.g. HTTP 304 Not Modified."
+    )
+    downloaded_bytes: int = Field(default=0, ge=0, description="Bytes downloaded: 0.")
 
 
 class TrackingRun(ApiModel):

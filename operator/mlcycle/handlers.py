@@ -113,6 +113,21 @@ def dataset_changed(body: kopf.Body, **_: Any) -> None:
         write(dataset, datasets.reconcile_dataset(dataset, SETTINGS))
 
 
+def refreshing(body: kopf.Body, **_: Any) -> bool:
+    """kopf's filter (on the raw body): a Dataset with spec.refreshInterval."""
+    return bool((body.get("spec") or {}).get("refreshInterval"))
+
+
+@kopf.timer(GROUP, VERSION, constants.DATASET.plural, interval=10, initial_delay=10,
+            when=refreshing)
+def dataset_refresh(body: kopf.Body, **_: Any) -> None:
+    """spec.refreshInterval: start the refresh check that is due; its Job's end reaches the
+    status through job_event."""
+    dataset = parse_dataset(body)
+    with retry_transient():
+        write(dataset, datasets.refresh_dataset(dataset, SETTINGS))
+
+
 @kopf.on.resume(GROUP, VERSION, constants.TRAINING_JOB.plural)
 @kopf.on.create(GROUP, VERSION, constants.TRAINING_JOB.plural)
 @kopf.on.update(GROUP, VERSION, constants.TRAINING_JOB.plural)
@@ -173,10 +188,17 @@ def ingestion_changed(job: Manifest, owner_name: str,
     namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     body = kube.read_custom(constants.DATASET, namespace, owner_name)
     dataset = parse_dataset(body) if body else None
-    if dataset is None or isinstance(dataset, Invalid) or (
-            not datasets.reports_on(dataset, job_name)):
+    if dataset is None or isinstance(dataset, Invalid):
         return
-    outcome = datasets.dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+    if datasets.reports_on(dataset, job_name):
+        outcome = datasets.dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+    elif datasets.reports_on_refresh(dataset, job_name):
+        refreshed = datasets.refresh_outcome(dataset, job, kube.job_pods(namespace, job_name))
+        if refreshed is None:
+            return
+        outcome = refreshed
+    else:
+        return
     write(dataset, outcome)
     if outcome.status.phase == DatasetPhase.READY:
         for name in training_jobs_by_dataset.get((namespace, owner_name), []):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import http.client
 import socket
 import ssl
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urljoin, urlsplit
 
@@ -88,14 +88,18 @@ def _checked_connection(
 
 
 @contextmanager
-def get(url: str, policy: AddressPolicy, timeout: float) -> Iterator[http.client.HTTPResponse]:
-    """The response to GET `url` after at most MAX_REDIRECTS redirects, each hop checked."""
+def get(
+    url: str, policy: AddressPolicy, timeout: float, headers: Mapping[str, str] | None = None
+) -> Iterator[http.client.HTTPResponse]:
+    """The response to GET `url` after at most MAX_REDIRECTS redirects, each hop checked;
+    `headers` (e.g. If-None-Match) go with every hop."""
     for _ in range(MAX_REDIRECTS + 1):
         connection = _checked_connection(url, policy, timeout)
         parts = urlsplit(url)
         try:
             target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-            connection.request("GET", target, headers={"User-Agent": _USER_AGENT})
+            sent = {**(headers or {}), "User-Agent": _USER_AGENT}
+            connection.request("GET", target, headers=sent)
             response = connection.getresponse()
             location = response.getheader("Location")
             if response.status not in _REDIRECT_STATUS or not location:

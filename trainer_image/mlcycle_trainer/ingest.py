@@ -10,12 +10,12 @@ import logging
 
 import pandas as pd
 
-from mlcycle_contract.api.dataset import DatasetSpec, ProfileSummary
-from mlcycle_contract.environment import DATA_BUCKET, DATASET_SPEC
-from mlcycle_contract.results import IngestionResult
+from mlcycle_contract.api.dataset import DatasetSpec, ProfileSummary, SourceValidators
+from mlcycle_contract.environment import DATA_BUCKET, DATASET_SPEC, SOURCE_VALIDATORS
+from mlcycle_contract.results import IngestionResult, SourceUnchangedResult
 from mlcycle_trainer import frames, sources
 from mlcycle_trainer.addresses import AddressPolicy
-from mlcycle_trainer.environment import Owner, model_from_json, required
+from mlcycle_trainer.environment import Owner, model_from_json, optional, required
 from mlcycle_trainer.hashing import dataset_version
 from mlcycle_trainer.logs import redact
 from mlcycle_trainer.profile import build_profile, summary
@@ -34,23 +34,38 @@ def snapshot_prefix(bucket: str, owner: Owner, version: str) -> S3Location:
     return S3Location(bucket, f"datasets/{owner.namespace}/{owner.name}/{version}")
 
 
-def load_frame(spec: DatasetSpec, store: ObjectStore, policy: AddressPolicy) -> pd.DataFrame:
-    """The source's data as it comes, before normalisation."""
+def load_frame(
+    spec: DatasetSpec, store: ObjectStore, policy: AddressPolicy,
+    since: SourceValidators | None = None,
+) -> tuple[pd.DataFrame, sources.Fetched | None] | sources.Unchanged:
+    """The source's data as it comes, before normalisation, with what was downloaded (None
+    for a builtin source); Unchanged when `since` shows the source has not changed."""
     if spec.source.builtin is not None:
-        return sources.load_builtin(spec.source.builtin, spec.target)
-    raw = sources.fetch_raw(spec.source, store, policy)
-    return frames.parse(raw, spec.format, sources.describe(spec.source))
+        return sources.load_builtin(spec.source.builtin, spec.target), None
+    fetched = sources.fetch_raw(spec.source, store, policy, since)
+    if isinstance(fetched, sources.Unchanged):
+        return fetched
+    return frames.parse(fetched.data, spec.format, sources.describe(spec.source)), fetched
 
 
-def run_ingest(store: ObjectStore | None = None) -> IngestionResult:
-    """Ingest the Dataset described by the environment."""
+def run_ingest(store: ObjectStore | None = None) -> IngestionResult | SourceUnchangedResult:
+    """Ingest the Dataset described by the environment; on a refresh check (the last
+    download's validators given), first ask the source whether it changed."""
     owner = Owner.from_environment()
     spec = model_from_json(DATASET_SPEC, DatasetSpec, "spec")
     bucket = required(DATA_BUCKET)
     policy = AddressPolicy.from_environment()
+    since = (model_from_json(SOURCE_VALIDATORS, SourceValidators, "source")
+             if optional(SOURCE_VALIDATORS) else None)
     store = store or ObjectStore()
 
-    frame = frames.normalise(load_frame(spec, store, policy), spec.target, spec.features)
+    loaded = load_frame(spec, store, policy, since)
+    if isinstance(loaded, sources.Unchanged):
+        logger.info("Dataset %s/%s: source unchanged (%s)", owner.namespace, owner.name,
+                    loaded.evidence)
+        return SourceUnchangedResult(unchanged=True, evidence=redact(loaded.evidence)[:512])
+    raw_frame, fetched = loaded
+    frame = frames.normalise(raw_frame, spec.target, spec.features)
     version = dataset_version(frame)
     prefix = snapshot_prefix(bucket, owner, version)
     snapshot = prefix.child(SNAPSHOT_FILE)
@@ -76,6 +91,8 @@ def run_ingest(store: ObjectStore | None = None) -> IngestionResult:
         columns=len(frame.columns),
         schema_=frames.schema(frame),
         profile=profile,
+        source=fetched.validators if fetched else None,
+        downloaded_bytes=len(fetched.data) if fetched else 0,
     )
 
 

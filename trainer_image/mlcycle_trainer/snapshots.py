@@ -30,8 +30,10 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
 
 
 def write_snapshot(store: ObjectStore, location: S3Location, frame: pd.DataFrame) -> None:
-    """Store the normalised frame under `location`, unless a snapshot is there already."""
-    if not store.put_new(location, parquet_bytes(frame), CONTENT_TYPE):
+    """Store the normalised frame under `location`, unless a snapshot is there already (the
+    same content ingested again, e.g. a refreshed source whose headers alone changed: a HEAD
+    spares the upload; the conditional put still guards a race)."""
+    if store.exists(location) or not store.put_new(location, parquet_bytes(frame), CONTENT_TYPE):
         logger.info("Snapshot %s exists already; kept as it is", location.uri)
 
 

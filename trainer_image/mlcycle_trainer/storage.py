@@ -121,6 +121,12 @@ class ObjectStore:
         except ObjectMissing:
             return False
 
+    def etag(self, location: S3Location) -> str:
+        """The object's ETag, from a HEAD request: nothing of its content is downloaded."""
+        with _storage_errors(location):
+            head = self._client.head_object(Bucket=location.bucket, Key=location.key)
+            return str(head.get("ETag") or "")
+
     def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
         """The keys under `prefix` that sort after `start_after`, in order."""
         keys: list[str] = []

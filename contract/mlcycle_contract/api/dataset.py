@@ -10,9 +10,9 @@ from pydantic import ConfigDict, Field, StringConstraints, field_validator, mode
 
 from mlcycle_contract.api.common import (
     LIST_SET,
-    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
+    ConditionType,
     Duration,
     ObservedStatus,
     cel_rules,
@@ -57,6 +57,13 @@ class DatasetPhase(StrEnum):
     INGESTING = "Ingesting"
     READY = "Ready"
     FAILED = "Failed"
+
+
+class DatasetConditionType(StrEnum):
+    """Conditions a Dataset reports."""
+
+    READY = ConditionType.READY.value
+    REFRESHED = "Refreshed"
 
 
 class DatasetSource(ApiModel):
@@ -133,8 +140,9 @@ class DatasetSpec(ApiModel):
         json_schema_extra=cel_rules(
             CelRule(rule="duration(self) >= duration('1m')", message="must be at least 1m")
         ),
-        description=NOT_SUPPORTED_YET
-        + "Re-fetch the source this often, e.g. 1h; changed content makes a new version.",
+        description="Check the url or s3 source for a change this often, e.g. 1h: an "
+        "unchanged source (HTTP 304, the same ETag) downloads nothing; changed content makes "
+        "a new version. A builtin source never changes and is not checked.",
     )
 
     @field_validator("features")
@@ -195,8 +203,20 @@ class DatasetVersionRecord(ApiModel):
     created_at: datetime = Field(description="When the version was ingested.")
 
 
+class SourceValidators(ApiModel):
+    """What the source said about the content last downloaded: sent back on the next check
+    (If-None-Match / If-Modified-Since over http, compared with HEAD's ETag over s3)."""
+
+    # Empty, not None, when absent: a status merge-patch would keep an omitted key's old value.
+    etag: str = Field(default="", max_length=1024, description="Its ETag; empty if none.")
+    last_modified: str = Field(
+        default="", max_length=64, description="Its Last-Modified (http sources); empty if none."
+    )
+
+
 class DatasetStatus(ObservedStatus):
-    """The observed state of a Dataset, written by the operator. Conditions: Ready."""
+    """The observed state of a Dataset, written by the operator. Conditions: Ready, Refreshed
+    (spec.refreshInterval: the last check's outcome)."""
 
     phase: DatasetPhase | None = Field(default=None, description="Coarse lifecycle stage.")
     version: str | None = Field(
@@ -220,7 +240,19 @@ class DatasetStatus(ObservedStatus):
         default=None, max_length=63, description="The latest ingestion Job."
     )
     last_ingestion_time: datetime | None = Field(
-        default=None, description="When the source was last fetched, changed or not."
+        default=None,
+        description="When the source was last downloaded and hashed, its content changed or not.",
+    )
+    last_check_time: datetime | None = Field(
+        default=None,
+        description="spec.refreshInterval: when the source was last checked for a change, "
+        "whether it downloaded anything or not; the next check is this plus the interval.",
+    )
+    refresh_job_name: str | None = Field(
+        default=None, max_length=63, description="The latest refresh check's Job."
+    )
+    source: SourceValidators | None = Field(
+        default=None, description="The source's ETag and Last-Modified at the last download."
     )
 
 
