@@ -93,6 +93,10 @@ default_permission = NO_PERMISSIONS
 database_uri = sqlite:///{database}
 admin_username = {admin}
 authorization_function = mlflow.server.auth:authenticate_request_basic_auth
+# Without this cache MLflow re-runs the password hash (PBKDF2) two or three times per request:
+# a training run's requests kept the server's one core busy. A password changed through the
+# API drops its entry at once (one worker); the TTL bounds any other staleness.
+auth_cache_ttl_seconds = 60
 """
 
 
