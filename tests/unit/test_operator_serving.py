@@ -58,6 +58,10 @@ def test_deployment_serves_a_concrete_version_with_zero_unavailable_rollouts() -
     assert labels[constants.LABEL_MODEL_VERSION] == "4"
     assert set(spec["selector"]["matchLabels"].items()) <= set(labels.items())
     assert constants.LABEL_MODEL_VERSION not in spec["selector"]["matchLabels"]
+    (spread,) = spec["template"]["spec"]["topologySpreadConstraints"]
+    assert spread["topologyKey"] == "kubernetes.io/hostname"
+    assert spread["whenUnsatisfiable"] == "ScheduleAnyway"  # one node still serves
+    assert spread["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
 
 
 def test_the_server_runs_as_many_worker_processes_as_spec_serving_workers() -> None:

@@ -73,6 +73,14 @@ def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Sett
                 "automountServiceAccountToken": False,
                 "securityContext": pod_security_context(),
                 "terminationGracePeriodSeconds": 30,
+                # Replicas on different nodes, so one node lost leaves the model served;
+                # a preference (ScheduleAnyway), so one node still runs them all, and per
+                # revision (pod-template-hash), so a rollout spreads the new Pods too.
+                "topologySpreadConstraints": [{
+                    "maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                    "whenUnsatisfiable": "ScheduleAnyway",
+                    "labelSelector": {"matchLabels": selector_labels(name)},
+                    "matchLabelKeys": ["pod-template-hash"]}],
                 "containers": [{
                     "name": CONTAINER_NAME,
                     "image": spec.image or settings.serving_image,
