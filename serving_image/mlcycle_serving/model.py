@@ -42,7 +42,7 @@ from mlcycle_serving.schema import (
     input_schema_from_signature,
     output_spec_from_signature,
 )
-from mlcycle_serving.skops_loading import UnsafeModel, load_skops
+from mlcycle_serving.skops_loading import UnsafeModel, load_skops, skops_io
 
 logger = logging.getLogger(__name__)
 
@@ -153,8 +153,13 @@ class Model:
                 )
 
     def _load(self) -> None:
+        # Importing scikit-learn through skops is most of a cold start (scipy.stats alone is
+        # about 1 s); it runs while the model downloads, which waits on the network.
+        importing = threading.Thread(target=skops_io, name="import-skops", daemon=True)
+        importing.start()
         self.reference = resolve_model_uri(self.uri)
         model_dir = download_model(self.reference, self.download_dir)
+        importing.join()
         mlmodel = yaml.safe_load((model_dir / MLMODEL_FILE).read_text())
         problem = unsafe_format(mlmodel)
         if problem is not None:
