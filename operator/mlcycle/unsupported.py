@@ -10,7 +10,7 @@ from __future__ import annotations
 from mlcycle_contract.api.dataset import DatasetSpec
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
 from mlcycle_contract.api.search import Sampler
-from mlcycle_contract.api.trainingjob import TrainingJobSpec
+from mlcycle_contract.api.trainingjob import ConcurrencyPolicy, TrainingJobSpec
 
 REASON = "Unsupported"
 
@@ -28,6 +28,12 @@ def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
         "spec.schedule": spec.schedule is not None,
         "spec.retrain.onNewData": spec.retrain.on_new_data,
         "spec.retrain.onDrift": spec.retrain.on_drift,
+        # Replacing a running run means deleting its Job, which the operator's role may not.
+        "spec.concurrencyPolicy: Replace": spec.concurrency_policy == ConcurrencyPolicy.REPLACE,
+        # A search's workers and final run are not started by triggers yet.
+        "spec.schedule with spec.search": spec.search is not None and spec.schedule is not None,
+        "spec.retrain.onNewData with spec.search": spec.search is not None
+        and spec.retrain.on_new_data,
     })
 
 

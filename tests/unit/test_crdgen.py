@@ -326,7 +326,8 @@ def test_cel_rules_sit_where_they_belong() -> None:
     assert (
         spec_rules[0] == "has(self.algorithm) != (has(self.search) && has(self.search.algorithms))"
     )
-    assert len(spec_rules) == 6
+    assert len(spec_rules) == 7
+    assert "!has(self.timeZone) || has(self.schedule)" in spec_rules
     # The alias rule is declared once on the type and shows up wherever the type is used.
     assert _rules(_at("TrainingJob", "spec.registry.alias")) == _rules(
         _at("ModelDeployment", "spec.model.alias")

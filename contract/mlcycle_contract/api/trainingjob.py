@@ -13,6 +13,7 @@ from mlcycle_contract.api.common import (
     CelRule,
     ConditionType,
     CronSchedule,
+    Duration,
     FreeFormObject,
     ImageReference,
     ModelAlias,
@@ -100,18 +101,50 @@ class RegistrySpec(ApiModel):
     )
 
 
+RUNS_LIMIT = 30
+
+
 class RetrainTriggers(ApiModel):
-    """What starts a new training run by itself."""
+    """What starts a new training run by itself, and the limits on such runs."""
 
     on_new_data: bool = Field(
         default=False,
-        description=NOT_SUPPORTED_YET + "Retrain when the Dataset gets a new version.",
+        description="Retrain when the Dataset gets a new version (unless datasetRef.version "
+        "pins one).",
     )
     on_drift: bool = Field(
         default=False,
         description=NOT_SUPPORTED_YET
         + "Retrain when a ModelDeployment serving the model reports drift.",
     )
+    min_interval: Duration | None = Field(
+        default=None,
+        description="Cooldown: no automatic run starts sooner than this after the last run "
+        "started, e.g. 1h; a trigger held back is an Event, and new data waits for the end "
+        "of the cooldown.",
+    )
+    max_runs_per_day: int | None = Field(
+        default=None, ge=1, le=RUNS_LIMIT,
+        description="At most this many runs start in any 24 hours (automatic runs are held "
+        f"back beyond it); at most {RUNS_LIMIT}, the runs status.runs keeps.",
+    )
+
+
+class ConcurrencyPolicy(StrEnum):
+    """What an automatic trigger does while a run is running (as CronJob's)."""
+
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class RunTrigger(StrEnum):
+    """What started a run."""
+
+    CREATED = "Created"
+    SPEC_CHANGED = "SpecChanged"
+    MANUAL = "Manual"
+    SCHEDULE = "Schedule"
+    NEW_DATA = "NewData"
 
 
 class TrainingJobSpec(ApiModel):
@@ -158,6 +191,11 @@ class TrainingJobSpec(ApiModel):
                 field_path=".search.space",
             ),
             CelRule(
+                rule="!has(self.timeZone) || has(self.schedule)",
+                message="timeZone applies to schedule; set schedule or remove timeZone",
+                field_path=".timeZone",
+            ),
+            CelRule(
                 rule="!has(self.search) || !has(self.search.goal) || "
                 f"((has(self.objective) && self.objective.metric in {_MINIMIZED}) ? "
                 "self.search.goal >= 0.0 : self.search.goal <= 1.0)",
@@ -199,8 +237,19 @@ class TrainingJobSpec(ApiModel):
     )
     schedule: CronSchedule | None = Field(
         default=None,
-        description=NOT_SUPPORTED_YET
-        + "Cron schedule for periodic retraining, e.g. '0 3 * * *'.",
+        description="Cron schedule for periodic retraining, e.g. '0 3 * * *' (five fields, "
+        "or @hourly, @daily, @weekly, @monthly, @yearly), in timeZone. A fire while a run "
+        "runs (concurrencyPolicy Forbid) or a limit holds is skipped, with an Event.",
+    )
+    time_zone: str | None = Field(
+        default=None, min_length=1, max_length=64,
+        description="IANA time zone of the schedule, e.g. Europe/Berlin; UTC when unset.",
+    )
+    concurrency_policy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.FORBID,
+        description="Forbid: an automatic trigger waits (new data) or is skipped (a schedule "
+        "fire) while a run runs. Replace: not supported yet (refused): it would delete the "
+        "running Job, which the operator's role may not.",
     )
     retrain: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Automatic retraining triggers."
@@ -246,6 +295,8 @@ class TrainingJobSpec(ApiModel):
             raise ValueError("search.space may only name the algorithms being trained")
         if self.hyperparameters and self.algorithm is None:
             raise ValueError("hyperparameters apply to spec.algorithm; for AutoML use search.space")
+        if self.time_zone is not None and self.schedule is None:
+            raise ValueError("timeZone applies to schedule; set schedule or remove timeZone")
         goal = self.search.goal if self.search is not None else None
         if goal is not None and (
             goal < 0 if self.effective_objective.metric in MINIMIZED_METRICS else goal > 1
@@ -298,6 +349,46 @@ class MlflowRun(ApiModel):
     )
 
 
+class RunPhase(StrEnum):
+    """Where a run stands."""
+
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SUPERSEDED = "Superseded"
+
+
+class RunRecord(ApiModel):
+    """One training run of the TrainingJob."""
+
+    number: int = Field(ge=1, description="Run number, counting from 1.")
+    trigger: RunTrigger = Field(description="What started it.")
+    reason: str = Field(max_length=512, description="Why, in words.")
+    phase: RunPhase = Field(description="Where it stands.")
+    job_name: str = Field(max_length=63, description="Its training Job.")
+    generation: int = Field(ge=0, description="metadata.generation it ran.")
+    request: str = Field(
+        default="", max_length=256,
+        description="The retraining request annotation in force when it started.",
+    )
+    dataset_version: str | None = Field(
+        default=None, max_length=64, description="Dataset version it trained on."
+    )
+    model_version: int | None = Field(default=None, ge=1, description="Version it registered.")
+    gates_passed: bool | None = Field(default=None, description="Whether every gate held.")
+    start_time: datetime = Field(description="When it started.")
+    completion_time: datetime | None = Field(default=None, description="When it ended.")
+
+
+class HeldTrigger(ApiModel):
+    """An automatic trigger a limit holds back."""
+
+    trigger: RunTrigger = Field(description="The trigger.")
+    reason: str = Field(max_length=64, description="The limit: Cooldown, DailyLimit, Running.")
+    message: str = Field(max_length=1024, description="Which limit, until when.")
+    since: datetime = Field(description="Held back since.")
+
+
 class TrainingJobStatus(ObservedStatus):
     """The observed state, written by the operator. Conditions: Ready, Validated, Registered."""
 
@@ -324,6 +415,18 @@ class TrainingJobStatus(ObservedStatus):
     best_trial: TrialSummary | None = Field(default=None, description="The best trial so far.")
     leaderboard: list[TrialSummary] | None = Field(
         default=None, max_length=LEADERBOARD_SIZE, description="The best trials, best first."
+    )
+    runs: list[RunRecord] = Field(
+        default_factory=list, max_length=RUNS_LIMIT,
+        description=f"Training runs, newest first, at most {RUNS_LIMIT}.",
+    )
+    last_schedule_time: datetime | None = Field(
+        default=None, description="spec.schedule: the last fire time handled (started or "
+        "skipped); the next fire comes after it.",
+    )
+    held_back: list[HeldTrigger] = Field(
+        default_factory=list, max_length=2,
+        description="Automatic triggers a limit holds back now (empty when none).",
     )
 
 

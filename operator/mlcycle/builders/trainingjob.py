@@ -30,10 +30,11 @@ class ResolvedDataset:
     split: SplitSpec  # the holdout of its TrainingJobs, unless spec.validation overrides it
 
 
-def training_job_name(metadata: ObjectMeta) -> str:
-    """One Job per (uid, generation, retraining request): a spec change makes a new one."""
+def training_job_name(metadata: ObjectMeta, trigger_key: str = "") -> str:
+    """One Job per (uid, generation, retraining request): a spec change makes a new one; and
+    one per automatic trigger (a schedule's fire time, a new dataset version) within those."""
     return child_name(metadata.name, "train", metadata.uid, metadata.generation,
-                      metadata.requested_at)
+                      metadata.requested_at, *filter(None, [trigger_key]))
 
 
 def experiment_name(metadata: ObjectMeta) -> str:
@@ -45,8 +46,10 @@ def _json(value: Manifest) -> str:
 
 
 def build_training_job(
-    training_job: TrainingJob, dataset: ResolvedDataset, settings: Settings
+    training_job: TrainingJob, dataset: ResolvedDataset, settings: Settings,
+    job_name: str | None = None,
 ) -> Manifest:
+    """The run's training Job; `job_name` that of an automatic run, else the generation's."""
     spec, metadata = training_job.spec, training_job.metadata
     image = spec.image or settings.trainer_image
     job_labels = labels(constants.LABEL_TRAINING_JOB, metadata.name, constants.COMPONENT_TRAIN)
@@ -63,7 +66,7 @@ def build_training_job(
         {"name": environment.MLFLOW_EXPERIMENT_NAME.name, "value": experiment_name(metadata)},
     ]
     return trainer_job(
-        name=training_job_name(metadata),
+        name=job_name or training_job_name(metadata),
         owner=training_job,
         job_labels=job_labels,
         image=image,

@@ -1,9 +1,13 @@
 """TrainingJob: check what only the operator can check, pin the dataset version, run one
-training Job per generation (or retraining request), and report what the trainer reported."""
+training Job per generation (or retraining request) and per automatic trigger (spec.schedule,
+spec.retrain.onNewData, within the limits `mlcycle.triggers` decides), record each run in
+status.runs, and report what the trainer reported."""
 
 from __future__ import annotations
 
-from mlcycle import kube, registry, tenancy, unsupported
+from datetime import datetime
+
+from mlcycle import kube, registry, tenancy, triggers, unsupported
 from mlcycle.builders.trainingjob import (
     ResolvedDataset,
     build_training_job,
@@ -15,6 +19,7 @@ from mlcycle.reconcile.common import (
     INVALID_RESULT,
     INVALID_SPEC,
     MODEL_ACCESS_DENIED,
+    Event,
     Manifest,
     Outcome,
     condition,
@@ -28,15 +33,23 @@ from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.algorithms import ALGORITHMS, hyperparameter_problem
 from mlcycle_contract.api.common import ConditionType, set_condition
+from mlcycle_contract.api.dataset import DatasetPhase
 from mlcycle_contract.api.trainingjob import (
+    RUNS_LIMIT,
+    HeldTrigger,
     MlflowRun,
+    RunPhase,
+    RunRecord,
+    RunTrigger,
     TrainingJobConditionType,
     TrainingJobPhase,
+    TrainingJobSpec,
     TrainingJobStatus,
 )
 from mlcycle_contract.results import TrainingResult
 
 FINISHED = (TrainingJobPhase.SUCCEEDED, TrainingJobPhase.FAILED)
+INVALID_SCHEDULE = "InvalidSchedule"
 # Reasons to wait rather than fail: the Dataset may yet appear or finish its ingestion.
 WAITING = ("DatasetNotFound", "DatasetNotReady")
 
@@ -55,13 +68,14 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     """Ensure this generation's training Job exists and report its state; None if done."""
     if isinstance(training_job, Invalid):
         return refused(training_job, INVALID_SPEC, training_job.problem)
-    job_name = training_job_name(training_job.metadata)
+    job_name = current_job_name(training_job)
     if not reports_on(training_job, job_name):
         return None  # finished, whatever became of its Job (TTL) and Dataset since
     namespace = training_job.metadata.namespace
     try:
         check_spec(training_job, settings)
-        job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings)
+        job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings,
+                                          job_name)
         check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
@@ -69,11 +83,22 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
 
 
+def current_job_name(training_job: TrainingJob) -> str:
+    """The Job of the current run: the latest run's, when it ran this generation and request
+    (an automatic run has its own), else the generation's (a run about to start)."""
+    latest = training_job.status.runs[0] if training_job.status.runs else None
+    metadata = training_job.metadata
+    if latest is not None and (latest.generation, latest.request) == (
+            metadata.generation, metadata.requested_at):
+        return latest.job_name
+    return training_job_name(metadata)
+
+
 def reports_on(training_job: TrainingJob, job_name: str) -> bool:
     """Whether this Job's events set the TrainingJob's status: it is the Job of the current
-    generation and request, and its end is not recorded yet."""
+    run, and its end is not recorded yet."""
     status = training_job.status
-    return training_job_name(training_job.metadata) == job_name and not (
+    return current_job_name(training_job) == job_name and not (
         status.job_name == job_name and status.phase in FINISHED)
 
 
@@ -94,6 +119,9 @@ def check_spec(training_job: TrainingJob, settings: Settings) -> None:
     fields = unsupported.training_job_unsupported(spec)
     if fields:
         raise NotRunnable(unsupported.REASON, unsupported.unsupported_message(fields))
+    schedule_problem = triggers.schedule_problem(spec)
+    if schedule_problem:
+        raise NotRunnable(INVALID_SCHEDULE, schedule_problem)
     image_problem = image_refusal(spec.image, settings)
     if image_problem:
         raise NotRunnable(IMAGE_NOT_ALLOWED, image_problem)
@@ -157,6 +185,7 @@ def training_outcome(training_job: TrainingJob, job: Manifest, pods: list[Manife
         else now(),
         "observed_generation": generation,
     })
+    status = status.model_copy(update={"runs": with_run(training_job, status)})
     if not state.finished:
         return outcome(old.conditions, status.model_copy(update={
             "phase": TrainingJobPhase.RUNNING,
@@ -166,12 +195,13 @@ def training_outcome(training_job: TrainingJob, job: Manifest, pods: list[Manife
     result = state.result(TrainingResult) if state.succeeded else None
     if result is None or isinstance(result, str):
         reason, message = (INVALID_RESULT, result) if result else state.failure()
-        return outcome(old.conditions, status.model_copy(update={
+        return outcome(old.conditions, ended(status.model_copy(update={
             "phase": TrainingJobPhase.FAILED,
             "completion_time": now(),
             "conditions": with_ready(status.conditions, False, reason, message, generation),
-        }))
-    return outcome(old.conditions, succeeded(status, result, settings, generation))
+        })))
+    return outcome(old.conditions, ended(succeeded(status, result, settings, generation),
+                                         result.gates.passed))
 
 
 def succeeded(status: TrainingJobStatus, result: TrainingResult, settings: Settings,
@@ -203,3 +233,147 @@ def succeeded(status: TrainingJobStatus, result: TrainingResult, settings: Setti
             run_url=f"{settings.ui_url}/#/experiments/{run.experiment_id}/runs/{run.run_id}"),
         "conditions": conditions,
     })
+
+
+# --- Runs and automatic triggers ----------------------------------------------------------
+
+
+def with_run(training_job: TrainingJob, status: TrainingJobStatus) -> list[RunRecord]:
+    """status.runs with the current run in it: a run of the generation or request that no
+    record names yet (an automatic run's record is written when it starts) is added."""
+    runs, metadata = status.runs, training_job.metadata
+    if runs and runs[0].job_name == status.job_name:
+        return runs
+    previous = runs[0].generation if runs else training_job.status.observed_generation
+    trigger, reason = (
+        (RunTrigger.CREATED, "the TrainingJob was created") if previous is None
+        else (RunTrigger.SPEC_CHANGED, f"the spec changed (generation {metadata.generation})")
+        if previous != metadata.generation
+        else (RunTrigger.MANUAL, f"annotation {constants.ANNOTATION_REQUESTED_AT}="
+              f"{metadata.requested_at!r}"))
+    assert status.job_name is not None and status.start_time is not None
+    record = new_run(training_job, status, trigger, reason, status.job_name,
+                     status.dataset_version, status.start_time)
+    return [record, *superseded(runs)][:RUNS_LIMIT]
+
+
+def new_run(training_job: TrainingJob, status: TrainingJobStatus, trigger: RunTrigger,
+            reason: str, job_name: str, dataset_version: str | None,
+            start: datetime) -> RunRecord:
+    return RunRecord(
+        number=status.runs[0].number + 1 if status.runs else 1, trigger=trigger,
+        reason=reason[:512], phase=RunPhase.RUNNING, job_name=job_name,
+        generation=training_job.metadata.generation,
+        request=training_job.metadata.requested_at[:256], dataset_version=dataset_version,
+        start_time=start)
+
+
+def superseded(runs: list[RunRecord]) -> list[RunRecord]:
+    """A run still running when a newer one starts (a spec change or a manual request) is no
+    longer reported on: recorded as Superseded."""
+    if runs and runs[0].phase == RunPhase.RUNNING:
+        return [runs[0].model_copy(update={"phase": RunPhase.SUPERSEDED}), *runs[1:]]
+    return runs
+
+
+def ended(status: TrainingJobStatus, gates_passed: bool | None = None) -> TrainingJobStatus:
+    """The current run's record completed from the status of its end."""
+    if not status.runs:
+        return status
+    latest = status.runs[0].model_copy(update={
+        "phase": RunPhase.SUCCEEDED if status.phase == TrainingJobPhase.SUCCEEDED
+        else RunPhase.FAILED,
+        "completion_time": status.completion_time,
+        "model_version": status.model.version if status.model and gates_passed is not None
+        else None,
+        "gates_passed": gates_passed,
+    })
+    return status.model_copy(update={"runs": [latest, *status.runs[1:]]})
+
+
+def automatic(spec: TrainingJobSpec) -> bool:
+    return spec.schedule is not None or spec.retrain.on_new_data
+
+
+def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
+            settings: Settings) -> Outcome[TrainingJobStatus] | None:
+    """A timer's tick: start the run an automatic trigger asks for, unless a limit holds it
+    back (an Event then: a schedule's fire is skipped, new data waits for the limit)."""
+    if isinstance(training_job, Invalid) or not automatic(training_job.spec):
+        return None
+    old = training_job.status
+    if old.phase is None or old.job_name != current_job_name(training_job) or (
+            old.phase == TrainingJobPhase.FAILED and not old.runs):
+        return None  # the generation's own run has not started: it was refused or waits
+    at = now()
+    fired = triggers.due(training_job.spec, old, dataset_version(training_job), at)
+    status = old.model_copy(update={"last_schedule_time": fired.last_schedule_time})
+    if not fired.triggers:
+        status = status.model_copy(update={"held_back": []})
+        return None if status == old else Outcome(status)
+    held = triggers.hold(training_job.spec, old, at)
+    if held is not None:
+        return held_back(status, fired.triggers, held, at)
+    return start_run(training_job, status, fired.triggers, settings, at)
+
+
+def dataset_version(training_job: TrainingJob) -> str | None:
+    """The Dataset's current version, when it is Ready."""
+    body = kube.read_custom(constants.DATASET, training_job.metadata.namespace,
+                            training_job.spec.dataset_ref.name)
+    dataset = parse_dataset(body) if body else None
+    if dataset is None or isinstance(dataset, Invalid) or (
+            dataset.status.phase != DatasetPhase.READY):
+        return None
+    return dataset.status.version
+
+
+def held_back(status: TrainingJobStatus, fired: list[triggers.Trigger], held: triggers.Hold,
+              at: datetime) -> Outcome[TrainingJobStatus]:
+    """An Event for each trigger a limit holds back: every skipped fire of the schedule, new
+    data once per limit (it stays in status.heldBack and starts a run when the limit allows)."""
+    events, waiting = [], []
+    for trigger in fired:
+        if trigger.kind == RunTrigger.SCHEDULE:
+            events.append(Event("Normal", "RetrainHeldBack",
+                                f"{trigger.reason}: skipped, {held.message}"))
+            continue
+        known = next((h for h in status.held_back if h.trigger == trigger.kind
+                      and h.reason == held.reason), None)
+        waiting.append(known or HeldTrigger(trigger=trigger.kind, reason=held.reason,
+                                            message=f"{trigger.reason}: {held.message}"[:1024],
+                                            since=at))
+        if known is None:
+            events.append(Event("Normal", "RetrainHeldBack",
+                                f"{trigger.reason}: held back, {held.message}"))
+    return Outcome(status.model_copy(update={"held_back": waiting}), events)
+
+
+def start_run(training_job: TrainingJob, status: TrainingJobStatus,
+              fired: list[triggers.Trigger], settings: Settings,
+              at: datetime) -> Outcome[TrainingJobStatus]:
+    """One run answers every trigger that fired; it is named after the first, so a retried
+    tick finds the Job it created."""
+    trigger, reason = fired[0], "; ".join(t.reason for t in fired)
+    namespace, generation = training_job.metadata.namespace, training_job.metadata.generation
+    job_name = training_job_name(training_job.metadata, trigger.key)
+    try:
+        check_spec(training_job, settings)
+        dataset = resolve_dataset(training_job)
+        check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
+    except NotRunnable as problem:
+        return Outcome(status, [Event("Warning", problem.reason,
+                                      f"{reason}: no run started: {problem.message}")])
+    kube.ensure_job(namespace, build_training_job(training_job, dataset, settings, job_name))
+    record = new_run(training_job, status, trigger.kind, reason, job_name, dataset.version, at)
+    message = f"run {record.number} ({trigger.kind.value}): {reason}"
+    return Outcome(status.model_copy(update={
+        "runs": [record, *status.runs][:RUNS_LIMIT],
+        "held_back": [],
+        "job_name": job_name,
+        "phase": TrainingJobPhase.RUNNING,
+        "start_time": at,
+        "dataset_version": dataset.version,
+        "conditions": with_ready(status.conditions, False, "Training",
+                                 f"Job {job_name} is training ({message})", generation),
+    }), [Event("Normal", "RetrainStarted", message)])
