@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlcycle.builders.dataset import (
@@ -19,6 +19,7 @@ from mlcycle.objects import Dataset, Invalid, parse_dataset
 from mlcycle.reconcile.common import now
 from mlcycle.reconcile.dataset import (
     dataset_outcome,
+    ended_before,
     never_changes,
     refresh_due,
     refresh_outcome,
@@ -210,3 +211,12 @@ def test_a_builtin_source_with_an_interval_says_it_never_changes() -> None:
     assert never_changes(ready) is None  # said once
     without = ingested({"builtin": "iris"}, interval=None)
     assert refresh_condition(without.status) is None
+
+
+def test_the_timer_reports_a_checks_end_only_when_its_event_is_overdue() -> None:
+    ended = {"status": {"conditions": [{"type": "Complete", "status": "True",
+                                        "lastTransitionTime": "2026-12-01T01:00:00+00:00"}]}}
+    moment = datetime(2026, 12, 1, 1, 0, 10, tzinfo=UTC)
+    assert ended_before(ended, moment)
+    assert not ended_before(ended, moment - timedelta(seconds=20))
+    assert not ended_before({"status": {}}, moment)

@@ -11,7 +11,7 @@ changed content makes one. The Dataset stays Ready on its current version throug
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from mlcycle import kube, tenancy, unsupported
 from mlcycle.builders.dataset import (
@@ -48,6 +48,8 @@ from mlcycle_contract.results import IngestionResult, SourceUnchangedResult
 REFRESHED = DatasetConditionType.REFRESHED
 NEVER_CHANGES = "NeverChanges"
 SOURCE_UNCHANGED, SAME_CONTENT, NEW_VERSION = "SourceUnchanged", "SameContent", "NewVersion"
+# A check Job's end is reported by its event; the timer reports it only when that is overdue.
+EVENT_GRACE = timedelta(seconds=30)
 
 FINISHED = (DatasetPhase.READY, DatasetPhase.FAILED)
 
@@ -201,10 +203,19 @@ def refresh_dataset(dataset: Dataset | Invalid[DatasetStatus],
     namespace = dataset.metadata.namespace
     tenancy.ensure_tenant(namespace, settings)
     job = kube.ensure_job(namespace, build_refresh_job(dataset, settings, base))
-    outcome_ = refresh_outcome(dataset, job, kube.job_pods(namespace, job["metadata"]["name"]))
-    if outcome_ is not None or dataset.status.refresh_job_name == job["metadata"]["name"]:
-        return outcome_  # a Job that ended unreported (its event missed) is reported here
-    return Outcome(dataset.status.model_copy(update={"refresh_job_name": job["metadata"]["name"]}))
+    name = job["metadata"]["name"]
+    if ended_before(job, now() - EVENT_GRACE):  # its end went unreported: a missed event
+        return refresh_outcome(dataset, job, kube.job_pods(namespace, name))
+    if dataset.status.refresh_job_name == name:
+        return None  # running, or just ended: the Job's event reports it
+    return Outcome(dataset.status.model_copy(update={"refresh_job_name": name}))
+
+
+def ended_before(job: Manifest, moment: datetime) -> bool:
+    """Whether the Job ended (completed or failed) before `moment`."""
+    ends = [c.get("lastTransitionTime") for c in (job.get("status") or {}).get("conditions") or []
+            if c.get("type") in ("Complete", "Failed") and c.get("status") == "True"]
+    return any(end and datetime.fromisoformat(end) < moment for end in ends)
 
 
 def never_changes(dataset: Dataset) -> Outcome[DatasetStatus] | None:

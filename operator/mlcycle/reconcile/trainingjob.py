@@ -244,7 +244,7 @@ def with_run(training_job: TrainingJob, status: TrainingJobStatus) -> list[RunRe
     runs, metadata = status.runs, training_job.metadata
     if runs and runs[0].job_name == status.job_name:
         return runs
-    previous = runs[0].generation if runs else training_job.status.observed_generation
+    previous = runs[0].generation if runs else None
     trigger, reason = (
         (RunTrigger.CREATED, "the TrainingJob was created") if previous is None
         else (RunTrigger.SPEC_CHANGED, f"the spec changed (generation {metadata.generation})")
@@ -306,7 +306,8 @@ def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
             old.phase == TrainingJobPhase.FAILED and not old.runs):
         return None  # the generation's own run has not started: it was refused or waits
     at = now()
-    fired = triggers.due(training_job.spec, old, dataset_version(training_job), at)
+    version = dataset_version(training_job) if training_job.spec.retrain.on_new_data else None
+    fired = triggers.due(training_job.spec, old, version, at)
     status = old.model_copy(update={"last_schedule_time": fired.last_schedule_time})
     if not fired.triggers:
         status = status.model_copy(update={"held_back": []})
