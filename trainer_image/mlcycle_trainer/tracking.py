@@ -26,6 +26,7 @@ from requests.exceptions import RequestException
 from sklearn.pipeline import Pipeline
 
 from mlcycle_contract.api.trainingjob import RegisteredModelVersion
+from mlcycle_contract.drift import REFERENCE_ARTIFACT, DriftReference
 from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, InvalidInput, Transient
 
 logger = logging.getLogger(__name__)
@@ -120,6 +121,12 @@ def log_dataset(frame: pd.DataFrame, name: str, version: str, uri: str, target: 
 def log_spec(spec: dict[str, Any]) -> None:
     with tracking_errors("logging the spec"):
         mlflow.log_dict(spec, "mlcycle/trainingjob-spec.json")
+
+
+def log_drift_reference(reference: DriftReference) -> None:
+    """The training split's per-feature distribution, next to the model in the run."""
+    with tracking_errors("logging the drift reference"):
+        mlflow.log_dict(reference.to_wire(), REFERENCE_ARTIFACT)
 
 
 def model_requirements() -> list[str]:

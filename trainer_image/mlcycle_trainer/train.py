@@ -18,11 +18,13 @@ from mlcycle_contract.api.algorithms import AlgorithmDefinition
 from mlcycle_contract.api.learning import GateMetric
 from mlcycle_contract.api.modeldeployment import ModelRuntime
 from mlcycle_contract.api.trainingjob import ObjectiveValue, TrainingJobSpec
+from mlcycle_contract.drift import REFERENCE_ARTIFACT, TAG_DRIFT_REFERENCE
 from mlcycle_contract.environment import MLFLOW_EXPERIMENT_NAME, TRAINING_SPEC
 from mlcycle_contract.results import AliasOutcome, TrackingRun, TrainingResult
 from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
 from mlcycle_trainer import lineage, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
+from mlcycle_trainer.drift_reference import build_reference
 from mlcycle_trainer.environment import Owner, model_from_json, optional
 from mlcycle_trainer.errors import FIT_FAILED, INVALID_HYPERPARAMETER, InvalidInput
 from mlcycle_trainer.gates import evaluate_gates
@@ -82,6 +84,7 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         tracking.log_params(params)
         tracking.log_spec(spec.to_wire())
         tracking.log_dataset(frame, dataset.name, dataset.version, dataset.uri, dataset.target)
+        tracking.log_drift_reference(build_reference(x_train))
 
         pipeline = build_pipeline(
             estimator, x_train, spec.preprocessing.scaling, spec.preprocessing.one_hot_encode
@@ -106,7 +109,13 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         tracking.set_tags(lineage.gate_tags(outcome))
 
         model = tracking.log_and_register_model(pipeline, x_train, trusted_types, model_name)
-        tracking.tag_version(model, lineage.version_tags(owner, dataset, runtime, outcome))
+        tracking.tag_version(
+            model,
+            {
+                **lineage.version_tags(owner, dataset, runtime, outcome),
+                TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT,
+            },
+        )
         if alias is not None and outcome.passed:
             tracking.move_alias(model, alias)
         elif alias is not None:
