@@ -21,18 +21,41 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from enum import StrEnum
 from typing import Any
 
 from pydantic import Field, model_validator
 
 from mlcycle_contract.api.common import ApiModel
+from mlcycle_contract.environment import EnvVar
 
 REFERENCE_ARTIFACT = "drift/reference.json"
 """Where the trainer logs the reference, in the artifacts of the model version's run."""
 TAG_DRIFT_REFERENCE = "mlcycle.drift.reference"
 """Model version tag naming that artifact; a version without it has no reference."""
+DRIFT_PATH = "/drift"
+"""The model server's endpoint answering `DriftWindow` (the operator merges replicas')."""
+
+# The model server's drift settings (ModelDeployment spec.monitoring.drift sets them).
+DRIFT = EnvVar(
+    "MLCYCLE_DRIFT",
+    "false",
+    "Count live inputs against the served version's drift reference ('true' or 'false'). "
+    "A version without a reference is served unmonitored, /drift answers NoReference.",
+)
+DRIFT_WINDOW_ROWS = EnvVar(
+    "MLCYCLE_DRIFT_WINDOW_ROWS", "500", "Rows in the drift window (the newest ones)."
+)
+DRIFT_WINDOW_SECONDS = EnvVar(
+    "MLCYCLE_DRIFT_WINDOW_SECONDS", "3600", "Oldest age, in seconds, of a row in the window."
+)
+DRIFT_PSI = EnvVar("MLCYCLE_DRIFT_PSI", "0.2", "PSI above which a numeric feature drifted.")
+DRIFT_MIN_ROWS = EnvVar(
+    "MLCYCLE_DRIFT_MIN_ROWS", "200", "Fewest rows in the window before drift is detected."
+)
+DRIFT_SETTINGS = (DRIFT, DRIFT_WINDOW_ROWS, DRIFT_WINDOW_SECONDS, DRIFT_PSI, DRIFT_MIN_ROWS)
+
 NUMERIC_BINS = 10
 MAX_CATEGORIES = 50
 """The most frequent categories kept; rarer ones share the last slot with unseen ones."""
@@ -121,6 +144,17 @@ class DriftThresholds(ApiModel):
     min_rows: int = Field(default=200, ge=1, description="Fewest rows before any detection.")
 
 
+class DriftWindow(ApiModel):
+    """A model server's answer on DRIFT_PATH: its reference, raw counts and own scores."""
+
+    version: str = Field(description="The model version served (its reference).")
+    window_rows: int = Field(ge=1, description="Configured rows of the window.")
+    window_seconds: float = Field(gt=0, description="Configured age limit of the window.")
+    reference: DriftReference = Field(description="The training reference.")
+    counts: DriftCounts = Field(description="Counts of the current window.")
+    scores: DriftScores = Field(description="This server's scores (one replica's view).")
+
+
 class FeatureScore(ApiModel):
     """One feature's drift over a window."""
 
@@ -154,7 +188,7 @@ def _round(value: float) -> float:
 
 
 def numeric_reference(
-    name: str, values: Sequence[float], bins: int = NUMERIC_BINS
+    name: str, values: Collection[float], bins: int = NUMERIC_BINS
 ) -> FeatureReference:
     """Bins cut at quantiles of the non-missing values: cut k is the smallest value with at
     least k/bins of the values at or below it (a value that occurs, so a discrete feature
@@ -174,7 +208,7 @@ def numeric_reference(
 
 
 def categorical_reference(
-    name: str, values: Sequence[Any], max_categories: int = MAX_CATEGORIES
+    name: str, values: Collection[Any], max_categories: int = MAX_CATEGORIES
 ) -> FeatureReference:
     """The most frequent categories (ties by name, so the result is deterministic)."""
     frequencies = Counter(str(v) for v in values if not _is_missing(v))
@@ -313,3 +347,6 @@ def score(
         features=features,
         detected=any(f.drifted for f in features),
     )
+
+
+DriftWindow.model_rebuild()

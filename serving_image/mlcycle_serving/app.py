@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from mlcycle_contract.drift import DRIFT_PATH
 from mlcycle_serving import __version__
 from mlcycle_serving.asgi_io import (
     ClientDisconnected,
@@ -32,7 +33,9 @@ from mlcycle_serving.asgi_io import (
     send_response,
 )
 from mlcycle_serving.batching import MicroBatcher
+from mlcycle_serving.drift import DriftMonitor, NoReference, load_reference
 from mlcycle_serving.errors import (
+    Conflict,
     MethodNotAllowed,
     ModelNotReady,
     NotFound,
@@ -85,8 +88,10 @@ class ServingApp:
         self.model = model
         self.settings = settings
         self.metrics = ServingMetrics()
+        self.drift: DriftMonitor | None = None
+        self.drift_error: str | None = None
         self.batcher = MicroBatcher(
-            model.predict,
+            self._predict,
             max_batch_size=settings.max_batch_size,
             max_wait_s=settings.max_batch_wait_ms / 1000,
             observer=self.metrics.observe_batch,
@@ -107,6 +112,7 @@ class ServingApp:
             "/version": {"GET": self.version},
             "/metrics": {"GET": self.prometheus},
             "/openapi.json": {"GET": self.openapi},
+            DRIFT_PATH: {"GET": self.drift_window},
         }
         self._static = {path: (path, methods) for path, methods in static_routes.items()}
         self._v2_model_routes: dict[str, tuple[str, dict[str, Handler]]] = {
@@ -126,6 +132,7 @@ class ServingApp:
         self._latency: dict[str, Any] = {}
         if model.ready:
             self._model_loaded()
+            self._start_drift()
 
     # --- ASGI --------------------------------------------------------------------
 
@@ -225,6 +232,33 @@ class ServingApp:
                 self._on_load_error(exc)
             return
         self._model_loaded()
+        await asyncio.to_thread(self._start_drift)
+
+    def _start_drift(self) -> None:
+        """Count inputs against the version's reference, if monitoring is on and it has one;
+        without one the model is served all the same."""
+        if not self.settings.drift.enabled:
+            return
+        model = self.model
+        try:
+            reference = load_reference(model.reference)
+            self.drift = DriftMonitor(
+                reference, model.input_schema.names, self.settings.drift, model.version
+            )
+        except Exception as exc:
+            reason = "NoReference" if isinstance(exc, NoReference) else type(exc).__name__
+            self.drift_error = f"{reason}: {exc}"
+            logger.error("Drift monitoring off", extra={"reason": reason, "error": str(exc)})
+            return
+        self.metrics.drift_monitoring.set(1)
+        logger.info("Drift monitoring on", extra={"features": len(reference.features)})
+
+    def _predict(self, batch: Any) -> Any:
+        """Predict, then count the inputs (in the predict thread, off the event loop)."""
+        predictions = self.model.predict(batch)
+        if self.drift is not None:
+            self.drift.observe(batch)
+        return predictions
 
     def _model_loaded(self) -> None:
         model = self.model
@@ -335,7 +369,18 @@ class ServingApp:
         """The three protocols, their bodies described from the model (once it is loaded)."""
         return _json(200, openapi_document(self.model.name, self.model.input_schema))
 
+    async def drift_window(self, call: Call) -> Response:
+        """The drift window's raw counts (mergeable over replicas) and this server's scores."""
+        if self.drift is None:
+            self._require_ready()
+            raise Conflict(self.drift_error or "drift monitoring is off (MLCYCLE_DRIFT)")
+        window = self.drift.window()
+        self.metrics.drift_scored(window.scores)
+        return _json(200, window.to_wire())
+
     async def prometheus(self, call: Call) -> Response:
+        if self.drift is not None:
+            self.metrics.drift_scored(self.drift.scores())
         return Response(200, self.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.encode())
 
 

@@ -44,6 +44,13 @@ class MethodNotAllowed(ServingError):
         self.headers = ((b"allow", ", ".join(allowed).encode()),)
 
 
+class Conflict(ServingError):
+    """The resource exists but is not in the state the request needs (drift monitoring off
+    or without a reference)."""
+
+    status_code = 409
+
+
 class PayloadTooLarge(ServingError):
     status_code = 413
     headers = ((b"connection", b"close"),)  # the body was left unread: no reuse

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from mlcycle_contract.drift import DriftScores
+
 LATENCY_BUCKETS = (
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 )  # fmt: skip
@@ -67,6 +69,44 @@ class ServingMetrics:
             "Time the model took to load at start-up.",
             registry=self.registry,
         )
+
+        self.drift_monitoring = Gauge(
+            "mlcycle_serving_drift_monitoring",
+            "1 while inputs are counted against the version's drift reference, else 0.",
+            registry=self.registry,
+        )
+        self.drift_score = Gauge(
+            "mlcycle_serving_drift_score",
+            "Drift of a feature over the window: PSI (numeric) or Jensen-Shannon distance.",
+            ["feature", "kind"],
+            registry=self.registry,
+        )
+        self.drift_missing_shift = Gauge(
+            "mlcycle_serving_drift_missing_shift",
+            "Live minus training missing rate of a feature over the window.",
+            ["feature"],
+            registry=self.registry,
+        )
+        self.drift_window_rows = Gauge(
+            "mlcycle_serving_drift_window_rows",
+            "Rows in the drift window.",
+            registry=self.registry,
+        )
+        self.drift_detected = Gauge(
+            "mlcycle_serving_drift_detected",
+            "1 when some feature drifted over a window of at least the minimum rows.",
+            registry=self.registry,
+        )
+
+    def drift_scored(self, scores: DriftScores) -> None:
+        self.drift_window_rows.set(scores.rows)
+        self.drift_detected.set(int(scores.detected))
+        for feature in scores.features:
+            if feature.score is not None:
+                self.drift_score.labels(feature=feature.name, kind=feature.kind.value).set(
+                    feature.score
+                )
+            self.drift_missing_shift.labels(feature=feature.name).set(feature.missing_shift)
 
     def observe_batch(self, rows: int, requests: int, seconds: float) -> None:
         self.batch_rows.observe(rows)

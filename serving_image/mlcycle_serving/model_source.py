@@ -86,7 +86,7 @@ class RuntimeVersions:
         }
 
 
-class _NotFound(Exception):
+class NotFound(Exception):
     """The tracking server answered 404 (an artifact that does not exist)."""
 
 
@@ -121,7 +121,7 @@ class TrackingServer:
             return urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS)
         except urllib.error.HTTPError as exc:
             if exc.code == 404:
-                raise _NotFound(path) from None
+                raise NotFound(path) from None
             detail = exc.read()[:300].decode(errors="replace")
             raise ModelSourceError(f"MLflow answered {exc.code} to {path}: {detail}") from None
         except (urllib.error.URLError, OSError) as exc:
@@ -140,6 +140,13 @@ class TrackingServer:
         with self._open(f"/api/2.0/mlflow-artifacts/artifacts?{query}") as answer:
             listed = json.loads(answer.read()).get("files", [])
         return {entry["path"].rsplit("/", 1)[-1] for entry in listed if not entry.get("is_dir")}
+
+    def read(self, artifact_path: str) -> bytes:
+        """One small file through the artifact proxy."""
+        quoted = urllib.parse.quote(artifact_path)
+        with self._open(f"/api/2.0/mlflow-artifacts/artifacts/{quoted}") as answer:
+            data: bytes = answer.read()
+        return data
 
     def download(self, artifact_path: str, destination: Path) -> None:
         """One file through the artifact proxy."""
@@ -186,7 +193,7 @@ def resolve_model_uri(uri: str) -> ModelReference:
             if not versions:
                 raise ModelSourceError(f"registered model {name!r} has no versions")
             found = {"model_version": max(versions, key=lambda mv: int(mv["version"]))}
-    except _NotFound:
+    except NotFound:
         raise ModelSourceError(f"cannot resolve {uri!r}: no such model version") from None
     except ModelSourceError as exc:
         raise ModelSourceError(f"cannot resolve {uri!r}: {exc}") from None
@@ -231,7 +238,7 @@ def download_model(reference: ModelReference, download_dir: str = "") -> Path:
     target = Path(download_dir or tempfile.mkdtemp(prefix="model-"))
     try:
         present = tracking.files(artifact_path)
-    except _NotFound:
+    except NotFound:
         present = set()
     if MLMODEL_FILE not in present:
         raise ModelSourceError(f"{uri} has no {MLMODEL_FILE} file")
@@ -266,7 +273,7 @@ def _run_runtime(run_id: str) -> dict[str, str]:
     """`runtime.*` tags and params of the training run (tags win)."""
     try:
         data = TrackingServer.from_env().get("runs/get", run_id=run_id)["run"]["data"]
-    except (ModelSourceError, _NotFound, KeyError) as exc:
+    except (ModelSourceError, NotFound, KeyError) as exc:
         logger.warning("cannot read runtime of run %s: %s", run_id, exc)
         return {}
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mlcycle_contract import environment
+from mlcycle_contract import drift, environment
 from mlcycle_contract.environment import EnvVar
+from mlcycle_serving.drift import SLOTS, DriftSettings
 
 
 class SettingsError(ValueError):
@@ -30,6 +31,7 @@ class ServerSettings:
     log_level: str = environment.LOG_LEVEL.default
     access_log: bool = False
     workers: int = int(environment.WORKERS.default)
+    drift: DriftSettings = field(default_factory=DriftSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -40,6 +42,9 @@ class ServerSettings:
         log_level = env.text(environment.LOG_LEVEL).upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{environment.LOG_LEVEL.name}={log_level!r} is not a log level")
+        psi = env.number(drift.DRIFT_PSI)
+        if psi <= 0:
+            raise SettingsError(f"{drift.DRIFT_PSI.name}={psi} must be above 0")
         return cls(
             model_uri=model_uri,
             model_name=env.text(environment.MODEL_NAME),
@@ -53,6 +58,13 @@ class ServerSettings:
             log_level=log_level,
             access_log=env.boolean(environment.ACCESS_LOG),
             workers=env.integer(environment.WORKERS, minimum=1, maximum=16),
+            drift=DriftSettings(
+                enabled=env.boolean(drift.DRIFT),
+                window_rows=env.integer(drift.DRIFT_WINDOW_ROWS, minimum=SLOTS),
+                window_seconds=max(env.number(drift.DRIFT_WINDOW_SECONDS), 1.0),
+                psi=psi,
+                min_rows=env.integer(drift.DRIFT_MIN_ROWS, minimum=1),
+            ),
         )
 
 
