@@ -80,6 +80,8 @@ def test_window_keeps_the_newest_rows_in_constant_memory() -> None:
     clock = Clock()
     monitor = DriftMonitor(REFERENCE, ("size", "colour"), ON, clock=clock)
     shape = monitor._counts.shape
+    monitor.observe(_batch([SIZES[0]], [COLOURS[0]]))
+    assert monitor.counts().rows == 1  # rows waiting to be counted are counted when read
     for i in range(1000):
         monitor.observe(_batch([SIZES[i]], [COLOURS[i]]))
     assert monitor._counts.shape == shape == (SLOTS, monitor._width)
