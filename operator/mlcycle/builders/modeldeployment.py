@@ -14,7 +14,7 @@ from mlcycle.builders.common import (
 from mlcycle.objects import ModelDeployment, ObjectMeta
 from mlcycle.registry import ModelVersion
 from mlcycle.settings import Settings
-from mlcycle_contract import constants, environment
+from mlcycle_contract import constants, drift, environment
 
 SERVICE_PORT = 80
 
@@ -57,6 +57,7 @@ def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Sett
         {"name": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name,
          "value": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.default},
         *storage_environment(settings),
+        *([{"name": drift.DRIFT.name, "value": "true"}] if spec.monitoring.drift else []),
     ]
     deployment_spec: Manifest = {
         "selector": {"matchLabels": selector_labels(name)},
