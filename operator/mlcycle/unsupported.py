@@ -1,8 +1,9 @@
 """Fields the API declares and this operator does not implement yet.
 
 A spec that sets one is refused (`Ready=False`, reason `Unsupported`) before any child object
-exists: nothing is accepted and then silently ignored. The continuous-training work
-implements these fields and takes them off these lists.
+exists: nothing is accepted and then silently ignored. A field comes off these lists when an
+end-to-end test proves its whole path (`tests/e2e/test_continuous.py` for refreshInterval,
+schedule and onNewData).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ REASON = "Unsupported"
 
 
 def dataset_unsupported(spec: DatasetSpec) -> list[str]:
-    """The wire paths of the unsupported fields this spec sets."""
-    return _set({"spec.refreshInterval": spec.refresh_interval is not None})
+    """The wire paths of the unsupported fields this spec sets: none left."""
+    return []
 
 
 def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
@@ -25,8 +26,6 @@ def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
         # Optuna's CMA-ES sampler needs the `cmaes` package, which the runtime lock lacks.
         "spec.search.sampler: cmaes": spec.search is not None
         and spec.search.sampler == Sampler.CMAES,
-        "spec.schedule": spec.schedule is not None,
-        "spec.retrain.onNewData": spec.retrain.on_new_data,
         "spec.retrain.onDrift": spec.retrain.on_drift,
         # Replacing a running run means deleting its Job, which the operator's role may not.
         "spec.concurrencyPolicy: Replace": spec.concurrency_policy == ConcurrencyPolicy.REPLACE,

@@ -22,10 +22,11 @@ from tests.e2e.mlhelpers import (
 
 pytestmark = pytest.mark.e2e
 
-TRAINING_JOB_FIELDS: dict[str, dict[str, Any]] = {
-    "spec.schedule": {"schedule": "0 3 * * *"},
-    "spec.retrain.onNewData": {"retrain": {"onNewData": True}},
-    "spec.retrain.onDrift": {"retrain": {"onDrift": True}},
+# name -> (field, change)
+TRAINING_JOB_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
+    "iris-ondrift": ("spec.retrain.onDrift", {"retrain": {"onDrift": True}}),
+    "iris-replace": ("spec.concurrencyPolicy: Replace",
+                     {"schedule": "0 3 * * *", "concurrencyPolicy": "Replace"}),
 }
 
 
@@ -41,26 +42,15 @@ def assert_refused(k8s: client.ApiClient, plural: str, namespace: str, name: str
         for event in events_for(k8s, namespace, name)), timeout=10)
 
 
-def test_a_dataset_refresh_interval_is_refused_without_an_ingestion_job(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
-) -> None:
-    dataset = load_example("iris/dataset.yaml", {"spec": {"refreshInterval": "1h"}})
-    code, output = kubectl_apply(mlstack, ml_namespace, dataset)
-    assert code == 0, output
-    assert_refused(k8s, "datasets", ml_namespace, "iris", "spec.refreshInterval")
-    assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/dataset=iris")
-
-
 def test_each_unimplemented_training_job_field_is_refused_without_a_training_job(
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
-    names = {field: f"iris-{field.rsplit('.', 1)[1].lower()}" for field in TRAINING_JOB_FIELDS}
-    for field, changes in TRAINING_JOB_FIELDS.items():
+    for name, (_, changes) in TRAINING_JOB_FIELDS.items():
         training = load_example("iris/trainingjob.yaml", {
-            "metadata": {"name": names[field]}, "spec": changes})
+            "metadata": {"name": name}, "spec": changes})
         code, output = kubectl_apply(mlstack, ml_namespace, training)
         assert code == 0, output
-    for field, name in names.items():
+    for name, (field, _) in TRAINING_JOB_FIELDS.items():
         assert_refused(k8s, "trainingjobs", ml_namespace, name, field)
     assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/training-job")
 

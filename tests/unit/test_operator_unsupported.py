@@ -36,15 +36,17 @@ def test_fields_left_at_their_off_value_are_not_refused() -> None:
     assert model_deployment_unsupported(ModelDeploymentSpec.model_validate(no_drift)) == []
 
 
-def test_a_dataset_refresh_interval_is_refused() -> None:
-    spec = DatasetSpec.model_validate({**DATASET, "refreshInterval": "1h"})
-    assert dataset_unsupported(spec) == ["spec.refreshInterval"]
+def test_continuous_training_fields_are_supported() -> None:
+    assert dataset_unsupported(DatasetSpec.model_validate({**DATASET, "refreshInterval": "1h"})) \
+        == []
+    automatic = {**TRAINING, "schedule": "0 3 * * *", "timeZone": "Europe/Berlin",
+                 "retrain": {"onNewData": True, "minInterval": "1h", "maxRunsPerDay": 3}}
+    assert training_job_unsupported(TrainingJobSpec.model_validate(automatic)) == []
 
 
 @pytest.mark.parametrize(("changes", "path"), [
-    ({"schedule": "0 3 * * *"}, "spec.schedule"),
-    ({"retrain": {"onNewData": True}}, "spec.retrain.onNewData"),
     ({"retrain": {"onDrift": True}}, "spec.retrain.onDrift"),
+    ({"concurrencyPolicy": "Replace"}, "spec.concurrencyPolicy: Replace"),
     ({"search": {"maxTrials": 5, "sampler": "cmaes"}}, "spec.search.sampler: cmaes"),
 ])
 def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
@@ -66,7 +68,7 @@ def test_a_model_deployment_drift_monitor_is_refused() -> None:
 
 def test_the_message_names_every_field_set() -> None:
     spec = TrainingJobSpec.model_validate(
-        {**TRAINING, "schedule": "@daily", "retrain": {"onDrift": True}})
+        {**TRAINING, "concurrencyPolicy": "Replace", "retrain": {"onDrift": True}})
     message = unsupported_message(training_job_unsupported(spec))
-    assert message.startswith("spec.schedule: not supported yet")
-    assert "; spec.retrain.onDrift: not supported yet" in message
+    assert message.startswith("spec.retrain.onDrift: not supported yet")
+    assert "; spec.concurrencyPolicy: Replace: not supported yet" in message

@@ -248,7 +248,7 @@ def test_an_automatic_run_is_the_current_run_until_the_generation_changes() -> N
 
 def test_replace_and_triggers_on_a_search_are_refused_by_name() -> None:
     assert training_job_unsupported(spec(schedule="@daily", concurrencyPolicy="Replace")) == [
-        "spec.schedule", "spec.concurrencyPolicy: Replace"]
+        "spec.concurrencyPolicy: Replace"]
     searched = TrainingJobSpec.model_validate({
         "datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]},
         "retrain": {"onNewData": True}})

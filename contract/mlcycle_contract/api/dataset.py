@@ -269,5 +269,7 @@ DATASET_RESOURCE = ResourceDefinition(
         READY_COLUMN,
         AGE_COLUMN,
         PrinterColumn("Phase", "string", ".status.phase", "Lifecycle stage.", priority=1),
+        PrinterColumn("Checked", "date", ".status.lastCheckTime",
+                      "Last refresh check (spec.refreshInterval).", priority=1),
     ),
 )

@@ -446,5 +446,8 @@ TRAINING_JOB_RESOURCE = ResourceDefinition(
         PrinterColumn(
             "Dataset Version", "string", ".status.datasetVersion", "Trained on.", priority=1
         ),
+        PrinterColumn("Run", "integer", ".status.runs[0].number", "Latest run.", priority=1),
+        PrinterColumn("Trigger", "string", ".status.runs[0].trigger", "What started it.",
+                      priority=1),
     ),
 )
