@@ -212,3 +212,23 @@ def test_a_builtin_source_with_a_refresh_interval_says_it_never_changes(
     refreshed = condition(ready, "Refreshed")
     assert (refreshed["status"], refreshed["reason"]) == ("False", "NeverChanges")
     assert refreshed["message"].startswith("spec.refreshInterval: the builtin source 'iris'")
+
+
+def test_a_bad_schedule_or_time_zone_is_refused_naming_the_field(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    no_schedule = training_job("zone-only", "unused", timeZone="Europe/Berlin")
+    code, output = kubectl_apply(mlstack, ml_namespace, no_schedule)
+    assert code != 0 and "timeZone applies to schedule" in output, output
+    for name, changes, field in (
+        ("bad-cron", {"schedule": "61 * * * *"}, "spec.schedule"),
+        ("bad-zone", {"schedule": "@daily", "timeZone": "Mars/Olympus_Mons"}, "spec.timeZone"),
+    ):
+        code, output = kubectl_apply(mlstack, ml_namespace,
+                                     training_job(name, f"{name}-{ml_namespace}", **changes))
+        assert code == 0, output
+        refused = wait_phase(k8s, "trainingjobs", ml_namespace, name, ("Failed",), timeout=90)
+        ready = condition(refused, "Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSchedule"), ready
+        assert ready["message"].startswith(f"{field}: "), ready["message"]
+        assert not refused["status"].get("runs")
