@@ -61,7 +61,7 @@ def main() -> None:
         scratch = Path(scratch_dir)
         clone = fresh_clone(scratch)
         env = {**os.environ, "CI": "true", **(cold_environment(scratch) if args.cold else {})}
-        log = REPO / ".local" / "logs" / "bench-ci.log"
+        log = REPO / ".local" / "bench" / "ci.log"  # not logs/: a cluster start empties that
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
         parts = {
