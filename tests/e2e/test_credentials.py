@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -22,8 +21,7 @@ from mlflow.entities import ViewType
 
 from localkube import services
 from localkube.stack import Stack
-from localkube.testing import wait_for
-from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, read, wait_phase
+from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -109,14 +107,7 @@ def run_flows(mlstack: Stack, k8s: client.ApiClient, namespace: str) -> None:
         assert code == 0, output
     refused = wait_phase(k8s, "datasets", namespace, "denied", ("Failed",), timeout=120)
     assert condition(refused, "Ready")["reason"] == "SourceAccessDenied"
-
-    def served() -> dict[str, Any] | None:
-        found = read(k8s, "modeldeployments", namespace, "iris")
-        ready = (found.get("status") or {}).get("conditions") and \
-            condition(found, "Ready")["status"] == "True"
-        return found if ready else None
-
-    wait_for("the iris model to serve", served, timeout=600, interval=2)
+    wait_phase(k8s, "modeldeployments", namespace, "iris", ("Available",), timeout=600)
     for pod in client.CoreV1Api(k8s).list_namespaced_pod(
             namespace, label_selector="mlcycle.dev/model-deployment=iris").items:
         response = httpx.post(f"http://{pod.status.pod_ip}:8080/invocations", timeout=30,

@@ -18,8 +18,7 @@ import pytest
 from kubernetes import client
 
 from localkube.stack import Stack
-from localkube.testing import wait_for
-from tests.e2e.mlhelpers import condition, kubectl_apply, read, storage, wait_phase
+from tests.e2e.mlhelpers import kubectl_apply, storage, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -97,12 +96,7 @@ def test_nulls_are_served_as_missing_values_in_every_protocol(
     trained = wait_phase(k8s, "trainingjobs", ml_namespace, "churn-rf", ("Succeeded", "Failed"))
     assert trained["status"]["phase"] == "Succeeded", trained["status"]
 
-    def serving() -> bool:
-        found = read(k8s, "modeldeployments", ml_namespace, "churn")
-        conditions = (found.get("status") or {}).get("conditions")
-        return bool(conditions) and condition(found, "Ready")["status"] == "True"
-
-    wait_for("the churn model to serve", serving, timeout=300, interval=1)
+    wait_phase(k8s, "modeldeployments", ml_namespace, "churn", ("Available",), timeout=300)
     mlflow.set_tracking_uri(mlstack.services.mlflow_url)
     pipeline = mlflow.sklearn.load_model(f"models:/{model}/1")
     frame = pd.DataFrame(ROWS, columns=COLUMNS).astype(
