@@ -5,10 +5,10 @@ from __future__ import annotations
 import platform
 from importlib import metadata
 
-from mlcycle_contract.api.modeldeployment import ModelRuntime
-
-RUNTIME_KEYS: tuple[str, ...] = tuple(ModelRuntime.model_fields)
-"""What must match; each is recorded on a model version as tag `runtime.<key>`."""
+RUNTIME_KEYS: tuple[str, ...] = ("python", "sklearn", "numpy")
+"""What must match; each is recorded on a model version as tag `runtime.<key>`. The fields of
+`api.modeldeployment.ModelRuntime`, written out so that the model server need not import the
+API's models (a unit test keeps the two equal)."""
 
 # Runtime key -> the distribution whose version it is (and its name in requirements.txt).
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "numpy": "numpy", "mlflow": "mlflow"}

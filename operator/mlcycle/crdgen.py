@@ -20,8 +20,8 @@ from pydantic import BaseModel
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
 
-from mlcycle_contract.api import RESOURCES
 from mlcycle_contract.api.common import ApiModel, CelRule, cel_list
+from mlcycle_contract.api.kinds import RESOURCES
 from mlcycle_contract.api.resource import PrinterColumn, ResourceDefinition
 from mlcycle_contract.constants import API_GROUP, API_VERSION, CATEGORY
 

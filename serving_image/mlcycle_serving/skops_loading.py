@@ -59,13 +59,15 @@ def skops_io() -> ModuleType:
 def load_skops(path: Path) -> Any:
     """The estimator in a skops file, if it holds only types skops or the table trusts."""
     skops = skops_io()
+    from skops.io.exceptions import UntrustedTypesFoundException  # after skops_io()
+
     try:
-        untrusted = skops.get_untrusted_types(file=path)
-    except Exception as exc:
-        raise UnsafeModel(f"{path.name} is not a readable skops file: {exc}") from exc
-    unlisted = sorted(set(untrusted) - set(trusted_types()))
-    if unlisted:
+        return skops.load(path, trusted=trusted_types())
+    except UntrustedTypesFoundException:
+        # Only a refusal reads the file twice: once more to name what it holds.
+        unlisted = sorted(set(skops.get_untrusted_types(file=path)) - set(trusted_types()))
         raise UnsafeModel(
             f"{path.name} holds types no allow-listed algorithm uses: {', '.join(unlisted)}"
-        )
-    return skops.load(path, trusted=trusted_types())
+        ) from None
+    except Exception as exc:
+        raise UnsafeModel(f"{path.name} is not a readable skops file: {exc}") from exc

@@ -8,7 +8,6 @@ import pytest
 from pydantic import ValidationError
 
 from mlcycle_contract import constants
-from mlcycle_contract.api import RESOURCES
 from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
@@ -27,6 +26,7 @@ from mlcycle_contract.api.dataset import (
     DatasetStatus,
     DatasetVersionRecord,
 )
+from mlcycle_contract.api.kinds import RESOURCES
 from mlcycle_contract.api.learning import (
     Algorithm,
     Direction,

@@ -60,3 +60,10 @@ def test_results_refuse_unknown_keys() -> None:
         FailureResult.model_validate({"error": {"reason": "X", "message": "m"}, "extra": 1})
     with pytest.raises(ValidationError):
         IngestionResult.model_validate({"version": "v", "snapshotUri": "s3://b/k"})
+
+
+def test_runtime_keys_are_the_fields_of_model_runtime() -> None:
+    from mlcycle_contract.api.modeldeployment import ModelRuntime
+    from mlcycle_contract.runtime import RUNTIME_KEYS
+
+    assert tuple(ModelRuntime.model_fields) == RUNTIME_KEYS

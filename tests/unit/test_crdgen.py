@@ -11,9 +11,9 @@ import yaml
 from pydantic import Field
 
 from mlcycle import crdgen
-from mlcycle_contract.api import RESOURCES
 from mlcycle_contract.api.common import ApiModel, ConditionStatus
 from mlcycle_contract.api.dataset import BuiltinDataset
+from mlcycle_contract.api.kinds import RESOURCES
 from mlcycle_contract.api.learning import Algorithm, GateMetric, Metric
 from mlcycle_contract.constants import API_GROUP, API_VERSION, CATEGORY
 
