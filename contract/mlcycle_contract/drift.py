@@ -153,6 +153,12 @@ class DriftWindow(ApiModel):
     reference: DriftReference = Field(description="The training reference.")
     counts: DriftCounts = Field(description="Counts of the current window.")
     scores: DriftScores = Field(description="This server's scores (one replica's view).")
+    oldest_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="Age of the oldest sub-window holding rows (an upper bound on the oldest "
+        "row's age); none while the window is empty.",
+    )
 
 
 class FeatureScore(ApiModel):

@@ -284,6 +284,26 @@ def model_deployment_follow_alias(body: kopf.Body, memo: kopf.Memo, **_: Any) ->
         write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
 
 
+def monitoring_drift(body: kopf.Body, **_: Any) -> bool:
+    """kopf's filter (on the raw body): a ModelDeployment with spec.monitoring.drift."""
+    return bool(((body.get("spec") or {}).get("monitoring") or {}).get("drift"))
+
+
+@kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5,
+            when=monitoring_drift)
+def model_deployment_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """spec.monitoring.drift: every spec.monitoring.checkIntervalSeconds, the replicas'
+    drift windows, added up, reach status.drift and the Drifted condition."""
+    deployment = parse_model_deployment(body)
+    if isinstance(deployment, Invalid) or (
+            time.monotonic() - memo.get("last_drift_check", 0.0)
+            < deployment.spec.monitoring.check_interval_seconds):
+        return
+    memo["last_drift_check"] = time.monotonic()
+    with retry_transient():
+        write(deployment, model_deployments.check_drift(deployment, SETTINGS))
+
+
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
 def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     """A serving Deployment changed (pods became ready, a rollout advanced)."""

@@ -129,6 +129,12 @@ def job_pods(namespace: str, job_name: str) -> list[Manifest]:
     return [dict(api_client().sanitize_for_serialization(pod)) for pod in pods.items]
 
 
+def pods(namespace: str, labels: dict[str, str]) -> list[Manifest]:
+    selector = ",".join(f"{key}={value}" for key, value in labels.items())
+    found = core().list_namespaced_pod(namespace, label_selector=selector)
+    return [dict(api_client().sanitize_for_serialization(pod)) for pod in found.items]
+
+
 def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | None:
     return unless_missing(lambda: dict(custom().get_namespaced_custom_object(
         constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name)))

@@ -152,6 +152,7 @@ class DriftMonitor:
         self._slot_seconds = settings.window_seconds / SLOTS
         self._current = 0
         self._started = self._clock()
+        self._slot_started = np.full(SLOTS, self._started)
         self._pending: list[np.ndarray] = []
         self._pending_rows = 0
 
@@ -167,6 +168,7 @@ class DriftMonitor:
         self._current = (self._current + 1) % SLOTS
         self._counts[self._current] = 0
         self._rows[self._current] = 0
+        self._slot_started[self._current] = now
         self._started = now
 
     def _indices(self, batch: np.ndarray) -> np.ndarray:
@@ -218,22 +220,29 @@ class DriftMonitor:
 
     def counts(self) -> DriftCounts:
         """The window's counts, as the contract carries them."""
+        return self._snapshot()[0]
+
+    def _snapshot(self) -> tuple[DriftCounts, float | None]:
+        """The window's counts, and the age of its oldest sub-window holding rows."""
         with self._lock:
             self._flush()
-            self._advance(self._clock())
+            now = self._clock()
+            self._advance(now)
             total = self._counts.sum(axis=0)
             rows = int(self._rows.sum())
+            counted = self._rows > 0
+            oldest = float(now - self._slot_started[counted].min()) if counted.any() else None
         features = {}
         for feature, offset in zip(self.reference.features, self._offsets, strict=True):
             block = total[offset : offset + feature.slots + 1].tolist()
             features[feature.name] = FeatureCounts(counts=block[:-1], missing=block[-1])
-        return DriftCounts(rows=rows, features=features)
+        return DriftCounts(rows=rows, features=features), oldest
 
     def scores(self, counts: DriftCounts | None = None) -> DriftScores:
         return drift.score(self.reference, counts or self.counts(), self.settings.thresholds)
 
     def window(self) -> DriftWindow:
-        counts = self.counts()
+        counts, oldest = self._snapshot()
         return DriftWindow(
             version=self.version,
             window_rows=self.settings.window_rows,
@@ -241,4 +250,5 @@ class DriftMonitor:
             reference=self.reference,
             counts=counts,
             scores=self.scores(counts),
+            oldest_seconds=oldest,
         )

@@ -93,6 +93,20 @@ def test_window_keeps_the_newest_rows_in_constant_memory() -> None:
     assert monitor.counts().rows == 0
 
 
+def test_window_says_the_age_of_its_oldest_rows() -> None:
+    clock = Clock()
+    monitor = DriftMonitor(REFERENCE, ("size", "colour"), ON, clock=clock)
+    assert monitor.window().oldest_seconds is None  # nothing counted yet
+    monitor.observe(_batch([SIZES[0]], [COLOURS[0]]))
+    clock.now = 5.0
+    assert monitor.window().oldest_seconds == 5.0
+    clock.now = 20.0  # two sub-windows later: the row still counts, 20 s old at most
+    monitor.observe(_batch([SIZES[1]], [COLOURS[1]]))
+    assert monitor.window().oldest_seconds == 20.0
+    clock.now = 200.0  # both rows left the window
+    assert monitor.window().oldest_seconds is None
+
+
 def test_scores_detect_a_shift_only_over_enough_rows() -> None:
     settings = DriftSettings(enabled=True, window_rows=500, min_rows=200)
     monitor = DriftMonitor(REFERENCE, ("size", "colour"), settings)

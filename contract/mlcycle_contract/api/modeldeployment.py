@@ -30,6 +30,7 @@ from mlcycle_contract.api.resource import (
     ScaleSubresource,
 )
 from mlcycle_contract.constants import MODEL_DEPLOYMENT
+from mlcycle_contract.drift import FeatureScore
 
 HISTORY_LIMIT = 10
 
@@ -108,7 +109,27 @@ class Monitoring(ApiModel):
     drift: bool = Field(
         default=False,
         description=NOT_SUPPORTED_YET
-        + "Compare inputs with the training data profile and report drift.",
+        + "Compare live inputs with the served version's training data (the drift reference "
+        "logged with it) and report drift in status.drift and the Drifted condition.",
+    )
+    psi_threshold: float = Field(
+        default=0.2, gt=0, le=10, description="PSI at or above which a numeric feature drifted."
+    )
+    min_rows: int = Field(
+        default=200,
+        ge=1,
+        le=1_000_000,
+        description="Fewest rows in the window, over all replicas, before drift is detected, "
+        "so a small sample never raises an alarm.",
+    )
+    window_rows: int = Field(
+        default=500, ge=10, le=1_000_000, description="Newest rows each replica counts."
+    )
+    window_seconds: int = Field(
+        default=3600, ge=10, le=604_800, description="Oldest age of a counted row, in seconds."
+    )
+    check_interval_seconds: int = Field(
+        default=15, ge=5, le=3600, description="How often the operator reads the replicas' counts."
     )
 
 
@@ -149,6 +170,7 @@ class ModelDeploymentConditionType(StrEnum):
     DEGRADED = ConditionType.DEGRADED.value
     AVAILABLE = "Available"
     RUNTIME_MISMATCH = "RuntimeMismatch"
+    DRIFTED = "Drifted"
 
 
 class ModelRuntime(ApiModel):
@@ -168,8 +190,37 @@ class RolloutRecord(ApiModel):
     completed_at: datetime | None = Field(default=None, description="When all replicas were ready.")
 
 
+class DriftPlot(ApiModel):
+    """Where the plot of a detection is: an artifact of the served version's training run."""
+
+    run_id: str = Field(max_length=64, description="MLflow run of the served version.")
+    artifact_path: str = Field(max_length=512, description="Artifact path in that run.")
+
+
+class DriftStatus(ApiModel):
+    """The served version's drift over the window of all its replicas."""
+
+    version: int = Field(ge=1, description="Model version the scores are of.")
+    rows: int = Field(ge=0, description="Rows in the window, over all replicas.")
+    since: datetime | None = Field(
+        default=None, description="Oldest time the window may hold a row of (none if empty)."
+    )
+    replicas: int = Field(ge=0, description="Replicas whose counts were added.")
+    detected: bool = Field(description="Some feature drifted, over at least minRows rows.")
+    detected_time: datetime | None = Field(
+        default=None, description="When the current (or last) drift was first detected."
+    )
+    checked_time: datetime = Field(description="When the replicas were last read.")
+    features: list[FeatureScore] = Field(
+        default_factory=list, max_length=500, description="Per feature, in reference order."
+    )
+    plot: DriftPlot | None = Field(
+        default=None, description="The reference-versus-live plot of the latest detection."
+    )
+
+
 class ModelDeploymentStatus(ObservedStatus):
-    """The observed state. Conditions: Ready, Available, Progressing, RuntimeMismatch, Degraded."""
+    """Conditions: Ready, Available, Progressing, RuntimeMismatch, Degraded, Drifted."""
 
     phase: ModelDeploymentPhase | None = Field(default=None, description="Coarse lifecycle stage.")
     served_version: int | None = Field(
@@ -191,6 +242,9 @@ class ModelDeploymentStatus(ObservedStatus):
         default_factory=list,
         max_length=HISTORY_LIMIT,
         description=f"Rollouts, newest first, at most {HISTORY_LIMIT}.",
+    )
+    drift: DriftStatus | None = Field(
+        default=None, description="Input drift of the served version (spec.monitoring.drift)."
     )
 
 

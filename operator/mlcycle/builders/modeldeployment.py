@@ -15,6 +15,7 @@ from mlcycle.objects import ModelDeployment, ObjectMeta
 from mlcycle.registry import ModelVersion
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, drift, environment
+from mlcycle_contract.api.modeldeployment import Monitoring
 
 SERVICE_PORT = 80
 
@@ -57,7 +58,7 @@ def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Sett
         {"name": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.name,
          "value": environment.MLFLOW_ALLOW_PICKLE_DESERIALIZATION.default},
         *storage_environment(settings),
-        *([{"name": drift.DRIFT.name, "value": "true"}] if spec.monitoring.drift else []),
+        *(_drift_environment(spec.monitoring) if spec.monitoring.drift else []),
     ]
     deployment_spec: Manifest = {
         "selector": {"matchLabels": selector_labels(name)},
@@ -107,6 +108,18 @@ def build_deployment(owner: ModelDeployment, model: ModelVersion, settings: Sett
         deployment_spec["replicas"] = spec.replicas
     return {"apiVersion": "apps/v1", "kind": "Deployment",
             "metadata": _metadata(owner, model_labels), "spec": deployment_spec}
+
+
+def _drift_environment(monitoring: Monitoring) -> list[Manifest]:
+    """The server's drift settings, set only with monitoring on: a Deployment without it
+    does not roll when the operator is upgraded."""
+    return [{"name": variable.name, "value": value} for variable, value in (
+        (drift.DRIFT, "true"),
+        (drift.DRIFT_WINDOW_ROWS, str(monitoring.window_rows)),
+        (drift.DRIFT_WINDOW_SECONDS, str(monitoring.window_seconds)),
+        (drift.DRIFT_PSI, str(monitoring.psi_threshold)),
+        (drift.DRIFT_MIN_ROWS, str(monitoring.min_rows)),
+    )]
 
 
 def build_service(owner: ModelDeployment) -> Manifest:

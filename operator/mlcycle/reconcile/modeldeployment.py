@@ -4,13 +4,20 @@ Deployment, Service and autoscaler, and report the rollout.
 
 A model that cannot be served (missing, unsafe, or trained in another runtime) never touches
 the existing Deployment: the version already serving keeps serving.
+
+With spec.monitoring.drift, `check_drift` reads GET /drift on every ready replica of the
+served version and `mlcycle.drift` turns their added counts into status.drift and the
+Drifted condition.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from mlcycle import kube, registry, tenancy, unsupported
+import httpx
+from pydantic import ValidationError
+
+from mlcycle import drift, kube, registry, tenancy, unsupported
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -32,7 +39,7 @@ from mlcycle.reconcile.common import (
 )
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.common import (
     Condition,
     ConditionStatus,
@@ -48,6 +55,7 @@ from mlcycle_contract.api.modeldeployment import (
     ModelRuntime,
     RolloutRecord,
 )
+from mlcycle_contract.drift import DRIFT_PATH, DriftWindow
 from mlcycle_contract.model_format import (
     UNSAFE_MODEL_FORMAT,
     unsafe_format,
@@ -98,6 +106,8 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
         "conditions": [c for c in deployment.status.conditions
                        if c.type != Types.RUNTIME_MISMATCH],
         "runtime": ModelRuntime.model_validate(model.runtime)})
+    if not spec.monitoring.drift:
+        status = drift.without_drift(status)
     return deployment_outcome(replace(deployment, status=status), applied)
 
 
@@ -204,3 +214,60 @@ def deployment_outcome(owner: Object[ModelDeploymentStatus],
         "conditions": conditions,
     })
     return outcome(status.conditions, new)
+
+
+DRIFT_TIMEOUT_SECONDS = 5.0
+
+
+def check_drift(deployment: ModelDeployment,
+                settings: Settings) -> Outcome[ModelDeploymentStatus] | None:
+    """spec.monitoring.drift: read every ready replica of the served version and report the
+    drift of their added counts. Nothing while the spec is refused or nothing serves."""
+    version = deployment.status.served_version
+    if (not deployment.spec.monitoring.drift or version is None
+            or spec_refusal(deployment, settings) is not None):
+        return None
+    labels = {**selector_labels(deployment.metadata.name),
+              constants.LABEL_MODEL_VERSION: str(version)}
+    replicas = ready_pod_addresses(kube.pods(deployment.metadata.namespace, labels))
+    answers = [read_drift(pod, address) for pod, address in replicas]
+    return drift.drift_outcome(deployment, answers, now())
+
+
+def ready_pod_addresses(pods: list[Manifest]) -> list[tuple[str, str]]:
+    """Pure: (name, IP) of the pods that are ready and not being deleted."""
+    ready = []
+    for pod in pods:
+        state = pod.get("status") or {}
+        conditions = state.get("conditions") or []
+        if (pod["metadata"].get("deletionTimestamp") is None and state.get("podIP")
+                and any(c.get("type") == "Ready" and c.get("status") == "True"
+                        for c in conditions)):
+            ready.append((pod["metadata"]["name"], state["podIP"]))
+    return ready
+
+
+def read_drift(pod: str, address: str) -> drift.ReplicaAnswer:
+    """One replica's GET /drift: its window, its NoReference refusal, or the error."""
+    url = f"http://{address}:{environment.SERVING_PORT}{DRIFT_PATH}"
+    try:
+        response = httpx.get(url, timeout=DRIFT_TIMEOUT_SECONDS)
+    except httpx.HTTPError as error:
+        return drift.ReplicaAnswer(pod, error=f"{type(error).__name__}: {error}")
+    if response.status_code == 200:
+        try:
+            return drift.ReplicaAnswer(
+                pod, window=DriftWindow.model_validate_json(response.content))
+        except ValidationError as error:
+            return drift.ReplicaAnswer(pod, error=f"an unreadable drift window: {error}")
+    message = _error_message(response)
+    if response.status_code == 409 and message.startswith(drift.NO_REFERENCE):
+        return drift.ReplicaAnswer(pod, no_reference=message)
+    return drift.ReplicaAnswer(pod, error=f"HTTP {response.status_code}: {message}")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("error", ""))[:512]
+    except ValueError:
+        return response.text[:512]
