@@ -1,35 +1,79 @@
-"""Drift monitoring on the cluster. So far: the trainer image logs the drift reference with the
-model version it registers (the serving side is tested in tests/serving_unit over a real
-MLflow server; spec.monitoring.drift stays refused until the operator's reconcile exists)."""
+"""Drift monitoring on the cluster: the trainer image logs the drift reference with the model
+version it registers; a ModelDeployment with spec.monitoring.drift has its two replicas'
+counts added up by the operator into status.drift and the Drifted condition (in-distribution
+traffic: no drift; one feature shifted: drift, naming it, with an Event); a version without a
+reference is served unmonitored with Drifted=Unknown, reason NoReference."""
 
 from __future__ import annotations
 
 import json
+import time
+from typing import Any
 
+import httpx
+import pandas as pd
 import pytest
 from kubernetes import client
 from mlflow import MlflowClient
+from sklearn.datasets import load_iris
 
 from localkube.stack import Stack
+from localkube.testing import wait_for
 from mlcycle_contract.drift import (
     REFERENCE_ARTIFACT,
     TAG_DRIFT_REFERENCE,
     DriftReference,
     FeatureKind,
 )
-from tests.e2e.mlhelpers import kubectl_apply, load_example, wait_phase
+from tests.e2e.mlhelpers import events_for, kubectl_apply, load_example, read, wait_phase
 
 pytestmark = pytest.mark.e2e
 
+SHIFTED = "petal width (cm)"
+MONITORING = {"drift": True, "minRows": 100, "checkIntervalSeconds": 5}
 
-def test_training_logs_the_drift_reference_with_the_version(
+
+def serving_addresses(k8s: client.ApiClient, namespace: str, name: str) -> list[str]:
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(
+        namespace, label_selector=f"mlcycle.dev/model-deployment={name}").items
+    return [pod.status.pod_ip for pod in pods if pod.status.pod_ip]
+
+
+def predict(address: str, rows: pd.DataFrame) -> None:
+    response = httpx.post(f"http://{address}:8080/invocations", timeout=30, json={
+        "dataframe_split": {"columns": list(rows.columns), "data": rows.values.tolist()}})
+    assert response.status_code == 200, response.text
+
+
+def send_to_each(addresses: list[str], rows: pd.DataFrame) -> None:
+    """Half of the rows to each replica, in requests of 15 rows."""
+    for start in range(0, len(rows), 15):
+        predict(addresses[(start // 15) % len(addresses)], rows.iloc[start:start + 15])
+
+
+def drifted(k8s: client.ApiClient, namespace: str, name: str,
+            reason: str) -> dict[str, Any] | None:
+    """The ModelDeployment once its Drifted condition has this reason."""
+    found = read(k8s, "modeldeployments", namespace, name)
+    conditions = (found.get("status") or {}).get("conditions") or []
+    return found if any(c["type"] == "Drifted" and c["reason"] == reason
+                        for c in conditions) else None
+
+
+def condition_of(resource: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next(c for c in resource["status"]["conditions"] if c["type"] == type_)
+
+
+def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
+    started = time.monotonic()
     model_name = f"iris-drift-{ml_namespace}"
-    changes = {"spec": {"registry": {"modelName": model_name}}}
     for document in (
         load_example("iris/dataset.yaml"),
-        load_example("iris/trainingjob.yaml", changes),
+        load_example("iris/trainingjob.yaml", {"spec": {"registry": {"modelName": model_name}}}),
+        load_example("iris/modeldeployment.yaml", {"spec": {
+            "model": {"name": model_name}, "monitoring": MONITORING}}),
     ):
         code, output = kubectl_apply(mlstack, ml_namespace, document)
         assert code == 0, output
@@ -47,3 +91,53 @@ def test_training_logs_the_drift_reference_with_the_version(
     assert 100 <= reference.rows < 150  # the training split, not the holdout
     for feature in reference.features:
         assert feature.missing_rate == 0 and sum(feature.proportions) == pytest.approx(1)
+
+    wait_phase(k8s, "modeldeployments", ml_namespace, "iris", ("Available",), timeout=300)
+    addresses = serving_addresses(k8s, ml_namespace, "iris")
+    assert len(addresses) == 2
+    iris = load_iris(as_frame=True).data
+
+    # In distribution: 75 rows per replica, under minRows 100 alone, 150 together.
+    send_to_each(addresses, iris)
+    calm = wait_for("Drifted=False NoDrift", lambda: drifted(
+        k8s, ml_namespace, "iris", "NoDrift"), timeout=60, interval=2)
+    drift = calm["status"]["drift"]
+    assert (drift["version"], drift["rows"], drift["replicas"]) == (1, 150, 2)
+    assert drift["detected"] is False and drift["since"] and drift["checkedTime"]
+    assert [f["name"] for f in drift["features"]] == list(iris.columns)
+    assert all(f["score"] < 0.2 for f in drift["features"]), drift["features"]
+    assert condition_of(calm, "Drifted")["status"] == "False"
+
+    # One feature shifted by about 2.6 standard deviations; the others as in training.
+    shifted = iris.assign(**{SHIFTED: iris[SHIFTED] + 2.0})
+    send_to_each(addresses, pd.concat([shifted, shifted]))
+    alarm = wait_for("Drifted=True", lambda: drifted(
+        k8s, ml_namespace, "iris", "DriftDetected"), timeout=60, interval=2)
+    drift = alarm["status"]["drift"]
+    assert drift["detected"] is True and drift["detectedTime"]
+    assert (drift["rows"], drift["replicas"]) == (450, 2)
+    assert [f["name"] for f in drift["features"] if f["drifted"]] == [SHIFTED]
+    message = condition_of(alarm, "Drifted")["message"]
+    assert f"drift in {SHIFTED} (PSI" in message and "over 450 rows from 2 replica" in message
+    assert condition_of(alarm, "Ready")["status"] == "True"
+    events = [e for e in events_for(k8s, ml_namespace, "iris") if e.reason == "DriftDetected"]
+    assert len(events) == 1 and events[0].type == "Warning" and SHIFTED in events[0].message
+
+    # A version without a reference (its tag removed, as before references existed) is served
+    # unmonitored and says so.
+    registry.delete_model_version_tag(model_name, "1", TAG_DRIFT_REFERENCE)
+    code, output = kubectl_apply(mlstack, ml_namespace, load_example(
+        "iris/modeldeployment.yaml", {"metadata": {"name": "iris-old"}, "spec": {
+            "model": {"name": model_name}, "replicas": 1, "monitoring": MONITORING}}))
+    assert code == 0, output
+    wait_phase(k8s, "modeldeployments", ml_namespace, "iris-old", ("Available",), timeout=300)
+    unmonitored = wait_for("Drifted NoReference", lambda: drifted(
+        k8s, ml_namespace, "iris-old", "NoReference"), timeout=60, interval=2)
+    state = condition_of(unmonitored, "Drifted")
+    assert state["status"] == "Unknown" and state["message"].startswith(
+        f"spec.monitoring.drift: model {model_name} version 1 has no drift reference")
+    assert condition_of(unmonitored, "Ready")["status"] == "True"
+    assert "drift" not in unmonitored["status"]
+    predict(serving_addresses(k8s, ml_namespace, "iris-old")[0], iris.iloc[:5])
+    assert any(e.reason == "NoReference" for e in events_for(k8s, ml_namespace, "iris-old"))
+    print(f"drift e2e: {time.monotonic() - started:.0f} s")

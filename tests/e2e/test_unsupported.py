@@ -54,15 +54,3 @@ def test_each_unimplemented_training_job_field_is_refused_without_a_training_job
         assert_refused(k8s, "trainingjobs", ml_namespace, name, field)
     assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/training-job")
 
-
-def test_a_drift_monitor_is_refused_without_a_serving_deployment(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
-) -> None:
-    deployment = load_example("iris/modeldeployment.yaml",
-                              {"spec": {"monitoring": {"drift": True}}})
-    code, output = kubectl_apply(mlstack, ml_namespace, deployment)
-    assert code == 0, output
-    assert_refused(k8s, "modeldeployments", ml_namespace, "iris", "spec.monitoring.drift")
-    served = client.AppsV1Api(k8s).list_namespaced_deployment(
-        ml_namespace, label_selector="mlcycle.dev/model-deployment=iris").items
-    assert not served

@@ -117,13 +117,14 @@ def test_status_during_and_after_a_rollout() -> None:
     assert done["selector"] == "mlcycle.dev/model-deployment=iris,mlcycle.dev/component=serve"
 
 
-def test_an_invalid_or_unsupported_spec_is_refused_before_any_deployment() -> None:
+UNTRUSTED_IMAGE = {**OWNER, "spec": {**OWNER["spec"], "image": "elsewhere.example/serve:1"}}
+
+
+def test_an_invalid_or_disallowed_spec_is_refused_before_any_deployment() -> None:
     assert spec_refusal(DEPLOYMENT, SETTINGS) is None
-    drift = parse_model_deployment(
-        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}})
-    refusal = spec_refusal(drift, SETTINGS)
-    assert refusal is not None and refusal[0] == "Unsupported"
-    assert refusal[1].startswith("spec.monitoring.drift: not supported yet")
+    refusal = spec_refusal(parse_model_deployment(UNTRUSTED_IMAGE), SETTINGS)
+    assert refusal is not None and refusal[0] == "ImageNotAllowed"
+    assert refusal[1].startswith("spec.image: 'elsewhere.example/serve:1' is not on")
     invalid = parse_model_deployment({**OWNER, "spec": {"model": {"name": "iris"}}})
     refusal = spec_refusal(invalid, SETTINGS)
     assert refusal is not None and refusal[0] == "InvalidSpec"
@@ -142,8 +143,7 @@ def test_deployment_events_do_not_lift_a_refusal_of_this_generation() -> None:
     assert not reports_deployment_events(with_degraded("True", 3), SETTINGS)
     assert reports_deployment_events(with_degraded("True", 2), SETTINGS)  # an older spec
     assert reports_deployment_events(with_degraded("False", 3), SETTINGS)
-    assert not reports_deployment_events(parse_model_deployment(
-        {**OWNER, "spec": {**OWNER["spec"], "monitoring": {"drift": True}}}), SETTINGS)
+    assert not reports_deployment_events(parse_model_deployment(UNTRUSTED_IMAGE), SETTINGS)
 
 
 def test_runtime_mismatch_names_both_versions() -> None:

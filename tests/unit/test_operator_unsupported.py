@@ -61,9 +61,9 @@ def test_a_search_is_supported() -> None:
     assert training_job_unsupported(spec) == []
 
 
-def test_a_model_deployment_drift_monitor_is_refused() -> None:
+def test_a_model_deployment_drift_monitor_is_supported() -> None:
     spec = ModelDeploymentSpec.model_validate({**DEPLOYMENT, "monitoring": {"drift": True}})
-    assert model_deployment_unsupported(spec) == ["spec.monitoring.drift"]
+    assert model_deployment_unsupported(spec) == []
 
 
 def test_the_message_names_every_field_set() -> None:

@@ -8,7 +8,6 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
-    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
     ConditionType,
@@ -108,9 +107,8 @@ class Monitoring(ApiModel):
 
     drift: bool = Field(
         default=False,
-        description=NOT_SUPPORTED_YET
-        + "Compare live inputs with the served version's training data (the drift reference "
-        "logged with it) and report drift in status.drift and the Drifted condition.",
+        description="Compare live inputs with the served version's training data (the drift "
+        "reference logged with it) and report drift in status.drift and the Drifted condition.",
     )
     psi_threshold: float = Field(
         default=0.2, gt=0, le=10, description="PSI at or above which a numeric feature drifted."
