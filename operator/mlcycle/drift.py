@@ -25,6 +25,8 @@ from mlcycle_contract.api.modeldeployment import (
     Monitoring,
 )
 from mlcycle_contract.drift import (
+    DriftCounts,
+    DriftReference,
     DriftScores,
     DriftThresholds,
     DriftWindow,
@@ -41,10 +43,13 @@ NO_REFERENCE, DRIFT_UNAVAILABLE, DRIFT_CLEARED = "NoReference", "DriftUnavailabl
 
 @dataclass(frozen=True)
 class MergedDrift:
-    """The deployment's drift, and how many replicas it was merged from."""
+    """The deployment's drift, how many replicas it was merged from, and the added counts
+    with their reference (what a plot draws)."""
 
     scores: DriftScores
     replicas: int
+    reference: DriftReference
+    counts: DriftCounts
 
 
 def merge_replicas(
@@ -58,7 +63,8 @@ def merge_replicas(
     if any(window.reference != reference for window in serving[1:]):
         raise ValueError(f"replicas of version {version} report different drift references")
     counts = merge(window.counts for window in serving)
-    return MergedDrift(scores=score(reference, counts, thresholds), replicas=len(serving))
+    return MergedDrift(scores=score(reference, counts, thresholds), replicas=len(serving),
+                       reference=reference, counts=counts)
 
 
 @dataclass(frozen=True)

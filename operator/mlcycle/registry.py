@@ -127,5 +127,24 @@ def model_file(tracking_uri: str, model: ModelVersion) -> Any:
         return yaml.safe_load(Path(path).read_text())
 
 
+def version_run(tracking_uri: str, name: str, version: int) -> str:
+    """The run a model version was logged from (as the operator's own user, the admin)."""
+    admin = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    return str(admin.get_model_version(name, str(version)).run_id or "")
+
+
+def log_files(tracking_uri: str, run_id: str, files: dict[str, bytes]) -> None:
+    """Add files (artifact path -> content) to a run's artifacts, as the operator's own user,
+    through MLflow's artifact proxy: the operator holds no object store credentials."""
+    admin = MlflowClient(tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="mlcycle-artifacts-") as scratch:
+        for path, content in files.items():
+            folder, _, name = path.rpartition("/")
+            local = Path(scratch) / name
+            local.write_bytes(content)
+            admin.log_artifact(run_id, str(local), folder or None)
+
+
 __all__ = ["MlflowException", "ModelAccessDenied", "ModelNotFound", "ModelVersion",
-           "RegistryUser", "check_registrable", "model_file", "resolve"]
+           "RegistryUser", "check_registrable", "log_files", "model_file", "resolve",
+           "version_run"]

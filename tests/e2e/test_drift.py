@@ -1,7 +1,8 @@
 """Drift monitoring on the cluster: the trainer image logs the drift reference with the model
 version it registers; a ModelDeployment with spec.monitoring.drift has its two replicas'
 counts added up by the operator into status.drift and the Drifted condition (in-distribution
-traffic: no drift; one feature shifted: drift, naming it, with an Event); a version without a
+traffic: no drift; one feature shifted: drift, naming it, with an Event and a plot in the
+version's run); a version without a
 reference is served unmonitored with Drifted=Unknown, reason NoReference."""
 
 from __future__ import annotations
@@ -120,6 +121,11 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     message = condition_of(alarm, "Drifted")["message"]
     assert f"drift in {SHIFTED} (PSI" in message and "over 450 rows from 2 replica" in message
     assert condition_of(alarm, "Ready")["status"] == "True"
+    plot = drift["plot"]  # reference against live, in the served version's run
+    assert plot["runId"] == version.run_id
+    assert plot["artifactPath"].startswith("drift/detections/version-1-")
+    logged = {a.path for a in registry.list_artifacts(version.run_id, "drift/detections")}
+    assert {plot["artifactPath"], plot["artifactPath"].replace(".png", ".json")} <= logged
     events = [e for e in events_for(k8s, ml_namespace, "iris") if e.reason == "DriftDetected"]
     assert len(events) == 1 and events[0].type == "Warning" and SHIFTED in events[0].message
 

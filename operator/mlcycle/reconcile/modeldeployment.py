@@ -12,12 +12,13 @@ Drifted condition.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import httpx
 from pydantic import ValidationError
 
-from mlcycle import drift, kube, registry, tenancy, unsupported
+from mlcycle import drift, drift_plot, kube, registry, tenancy, unsupported
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -49,6 +50,8 @@ from mlcycle_contract.api.common import (
 )
 from mlcycle_contract.api.modeldeployment import (
     HISTORY_LIMIT,
+    DriftPlot,
+    DriftStatus,
     ModelDeploymentConditionType,
     ModelDeploymentPhase,
     ModelDeploymentStatus,
@@ -64,6 +67,7 @@ from mlcycle_contract.model_format import (
 from mlcycle_contract.runtime import current_runtime
 
 Types = ModelDeploymentConditionType
+logger = logging.getLogger(__name__)
 
 
 def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
@@ -231,7 +235,41 @@ def check_drift(deployment: ModelDeployment,
               constants.LABEL_MODEL_VERSION: str(version)}
     replicas = ready_pod_addresses(kube.pods(deployment.metadata.namespace, labels))
     answers = [read_drift(pod, address) for pod, address in replicas]
-    return drift.drift_outcome(deployment, answers, now())
+    result = drift.drift_outcome(deployment, answers, now())
+    found = result.status.drift if result is not None else None
+    if result is None or found is None or not any(
+            e.reason == drift.DRIFT_DETECTED for e in result.events):
+        return result
+    windows = [a.window for a in answers if a.window is not None]
+    plot = log_drift_plot(deployment, windows, found, settings)
+    return replace(result, status=result.status.model_copy(
+        update={"drift": found.model_copy(update={"plot": plot})}))
+
+
+def log_drift_plot(deployment: ModelDeployment, windows: list[DriftWindow],
+                   found: DriftStatus, settings: Settings) -> DriftPlot | None:
+    """A first detection's reference-versus-live plot (PNG) and its numbers (JSON), logged to
+    the served version's training run; None (and a log line) if MLflow does not take them:
+    the detection stands without its plot."""
+    model = deployment.spec.model.name
+    merged = drift.merge_replicas(windows, str(found.version),
+                                  drift.thresholds(deployment.spec.monitoring))
+    if merged is None:
+        return None
+    features = drift_plot.shares(merged.reference, merged.counts, merged.scores)
+    stem = drift_plot.file_stem(found.version, found.checked_time)
+    title = (f"model {model} version {found.version}: training against the last {found.rows} "
+             f"rows of {found.replicas} replica(s), {found.checked_time:%Y-%m-%d %H:%M} UTC")
+    try:
+        run_id = registry.version_run(settings.operator_tracking_uri, model, found.version)
+        registry.log_files(settings.operator_tracking_uri, run_id, {
+            f"{stem}.png": drift_plot.draw(features, title),
+            f"{stem}.json": drift_plot.numbers(features, found.version, found.rows,
+                                               found.checked_time)})
+    except (registry.MlflowException, OSError) as error:
+        logger.warning("Drift plot of %s version %s not logged: %s", model, found.version, error)
+        return None
+    return DriftPlot(run_id=run_id, artifact_path=f"{stem}.png")
 
 
 def ready_pod_addresses(pods: list[Manifest]) -> list[tuple[str, str]]:
