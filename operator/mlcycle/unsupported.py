@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from mlcycle_contract.api.dataset import DatasetSpec
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
-from mlcycle_contract.api.search import Sampler
 from mlcycle_contract.api.trainingjob import ConcurrencyPolicy, TrainingJobSpec
 
 REASON = "Unsupported"
@@ -23,9 +22,6 @@ def dataset_unsupported(spec: DatasetSpec) -> list[str]:
 
 def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
     return _set({
-        # Optuna's CMA-ES sampler needs the `cmaes` package, which the runtime lock lacks.
-        "spec.search.sampler: cmaes": spec.search is not None
-        and spec.search.sampler == Sampler.CMAES,
         "spec.retrain.onDrift": spec.retrain.on_drift,
         # Replacing a running run means deleting its Job, which the operator's role may not.
         "spec.concurrencyPolicy: Replace": spec.concurrency_policy == ConcurrencyPolicy.REPLACE,

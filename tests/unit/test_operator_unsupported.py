@@ -47,7 +47,6 @@ def test_continuous_training_fields_are_supported() -> None:
 @pytest.mark.parametrize(("changes", "path"), [
     ({"retrain": {"onDrift": True}}, "spec.retrain.onDrift"),
     ({"concurrencyPolicy": "Replace"}, "spec.concurrencyPolicy: Replace"),
-    ({"search": {"maxTrials": 5, "sampler": "cmaes"}}, "spec.search.sampler: cmaes"),
 ])
 def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
                                                          path: str) -> None:

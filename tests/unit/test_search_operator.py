@@ -133,7 +133,6 @@ def test_the_best_trial_is_trained_as_a_plain_training_job() -> None:
 @pytest.mark.parametrize(("changes", "reason", "field"), [
     ({"space": {"knn_classifier": {"k": {"type": "int", "low": 1, "high": 3}}}},
      "InvalidSearch", "spec.search.space.knn_classifier.k"),
-    ({"sampler": "cmaes"}, "Unsupported", "spec.search.sampler: cmaes"),
 ])
 def test_a_bad_search_is_refused_before_any_pod(changes: dict[str, Any], reason: str,
                                                 field: str) -> None:
