@@ -12,6 +12,7 @@ from pydantic import Field
 
 from mlcycle_contract.api.common import ApiModel
 from mlcycle_contract.api.dataset import ColumnSchema, ProfileSummary, SourceValidators
+from mlcycle_contract.api.evaluation import ChampionScores
 from mlcycle_contract.api.modeldeployment import ModelRuntime
 from mlcycle_contract.api.trainingjob import ObjectiveValue, RegisteredModelVersion
 
@@ -90,6 +91,9 @@ class TrainingResult(CommandResult):
     )
     alias: AliasOutcome | None = Field(
         default=None, description="The alias, when spec.registry.alias is set."
+    )
+    champion: ChampionScores | None = Field(
+        default=None, description="The champion compared with, when a gate has a baseline."
     )
 
 

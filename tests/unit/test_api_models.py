@@ -272,3 +272,12 @@ def test_constants_spell_keys_under_the_api_group() -> None:
     assert constants.TRAINING_JOB.crd_name == "trainingjobs.mlcycle.dev"
     keys = [value for name, value in vars(constants).items() if name.startswith(("LABEL_", "ANNO"))]
     assert all(key.startswith("mlcycle.dev/") for key in keys if key != constants.LABEL_MANAGED_BY)
+
+
+def test_a_champion_gate_needs_the_alias_it_compares_with() -> None:
+    spec = {"datasetRef": {"name": "iris"}, "algorithm": "logistic_regression",
+            "validation": {"gates": [{"metric": "accuracy", "op": ">=", "baseline": "champion"}]}}
+    with pytest.raises(ValidationError, match="set registry.alias"):
+        TrainingJobSpec.model_validate(spec)
+    accepted = TrainingJobSpec.model_validate({**spec, "registry": {"alias": "champion"}})
+    assert accepted.validation.gates[0].baseline == "champion"

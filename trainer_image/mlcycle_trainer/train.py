@@ -24,6 +24,7 @@ from mlcycle_contract.results import AliasOutcome, TrackingRun, TrainingResult
 from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
 from mlcycle_trainer import lineage, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
+from mlcycle_trainer.champion import compare_with_champion
 from mlcycle_trainer.drift_reference import build_reference
 from mlcycle_trainer.environment import Owner, model_from_json, optional
 from mlcycle_trainer.errors import FIT_FAILED, INVALID_HYPERPARAMETER, InvalidInput
@@ -97,7 +98,10 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         model_bytes, trusted_types = serialize(pipeline, algorithm)
         metrics[FIT_SECONDS] = fit_seconds
         metrics[GateMetric.MODEL_SIZE_BYTES.value] = float(len(model_bytes))
-        outcome = evaluate_gates(spec.validation.gates, metrics)
+        champion = compare_with_champion(
+            spec, model_name, algorithm.task, (x_train, y_train), (x_holdout, y_holdout)
+        )
+        outcome = evaluate_gates(spec.validation.gates, metrics, champion)
         logger.info(
             "Validated: %s %.4g on the holdout; gates %s",
             objective,
@@ -137,4 +141,5 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         alias=(
             AliasOutcome(name=alias, moved=outcome.passed) if alias is not None else None
         ),
+        champion=champion,
     )

@@ -49,12 +49,68 @@ class GateOperator(StrEnum):
     LT = "<"
 
 
+class GateBaseline(StrEnum):
+    """What a gate compares with instead of a fixed threshold."""
+
+    CHAMPION = "champion"
+
+
+BASELINE_GATE_MESSAGE = "set exactly one of threshold and baseline"
+TOLERANCE_MESSAGE = "tolerance applies to a baseline; set baseline or remove tolerance"
+
+
 class Gate(ApiModel):
-    """A bar the model must clear to be registered and promoted: `metric op threshold`."""
+    """A bar the model must clear to be promoted: `metric op threshold`, or `metric op
+    baseline` to compare with the model the alias points at now (champion versus
+    challenger, on this run's held-out data)."""
+
+    model_config = ConfigDict(
+        json_schema_extra=cel_rules(
+            CelRule(rule="has(self.threshold) != has(self.baseline)",
+                    message=BASELINE_GATE_MESSAGE),
+            CelRule(rule="!has(self.tolerance) || has(self.baseline)",
+                    message=TOLERANCE_MESSAGE, field_path=".tolerance"),
+        )
+    )
 
     metric: GateMetric = Field(description="Predictive or processing metric to test.")
     op: GateOperator = Field(description="Comparison: >=, <=, > or <.")
-    threshold: float = Field(description="Value the metric is compared with.")
+    threshold: float | None = Field(
+        default=None, description="Value the metric is compared with (or set baseline)."
+    )
+    baseline: GateBaseline | None = Field(
+        default=None,
+        description="champion: compare with the same metric of the version that "
+        "spec.registry.alias points at now, measured on this run's held-out data. With no "
+        "such version yet the gate holds.",
+    )
+    tolerance: float | None = Field(
+        default=None,
+        ge=0.0,
+        description="With baseline: how far the new model may fall behind the champion and "
+        "still pass (0 when unset).",
+    )
+
+    @model_validator(mode="after")
+    def _threshold_or_baseline(self) -> Gate:
+        if (self.threshold is None) == (self.baseline is None):
+            raise ValueError(BASELINE_GATE_MESSAGE)
+        if self.tolerance is not None and self.baseline is None:
+            raise ValueError(TOLERANCE_MESSAGE)
+        return self
+
+
+class ChampionScores(ApiModel):
+    """The champion a new model was compared with: the version the alias pointed at, and
+    its scores on the new model's held-out data."""
+
+    version: int = Field(ge=1, description="The model version the alias pointed at.")
+    metrics: dict[str, float] = Field(
+        default_factory=dict, description="Its scores on the metrics of the baseline gates."
+    )
+    error: str | None = Field(
+        default=None, max_length=2048, description="Why it could not be scored, if it could not."
+    )
 
 
 class ValidationSpec(ApiModel):

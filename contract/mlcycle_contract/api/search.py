@@ -99,8 +99,8 @@ class SearchSpec(ApiModel):
     )
     sampler: Sampler = Field(
         default=Sampler.TPE,
-        description="Optuna sampler: tpe, random, grid, cmaes or qmc. cmaes is refused "
-        "(reason Unsupported) while the runtime lacks the cmaes package.",
+        description="Optuna sampler: tpe, random, grid, cmaes or qmc. cmaes samples numeric "
+        "parameters jointly; a categorical one (AutoML's algorithm) falls back to random.",
     )
     pruner: Pruner = Field(
         default=Pruner.NONE,

@@ -8,7 +8,6 @@ from enum import StrEnum
 from pydantic import ConfigDict, Field, model_validator
 
 from mlcycle_contract.api.common import (
-    NOT_SUPPORTED_YET,
     ApiModel,
     CelRule,
     ConditionType,
@@ -24,7 +23,7 @@ from mlcycle_contract.api.common import (
     cel_list,
     cel_rules,
 )
-from mlcycle_contract.api.evaluation import Objective, ValidationSpec
+from mlcycle_contract.api.evaluation import ChampionScores, Objective, ValidationSpec
 from mlcycle_contract.api.learning import (
     CLASSIFICATION_METRICS,
     CLASSIFIERS,
@@ -102,6 +101,10 @@ class RegistrySpec(ApiModel):
 
 
 RUNS_LIMIT = 30
+CHAMPION_NEEDS_ALIAS = (
+    "a gate with baseline champion compares with the version registry.alias points at: "
+    "set registry.alias"
+)
 
 
 class RetrainTriggers(ApiModel):
@@ -114,8 +117,8 @@ class RetrainTriggers(ApiModel):
     )
     on_drift: bool = Field(
         default=False,
-        description=NOT_SUPPORTED_YET
-        + "Retrain when a ModelDeployment serving the model reports drift.",
+        description="Retrain when a ModelDeployment with monitoring.drift, serving a model "
+        "version this TrainingJob produced (its registry lineage tag), reports drift.",
     )
     min_interval: Duration | None = Field(
         default=None,
@@ -145,6 +148,7 @@ class RunTrigger(StrEnum):
     MANUAL = "Manual"
     SCHEDULE = "Schedule"
     NEW_DATA = "NewData"
+    DRIFT = "Drift"
 
 
 class TrainingJobSpec(ApiModel):
@@ -189,6 +193,13 @@ class TrainingJobSpec(ApiModel):
                 "(has(self.search.algorithms) && k in self.search.algorithms))",
                 message="search.space may only name the algorithms being trained",
                 field_path=".search.space",
+            ),
+            CelRule(
+                rule="!has(self.validation) || !has(self.validation.gates) || "
+                "self.validation.gates.all(g, !has(g.baseline)) || "
+                "(has(self.registry) && has(self.registry.alias))",
+                message=CHAMPION_NEEDS_ALIAS,
+                field_path=".registry.alias",
             ),
             CelRule(
                 rule="!has(self.timeZone) || has(self.schedule)",
@@ -295,6 +306,8 @@ class TrainingJobSpec(ApiModel):
             raise ValueError("search.space may only name the algorithms being trained")
         if self.hyperparameters and self.algorithm is None:
             raise ValueError("hyperparameters apply to spec.algorithm; for AutoML use search.space")
+        if self.registry.alias is None and any(g.baseline for g in self.validation.gates):
+            raise ValueError(CHAMPION_NEEDS_ALIAS)
         if self.time_zone is not None and self.schedule is None:
             raise ValueError("timeZone applies to schedule; set schedule or remove timeZone")
         goal = self.search.goal if self.search is not None else None
@@ -320,6 +333,7 @@ class TrainingJobConditionType(StrEnum):
     READY = ConditionType.READY.value
     VALIDATED = "Validated"
     REGISTERED = "Registered"
+    DRIFT_MONITORED = "DriftMonitored"
 
 
 class ObjectiveValue(ApiModel):
@@ -406,6 +420,10 @@ class TrainingJobStatus(ObservedStatus):
         default=None, description="Objective of the best model."
     )
     model: RegisteredModelVersion | None = Field(default=None, description="Registered model.")
+    champion: ChampionScores | None = Field(
+        default=None,
+        description="The champion the last model was compared with (gates with a baseline).",
+    )
     mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
     study: str | None = Field(
         default=None, max_length=64,

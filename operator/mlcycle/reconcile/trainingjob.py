@@ -13,7 +13,7 @@ from mlcycle.builders.trainingjob import (
     build_training_job,
     training_job_name,
 )
-from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset
+from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset, parse_model_deployment
 from mlcycle.reconcile.common import (
     IMAGE_NOT_ALLOWED,
     INVALID_RESULT,
@@ -27,6 +27,7 @@ from mlcycle.reconcile.common import (
     job_state,
     now,
     outcome,
+    transition_events,
     with_ready,
 )
 from mlcycle.settings import Settings
@@ -228,6 +229,7 @@ def succeeded(status: TrainingJobStatus, result: TrainingResult, settings: Setti
         "metrics": result.metrics,
         "objective": objective,
         "model": model,
+        "champion": result.champion,
         "mlflow": MlflowRun(
             run_id=run.run_id, experiment_id=run.experiment_id,
             run_url=f"{settings.ui_url}/#/experiments/{run.experiment_id}/runs/{run.run_id}"),
@@ -292,30 +294,46 @@ def ended(status: TrainingJobStatus, gates_passed: bool | None = None) -> Traini
 
 
 def automatic(spec: TrainingJobSpec) -> bool:
-    return spec.schedule is not None or spec.retrain.on_new_data
+    return spec.schedule is not None or spec.retrain.on_new_data or spec.retrain.on_drift
 
 
 def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
             settings: Settings) -> Outcome[TrainingJobStatus] | None:
     """A timer's tick: start the run an automatic trigger asks for, unless a limit holds it
-    back (an Event then: a schedule's fire is skipped, new data waits for the limit)."""
+    back (an Event then: a schedule's fire is skipped, new data and drift wait for the
+    limit). With onDrift, DriftMonitored says whether any deployment watches its models."""
     if isinstance(training_job, Invalid) or not automatic(training_job.spec):
         return None
     old = training_job.status
     if old.phase is None or old.job_name != current_job_name(training_job) or (
             old.phase == TrainingJobPhase.FAILED and not old.runs):
         return None  # the generation's own run has not started: it was refused or waits
-    at = now()
-    version = dataset_version(training_job) if training_job.spec.retrain.on_new_data else None
-    fired = triggers.due(training_job.spec, old, version, at)
+    at, spec = now(), training_job.spec
+    version = dataset_version(training_job) if spec.retrain.on_new_data else None
+    drifts = drift_reports(training_job) if spec.retrain.on_drift else []
+    fired = triggers.due(spec, old, version, at, drifts)
     status = old.model_copy(update={"last_schedule_time": fired.last_schedule_time})
+    if spec.retrain.on_drift:
+        status = status.model_copy(update={"conditions": set_condition(
+            status.conditions,
+            triggers.drift_monitored(spec, drifts, training_job.metadata.generation))})
+    monitored = transition_events(old.conditions, status.conditions,
+                                  TrainingJobConditionType.DRIFT_MONITORED)
     if not fired.triggers:
         status = status.model_copy(update={"held_back": []})
-        return None if status == old else Outcome(status)
-    held = triggers.hold(training_job.spec, old, at)
-    if held is not None:
-        return held_back(status, fired.triggers, held, at)
-    return start_run(training_job, status, fired.triggers, settings, at)
+        return None if status == old else Outcome(status, monitored)
+    held = triggers.hold(spec, old, at)
+    result = (held_back(status, fired.triggers, held, at) if held is not None
+              else start_run(training_job, status, fired.triggers, settings, at))
+    return Outcome(result.status, [*monitored, *result.events])
+
+
+def drift_reports(training_job: TrainingJob) -> list[triggers.DriftReport]:
+    """The namespace's ModelDeployments that monitor a version this TrainingJob produced."""
+    found = (parse_model_deployment(body) for body in kube.list_custom(
+        constants.MODEL_DEPLOYMENT, training_job.metadata.namespace))
+    return triggers.drift_reports(training_job.metadata.uid,
+                                  (d for d in found if not isinstance(d, Invalid)))
 
 
 def dataset_version(training_job: TrainingJob) -> str | None:
