@@ -83,7 +83,8 @@ def thresholds(monitoring: Monitoring) -> DriftThresholds:
 
 
 def drift_outcome(deployment: ModelDeployment, answers: Sequence[ReplicaAnswer],
-                  at: datetime) -> Outcome[ModelDeploymentStatus] | None:
+                  at: datetime, training_job_uid: str | None = None,
+                  ) -> Outcome[ModelDeploymentStatus] | None:
     """The status with the served version's drift, and the Events to post; None when no
     replica of that version answered (nothing new to say)."""
     status, spec = deployment.status, deployment.spec
@@ -111,6 +112,7 @@ def drift_outcome(deployment: ModelDeployment, answers: Sequence[ReplicaAnswer],
     previous = status.drift if status.drift is not None and status.drift.version == version \
         else None
     drift = drift_status(previous, version, merged, _oldest(windows, str(version)), at)
+    drift = drift.model_copy(update={"training_job_uid": training_job_uid})
     reason, message = drift_verdict(drift, spec.monitoring, model)
     conditions = set_condition(status.conditions, condition(
         DRIFTED, drift.detected, reason, message, deployment.metadata.generation))

@@ -166,15 +166,16 @@ def training_job_search_progress(body: kopf.Body, **_: Any) -> None:
 def retraining(body: kopf.Body, **_: Any) -> bool:
     """kopf's filter (on the raw body): a single-run TrainingJob with an automatic trigger."""
     spec = body.get("spec") or {}
-    automatic = spec.get("schedule") or (spec.get("retrain") or {}).get("onNewData")
+    retrain = spec.get("retrain") or {}
+    automatic = spec.get("schedule") or retrain.get("onNewData") or retrain.get("onDrift")
     return bool(automatic) and not spec.get("search")
 
 
 @kopf.timer(GROUP, VERSION, constants.TRAINING_JOB.plural, interval=10, initial_delay=10,
             when=retraining)
 def training_job_retrain(body: kopf.Body, **_: Any) -> None:
-    """spec.schedule and spec.retrain.onNewData: start the run a trigger asks for, or say
-    which limit holds it back."""
+    """spec.schedule, spec.retrain.onNewData and onDrift: start the run a trigger asks for, or
+    say which limit holds it back."""
     training_job = parse_training_job(body)
     with retry_transient():
         write(training_job, training_jobs.retrain(training_job, SETTINGS))

@@ -18,7 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.rest_store import RestStore
 from mlflow.utils.rest_utils import MlflowHostCreds
 
-from mlcycle_contract.environment import runtime_tag
+from mlcycle_contract.environment import TAG_TRAININGJOB_UID, runtime_tag
 from mlcycle_contract.model_format import MLMODEL_FILE
 from mlcycle_contract.runtime import RUNTIME_KEYS
 
@@ -127,10 +127,21 @@ def model_file(tracking_uri: str, model: ModelVersion) -> Any:
         return yaml.safe_load(Path(path).read_text())
 
 
-def version_run(tracking_uri: str, name: str, version: int) -> str:
-    """The run a model version was logged from (as the operator's own user, the admin)."""
+@dataclass(frozen=True)
+class Lineage:
+    """Where a model version comes from: its run, and the TrainingJob that trained it (none
+    for a version registered outside mlcycle)."""
+
+    run_id: str
+    training_job_uid: str | None
+
+
+def version_lineage(tracking_uri: str, name: str, version: int) -> Lineage:
+    """A version's lineage tags (as the operator's own user, the admin)."""
     admin = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    return str(admin.get_model_version(name, str(version)).run_id or "")
+    found = admin.get_model_version(name, str(version))
+    return Lineage(run_id=str(found.run_id or ""),
+                   training_job_uid=(found.tags or {}).get(TAG_TRAININGJOB_UID))
 
 
 def log_files(tracking_uri: str, run_id: str, files: dict[str, bytes]) -> None:
@@ -145,6 +156,6 @@ def log_files(tracking_uri: str, run_id: str, files: dict[str, bytes]) -> None:
             admin.log_artifact(run_id, str(local), folder or None)
 
 
-__all__ = ["MlflowException", "ModelAccessDenied", "ModelNotFound", "ModelVersion",
-           "RegistryUser", "check_registrable", "log_files", "model_file", "resolve",
-           "version_run"]
+__all__ = ["Lineage", "MlflowException", "ModelAccessDenied", "ModelNotFound", "ModelVersion",
+           "RegistryUser", "check_registrable", "log_files", "model_file",
+           "resolve", "version_lineage"]

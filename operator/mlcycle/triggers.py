@@ -1,20 +1,27 @@
-"""Pure: when a TrainingJob's automatic triggers fire (spec.schedule, spec.retrain.onNewData)
-and whether its limits let a run start (concurrencyPolicy, retrain.minInterval,
-retrain.maxRunsPerDay). Cron as CronJob reads it, through cronsim, in the spec's time zone.
+"""Pure: when a TrainingJob's automatic triggers fire (spec.schedule, spec.retrain.onNewData,
+spec.retrain.onDrift) and whether its limits let a run start (concurrencyPolicy,
+retrain.minInterval, retrain.maxRunsPerDay). Cron as CronJob reads it, through cronsim, in the
+spec's time zone. Drift comes from the ModelDeployments that monitor a version the TrainingJob
+produced: the operator records that version's lineage (the TrainingJob's uid) in their
+status.drift.
 """
 
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from cronsim import CronSim, CronSimError
 
-from mlcycle_contract.api.common import parse_duration
+from mlcycle.objects import ModelDeployment
+from mlcycle.reconcile.common import condition
+from mlcycle_contract.api.common import Condition, parse_duration
 from mlcycle_contract.api.trainingjob import (
     RunPhase,
     RunTrigger,
+    TrainingJobConditionType,
     TrainingJobSpec,
     TrainingJobStatus,
 )
@@ -76,10 +83,55 @@ class Due:
     last_schedule_time: datetime | None
 
 
+@dataclass(frozen=True)
+class DriftReport:
+    """A ModelDeployment monitoring drift of a model version the TrainingJob produced."""
+
+    deployment: str
+    model: str
+    version: int
+    detected_time: datetime | None  # while drift is detected
+    features: list[str]  # the drifted ones
+
+
+def drift_reports(training_job_uid: str,
+                  deployments: Iterable[ModelDeployment]) -> list[DriftReport]:
+    """The deployments with spec.monitoring.drift whose served version this TrainingJob
+    produced, by the lineage their status.drift records."""
+    reports = []
+    for deployment in deployments:
+        found = deployment.status.drift
+        if (deployment.spec.monitoring.drift and found is not None
+                and found.training_job_uid == training_job_uid):
+            reports.append(DriftReport(
+                deployment=deployment.metadata.name, model=deployment.spec.model.name,
+                version=found.version,
+                detected_time=found.detected_time if found.detected else None,
+                features=[f.name for f in found.features if f.drifted]))
+    return reports
+
+
+def drift_monitored(spec: TrainingJobSpec, reports: Sequence[DriftReport],
+                    generation: int | None) -> Condition:
+    """DriftMonitored: whether any deployment watches this TrainingJob's models for
+    spec.retrain.onDrift."""
+    if reports:
+        names = ", ".join(sorted({r.deployment for r in reports}))
+        return condition(TrainingJobConditionType.DRIFT_MONITORED, True, "Monitored",
+                         f"spec.retrain.onDrift: ModelDeployment {names} monitors drift of a "
+                         "model version this TrainingJob produced", generation)
+    return condition(TrainingJobConditionType.DRIFT_MONITORED, False, "NotMonitored",
+                     "spec.retrain.onDrift: no ModelDeployment with spec.monitoring.drift "
+                     f"serves a model version this TrainingJob produced (model "
+                     f"{spec.registry.model_name or 'unnamed'}), so drift cannot start a run",
+                     generation)
+
+
 def due(spec: TrainingJobSpec, status: TrainingJobStatus, dataset_version: str | None,
-        at: datetime) -> Due:
+        at: datetime, drifts: Sequence[DriftReport] = ()) -> Due:
     """The automatic triggers that fired by `at`. A schedule first seen counts from `at`;
-    new data is a Dataset version other than the latest run's."""
+    new data is a Dataset version other than the latest run's; drift is a detection first
+    seen after the latest run started (one run per detection)."""
     fired: list[Trigger] = []
     last_schedule = status.last_schedule_time
     if spec.schedule is not None:
@@ -94,6 +146,15 @@ def due(spec: TrainingJobSpec, status: TrainingJobStatus, dataset_version: str |
         fired.append(Trigger(RunTrigger.NEW_DATA, f"data/{dataset_version}",
                              f"Dataset {spec.dataset_ref.name} has a new version "
                              f"{dataset_version} (the last run trained on {trained_on})"))
+    latest_start = status.runs[0].start_time if status.runs else status.start_time
+    for report in drifts if spec.retrain.on_drift else ():
+        detected = report.detected_time
+        if detected is not None and (latest_start is None or detected > latest_start):
+            fired.append(Trigger(
+                RunTrigger.DRIFT, f"drift/{report.deployment}/{detected.isoformat()}",
+                f"ModelDeployment {report.deployment} reports drift of model {report.model} "
+                f"version {report.version} since {detected.isoformat()} "
+                f"(in {', '.join(report.features) or 'its inputs'})"))
     return Due(fired, last_schedule)
 
 

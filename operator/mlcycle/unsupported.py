@@ -22,7 +22,6 @@ def dataset_unsupported(spec: DatasetSpec) -> list[str]:
 
 def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
     return _set({
-        "spec.retrain.onDrift": spec.retrain.on_drift,
         # Replacing a running run means deleting its Job, which the operator's role may not.
         "spec.concurrencyPolicy: Replace": spec.concurrency_policy == ConcurrencyPolicy.REPLACE,
         # A search's workers and final run are not started by triggers yet.

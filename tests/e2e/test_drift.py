@@ -2,7 +2,8 @@
 version it registers; a ModelDeployment with spec.monitoring.drift has its two replicas'
 counts added up by the operator into status.drift and the Drifted condition (in-distribution
 traffic: no drift; one feature shifted: drift, naming it, with an Event and a plot in the
-version's run); a version without a
+version's run); the TrainingJob that produced the version retrains (spec.retrain.onDrift),
+one whose models nobody monitors says so; a version without a
 reference is served unmonitored with Drifted=Unknown, reason NoReference."""
 
 from __future__ import annotations
@@ -62,7 +63,21 @@ def drifted(k8s: client.ApiClient, namespace: str, name: str,
 
 
 def condition_of(resource: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next(c for c in resource["status"]["conditions"] if c["type"] == type_)
+    found = condition_if(resource, type_)
+    assert found is not None, resource.get("status")
+    return found
+
+
+def condition_if(resource: dict[str, Any], type_: str) -> dict[str, Any] | None:
+    conditions = (resource.get("status") or {}).get("conditions") or []
+    return next((c for c in conditions if c["type"] == type_), None)
+
+
+def drift_run(k8s: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """The TrainingJob once its latest run was started by drift."""
+    found = read(k8s, "trainingjobs", namespace, name)
+    runs = (found.get("status") or {}).get("runs") or []
+    return found if runs and runs[0]["trigger"] == "Drift" else None
 
 
 def test_a_served_version_is_monitored_for_drift_over_all_replicas(
@@ -70,9 +85,14 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
 ) -> None:
     started = time.monotonic()
     model_name = f"iris-drift-{ml_namespace}"
+    retrain = {"onDrift": True}
     for document in (
         load_example("iris/dataset.yaml"),
-        load_example("iris/trainingjob.yaml", {"spec": {"registry": {"modelName": model_name}}}),
+        load_example("iris/trainingjob.yaml", {"spec": {
+            "registry": {"modelName": model_name}, "retrain": retrain}}),
+        # The same, but no ModelDeployment serves its models.
+        load_example("iris/trainingjob.yaml", {"metadata": {"name": "iris-unserved"}, "spec": {
+            "registry": {"modelName": f"{model_name}-unserved"}, "retrain": retrain}}),
         load_example("iris/modeldeployment.yaml", {"spec": {
             "model": {"name": model_name}, "monitoring": MONITORING}}),
     ):
@@ -128,13 +148,33 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     assert {plot["artifactPath"], plot["artifactPath"].replace(".png", ".json")} <= logged
     events = [e for e in events_for(k8s, ml_namespace, "iris") if e.reason == "DriftDetected"]
     assert len(events) == 1 and events[0].type == "Warning" and SHIFTED in events[0].message
+    assert drift["trainingJobUid"] == trained["metadata"]["uid"]  # the version's lineage
+
+    # spec.retrain.onDrift: the TrainingJob that produced the served version retrains.
+    retrained = wait_for("a run triggered by drift", lambda: drift_run(
+        k8s, ml_namespace, "iris-rf"), timeout=60, interval=2)
+    run = retrained["status"]["runs"][0]
+    assert run["number"] == 2 and run["phase"] == "Running"
+    assert run["reason"].startswith(f"ModelDeployment iris reports drift of model {model_name} "
+                                    "version 1") and SHIFTED in run["reason"]
+    assert condition_of(retrained, "DriftMonitored")["reason"] == "Monitored"
+    assert any(e.reason == "RetrainStarted" and "(Drift)" in e.message
+               for e in events_for(k8s, ml_namespace, "iris-rf"))
+    unserved = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-unserved", ("Succeeded",))
+    watched = wait_for("DriftMonitored on iris-unserved", lambda: condition_if(
+        read(k8s, "trainingjobs", ml_namespace, "iris-unserved"), "DriftMonitored"), timeout=30)
+    assert (watched["status"], watched["reason"]) == ("False", "NotMonitored")
+    assert watched["message"].startswith("spec.retrain.onDrift: no ModelDeployment with "
+                                         "spec.monitoring.drift serves")
+    assert [r["trigger"] for r in unserved["status"]["runs"]] == ["Created"]
 
     # A version without a reference (its tag removed, as before references existed) is served
     # unmonitored and says so.
     registry.delete_model_version_tag(model_name, "1", TAG_DRIFT_REFERENCE)
     code, output = kubectl_apply(mlstack, ml_namespace, load_example(
         "iris/modeldeployment.yaml", {"metadata": {"name": "iris-old"}, "spec": {
-            "model": {"name": model_name}, "replicas": 1, "monitoring": MONITORING}}))
+            "model": {"name": model_name, "alias": None, "version": 1}, "replicas": 1,
+            "monitoring": MONITORING}}))
     assert code == 0, output
     wait_phase(k8s, "modeldeployments", ml_namespace, "iris-old", ("Available",), timeout=300)
     unmonitored = wait_for("Drifted NoReference", lambda: drifted(

@@ -24,7 +24,6 @@ pytestmark = pytest.mark.e2e
 
 # name -> (field, change)
 TRAINING_JOB_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "iris-ondrift": ("spec.retrain.onDrift", {"retrain": {"onDrift": True}}),
     "iris-replace": ("spec.concurrencyPolicy: Replace",
                      {"schedule": "0 3 * * *", "concurrencyPolicy": "Replace"}),
 }

@@ -116,10 +116,11 @@ def _drifted(status: ModelDeploymentStatus) -> tuple[str, str, str]:
 def test_in_distribution_traffic_is_no_drift_over_enough_rows() -> None:
     answers = [ReplicaAnswer("a", window=_window("2", VALUES[:80], oldest=40.0)),
                ReplicaAnswer("b", window=_window("2", VALUES[80:160], oldest=90.0))]
-    outcome = drift_outcome(_serving(), answers, AT)
+    outcome = drift_outcome(_serving(), answers, AT, training_job_uid="tj-1")
     assert outcome is not None and outcome.events == []
     status = outcome.status
     assert _drifted(status)[:2] == ("False", "NoDrift")
+    assert status.drift is not None and status.drift.training_job_uid == "tj-1"
     assert status.drift is not None
     assert (status.drift.rows, status.drift.replicas, status.drift.detected) == (160, 2, False)
     assert status.drift.since == AT - timedelta(seconds=90)  # the oldest replica's window

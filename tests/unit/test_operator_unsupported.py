@@ -40,12 +40,12 @@ def test_continuous_training_fields_are_supported() -> None:
     assert dataset_unsupported(DatasetSpec.model_validate({**DATASET, "refreshInterval": "1h"})) \
         == []
     automatic = {**TRAINING, "schedule": "0 3 * * *", "timeZone": "Europe/Berlin",
-                 "retrain": {"onNewData": True, "minInterval": "1h", "maxRunsPerDay": 3}}
+                 "retrain": {"onNewData": True, "onDrift": True, "minInterval": "1h",
+                             "maxRunsPerDay": 3}}
     assert training_job_unsupported(TrainingJobSpec.model_validate(automatic)) == []
 
 
 @pytest.mark.parametrize(("changes", "path"), [
-    ({"retrain": {"onDrift": True}}, "spec.retrain.onDrift"),
     ({"concurrencyPolicy": "Replace"}, "spec.concurrencyPolicy: Replace"),
 ])
 def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
@@ -67,7 +67,8 @@ def test_a_model_deployment_drift_monitor_is_supported() -> None:
 
 def test_the_message_names_every_field_set() -> None:
     spec = TrainingJobSpec.model_validate(
-        {**TRAINING, "concurrencyPolicy": "Replace", "retrain": {"onDrift": True}})
+        {"datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]},
+         "schedule": "@daily", "concurrencyPolicy": "Replace"})
     message = unsupported_message(training_job_unsupported(spec))
-    assert message.startswith("spec.retrain.onDrift: not supported yet")
-    assert "; spec.concurrencyPolicy: Replace: not supported yet" in message
+    assert message.startswith("spec.concurrencyPolicy: Replace: not supported yet")
+    assert "; spec.schedule with spec.search: not supported yet" in message

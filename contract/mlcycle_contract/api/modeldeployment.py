@@ -215,6 +215,12 @@ class DriftStatus(ApiModel):
     plot: DriftPlot | None = Field(
         default=None, description="The reference-versus-live plot of the latest detection."
     )
+    training_job_uid: str | None = Field(
+        default=None,
+        max_length=64,
+        description="UID of the TrainingJob that produced the served version (its registry "
+        "lineage tag): a TrainingJob with retrain.onDrift retrains on this drift.",
+    )
 
 
 class ModelDeploymentStatus(ObservedStatus):

@@ -235,7 +235,8 @@ def check_drift(deployment: ModelDeployment,
               constants.LABEL_MODEL_VERSION: str(version)}
     replicas = ready_pod_addresses(kube.pods(deployment.metadata.namespace, labels))
     answers = [read_drift(pod, address) for pod, address in replicas]
-    result = drift.drift_outcome(deployment, answers, now())
+    result = drift.drift_outcome(deployment, answers, now(),
+                                 training_job_uid(deployment, answers, settings))
     found = result.status.drift if result is not None else None
     if result is None or found is None or not any(
             e.reason == drift.DRIFT_DETECTED for e in result.events):
@@ -244,6 +245,19 @@ def check_drift(deployment: ModelDeployment,
     plot = log_drift_plot(deployment, windows, found, settings)
     return replace(result, status=result.status.model_copy(
         update={"drift": found.model_copy(update={"plot": plot})}))
+
+
+def training_job_uid(deployment: ModelDeployment, answers: list[drift.ReplicaAnswer],
+                     settings: Settings) -> str | None:
+    """The TrainingJob that produced the served version: from the last check of the same
+    version, else from the version's lineage tag in the registry."""
+    known, version = deployment.status.drift, deployment.status.served_version
+    if known is not None and known.version == version and known.training_job_uid:
+        return known.training_job_uid
+    if version is None or not any(a.window is not None for a in answers):
+        return None
+    return registry.version_lineage(settings.operator_tracking_uri,
+                                    deployment.spec.model.name, version).training_job_uid
 
 
 def log_drift_plot(deployment: ModelDeployment, windows: list[DriftWindow],
@@ -261,7 +275,8 @@ def log_drift_plot(deployment: ModelDeployment, windows: list[DriftWindow],
     title = (f"model {model} version {found.version}: training against the last {found.rows} "
              f"rows of {found.replicas} replica(s), {found.checked_time:%Y-%m-%d %H:%M} UTC")
     try:
-        run_id = registry.version_run(settings.operator_tracking_uri, model, found.version)
+        run_id = registry.version_lineage(settings.operator_tracking_uri, model,
+                                          found.version).run_id
         registry.log_files(settings.operator_tracking_uri, run_id, {
             f"{stem}.png": drift_plot.draw(features, title),
             f"{stem}.json": drift_plot.numbers(features, found.version, found.rows,
