@@ -70,6 +70,10 @@ def test_iris_example_trains_tracks_and_registers_version_1(
     assert {"runtime.python", "runtime.sklearn", "runtime.numpy"} <= set(tags)
     version = registry(mlstack).get_model_version(model_name, "1")
     assert version.run_id == status["mlflow"]["runId"]
+    # The data it was trained on, profiled, where the MLflow UI shows the run.
+    profile = {a.path for a in registry(mlstack).list_artifacts(version.run_id, "dataset-profile")}
+    assert {"dataset-profile/report.html", "dataset-profile/profile.json"} <= profile, profile
+    assert any(path.endswith(".png") for path in profile), profile
     assert registry(mlstack).get_model_version_by_alias(model_name, "champion").version == "1"
 
     s3 = storage(mlstack)

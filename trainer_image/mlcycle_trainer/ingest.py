@@ -30,6 +30,12 @@ PROFILE_FILE = "profile.json"
 REPORT_FILE = "report.html"
 
 
+def profile_directory(snapshot_uri: str) -> S3Location:
+    """Where the profile of the snapshot at `snapshot_uri` is written."""
+    snapshot = S3Location.parse(snapshot_uri)
+    return S3Location(snapshot.bucket, snapshot.key.rpartition("/")[0]).child(PROFILE_DIR)
+
+
 def snapshot_prefix(bucket: str, owner: Owner, version: str) -> S3Location:
     return S3Location(bucket, f"datasets/{owner.namespace}/{owner.name}/{version}")
 

@@ -7,10 +7,12 @@ The tracking server comes from MLFLOW_TRACKING_URI (read by MLflow itself).
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -28,11 +30,14 @@ from sklearn.pipeline import Pipeline
 from mlcycle_contract.api.trainingjob import RegisteredModelVersion
 from mlcycle_contract.drift import REFERENCE_ARTIFACT, DriftReference
 from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, InvalidInput, Transient
+from mlcycle_trainer.ingest import PROFILE_FILE
+from mlcycle_trainer.storage import ObjectStore, S3Location
 
 logger = logging.getLogger(__name__)
 
 TRACKING_REJECTED = "TrackingRejected"
 MODEL_ARTIFACT_NAME = "model"
+PROFILE_ARTIFACT_DIR = "dataset-profile"
 MAX_PARAM_CHARS = 6000
 MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 # MLflow error codes that a retry will not change.
@@ -116,6 +121,21 @@ def log_dataset(frame: pd.DataFrame, name: str, version: str, uri: str, target: 
             frame, source=uri, name=name, targets=target, digest=version
         )
         mlflow.log_input(dataset, context="training")
+
+
+def log_dataset_profile(store: ObjectStore, directory: S3Location) -> None:
+    """The Dataset version's profile (report.html, profile.json, the plots) as the run's
+    artifacts under `dataset-profile/`, where the MLflow UI shows them beside the model;
+    nothing when the version has no complete profile (profile.json is written last)."""
+    keys = store.keys_after(directory.child(""))
+    if not any(key.endswith(f"/{PROFILE_FILE}") for key in keys):
+        return
+    with tempfile.TemporaryDirectory(prefix="profile-") as local:
+        for key in keys:
+            name = key.rpartition("/")[2]
+            (Path(local) / name).write_bytes(store.get(S3Location(directory.bucket, key)))
+        with tracking_errors("logging the dataset profile"):
+            mlflow.log_artifacts(local, PROFILE_ARTIFACT_DIR)
 
 
 def log_spec(spec: dict[str, Any]) -> None:

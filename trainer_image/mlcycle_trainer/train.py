@@ -29,6 +29,7 @@ from mlcycle_trainer.drift_reference import build_reference
 from mlcycle_trainer.environment import Owner, model_from_json, optional
 from mlcycle_trainer.errors import FIT_FAILED, INVALID_HYPERPARAMETER, InvalidInput
 from mlcycle_trainer.gates import evaluate_gates
+from mlcycle_trainer.ingest import profile_directory
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.serialization import serialize
 from mlcycle_trainer.snapshots import read_snapshot
@@ -71,7 +72,8 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
     model_name = spec.registry.model_name or owner.name
     alias = spec.registry.alias
 
-    frame = read_snapshot(store or ObjectStore(), dataset.uri, dataset.version)
+    store = store or ObjectStore()
+    frame = read_snapshot(store, dataset.uri, dataset.version)
     x, y = features_and_target(frame, dataset.target, algorithm.task)
     x_train, x_holdout, y_train, y_holdout = split(x, y, holdout)
     runtime = current_runtime()
@@ -85,6 +87,7 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         tracking.log_params(params)
         tracking.log_spec(spec.to_wire())
         tracking.log_dataset(frame, dataset.name, dataset.version, dataset.uri, dataset.target)
+        tracking.log_dataset_profile(store, profile_directory(dataset.uri))
         tracking.log_drift_reference(build_reference(x_train))
 
         pipeline = build_pipeline(
