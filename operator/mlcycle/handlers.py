@@ -18,7 +18,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import kube, registry, tenancy
+from mlcycle import kube, registry, tenancy, triggers
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -104,6 +104,15 @@ def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey]
     return {(model.name, deployment.spec.model.alias): (metadata.namespace, metadata.name)}
 
 
+@kopf.index(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
+def drift_by_training_job(body: kopf.Body, **_: Any) -> dict[str, triggers.DriftReport] | None:
+    """ModelDeployments monitoring drift, by the TrainingJob that produced the version they
+    serve: what spec.retrain.onDrift retrains on (kept from the watch, with their status)."""
+    deployment = parse_model_deployment(body)
+    report = None if isinstance(deployment, Invalid) else triggers.drift_report(deployment)
+    return None if report is None else {report.training_job_uid: report}
+
+
 @kopf.on.resume(GROUP, VERSION, constants.DATASET.plural)
 @kopf.on.create(GROUP, VERSION, constants.DATASET.plural)
 @kopf.on.update(GROUP, VERSION, constants.DATASET.plural)
@@ -171,14 +180,19 @@ def retraining(body: kopf.Body, **_: Any) -> bool:
     return bool(automatic) and not spec.get("search")
 
 
-@kopf.timer(GROUP, VERSION, constants.TRAINING_JOB.plural, interval=10, initial_delay=10,
-            when=retraining)
-def training_job_retrain(body: kopf.Body, **_: Any) -> None:
+# kopf passes indices as keyword arguments; its TimerFn protocol does not list them.
+@kopf.timer(GROUP, VERSION, constants.TRAINING_JOB.plural,  # type: ignore[arg-type]
+            interval=10, initial_delay=10, when=retraining)
+def training_job_retrain(body: kopf.Body,
+                         drift_by_training_job: kopf.Index[str, triggers.DriftReport],
+                         **_: Any) -> None:
     """spec.schedule, spec.retrain.onNewData and onDrift: start the run a trigger asks for, or
     say which limit holds it back."""
     training_job = parse_training_job(body)
     with retry_transient():
-        write(training_job, training_jobs.retrain(training_job, SETTINGS))
+        write(training_job, training_jobs.retrain(
+            training_job, SETTINGS,
+            list(drift_by_training_job.get(training_job.metadata.uid, []))))
 
 
 # kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.

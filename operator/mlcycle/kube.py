@@ -140,12 +140,6 @@ def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | N
         constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name)))
 
 
-def list_custom(names: ResourceNames, namespace: str) -> list[Manifest]:
-    found = custom().list_namespaced_custom_object(
-        constants.API_GROUP, constants.API_VERSION, namespace, names.plural)
-    return [dict(item) for item in found.get("items", [])]
-
-
 def patch_status(resource: Object[Any], status: Manifest) -> None:
     """Merge-patch the status subresource. Every path writes status here, the Job and
     Deployment event handlers included, which have no kopf `patch` for the custom resource."""

@@ -9,7 +9,7 @@ status.drift.
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -87,6 +87,7 @@ class Due:
 class DriftReport:
     """A ModelDeployment monitoring drift of a model version the TrainingJob produced."""
 
+    training_job_uid: str  # the TrainingJob that produced the version (its lineage tag)
     deployment: str
     model: str
     version: int
@@ -94,21 +95,17 @@ class DriftReport:
     features: list[str]  # the drifted ones
 
 
-def drift_reports(training_job_uid: str,
-                  deployments: Iterable[ModelDeployment]) -> list[DriftReport]:
-    """The deployments with spec.monitoring.drift whose served version this TrainingJob
-    produced, by the lineage their status.drift records."""
-    reports = []
-    for deployment in deployments:
-        found = deployment.status.drift
-        if (deployment.spec.monitoring.drift and found is not None
-                and found.training_job_uid == training_job_uid):
-            reports.append(DriftReport(
-                deployment=deployment.metadata.name, model=deployment.spec.model.name,
-                version=found.version,
-                detected_time=found.detected_time if found.detected else None,
-                features=[f.name for f in found.features if f.drifted]))
-    return reports
+def drift_report(deployment: ModelDeployment) -> DriftReport | None:
+    """A deployment's report for the TrainingJob whose version it monitors: with
+    spec.monitoring.drift and the version's lineage recorded in status.drift."""
+    found = deployment.status.drift
+    if not deployment.spec.monitoring.drift or found is None or not found.training_job_uid:
+        return None
+    return DriftReport(
+        training_job_uid=found.training_job_uid, deployment=deployment.metadata.name,
+        model=deployment.spec.model.name, version=found.version,
+        detected_time=found.detected_time if found.detected else None,
+        features=[f.name for f in found.features if f.drifted])
 
 
 def drift_monitored(spec: TrainingJobSpec, reports: Sequence[DriftReport],

@@ -35,21 +35,27 @@ def deployment(name: str, uid: str | None, detected: bool, monitored: bool = Tru
     return parsed
 
 
+def reports(*deployments: ModelDeployment) -> list[triggers.DriftReport]:
+    """The reports the operator's index keeps under this TrainingJob's uid."""
+    found = (triggers.drift_report(d) for d in deployments)
+    return [r for r in found if r is not None and r.training_job_uid == UID]
+
+
 def test_only_monitoring_deployments_of_its_own_versions_report() -> None:
-    reports = triggers.drift_reports(UID, [
+    kept = reports(
         deployment("mine", UID, detected=True),
         deployment("calm", UID, detected=False),
         deployment("other", "tj-uid-2", detected=True),
         deployment("unmonitored", UID, detected=True, monitored=False),
-        deployment("untagged", None, detected=True),
-    ])
-    assert [(r.deployment, r.detected_time) for r in reports] == [("mine", AT), ("calm", None)]
-    assert reports[0].features == ["x"] and (reports[0].model, reports[0].version) == ("iris", 2)
+    )
+    assert [(r.deployment, r.detected_time) for r in kept] == [("mine", AT), ("calm", None)]
+    assert kept[0].features == ["x"] and (kept[0].model, kept[0].version) == ("iris", 2)
+    assert triggers.drift_report(deployment("untagged", None, detected=True)) is None
 
 
 def test_a_detection_after_the_latest_run_started_fires_once_per_detection() -> None:
     on = spec(retrain={"onDrift": True})
-    [report] = triggers.drift_reports(UID, [deployment("iris", UID, detected=True)])
+    [report] = reports(deployment("iris", UID, detected=True))
     before = status(run(1, AT - timedelta(hours=1)))
     fired = triggers.due(on, before, None, AT + timedelta(seconds=10), [report])
     [trigger] = fired.triggers
@@ -60,14 +66,14 @@ def test_a_detection_after_the_latest_run_started_fires_once_per_detection() -> 
     assert triggers.due(on, after, None, AT + timedelta(minutes=1), [report]).triggers == []
     off = spec()
     assert triggers.due(off, before, None, AT, [report]).triggers == []
-    calm = triggers.drift_reports(UID, [deployment("iris", UID, detected=False)])
+    calm = reports(deployment("iris", UID, detected=False))
     assert triggers.due(on, before, None, AT, calm).triggers == []
 
 
 def test_drift_monitored_names_the_field_and_the_deployments() -> None:
     on = spec(retrain={"onDrift": True}, registry={"modelName": "iris-rf"})
-    reports = triggers.drift_reports(UID, [deployment("b", UID, False), deployment("a", UID, True)])
-    watched = triggers.drift_monitored(on, reports, 1)
+    watched = triggers.drift_monitored(
+        on, reports(deployment("b", UID, False), deployment("a", UID, True)), 1)
     assert (watched.status.value, watched.reason) == ("True", "Monitored")
     assert "ModelDeployment a, b monitors" in watched.message
     alone = triggers.drift_monitored(on, [], 1)
@@ -80,7 +86,7 @@ def test_drift_monitored_names_the_field_and_the_deployments() -> None:
 def test_limits_hold_drift_back_with_one_event_until_they_allow() -> None:
     cooled = spec(retrain={"onDrift": True, "minInterval": "1h"})
     latest = status(run(1, AT - timedelta(minutes=10)))
-    [report] = triggers.drift_reports(UID, [deployment("iris", UID, detected=True)])
+    [report] = reports(deployment("iris", UID, detected=True))
     fired = triggers.due(cooled, latest, None, AT, [report]).triggers
     hold = triggers.hold(cooled, latest, AT)
     assert hold is not None and hold.reason == "Cooldown"

@@ -5,6 +5,7 @@ status.runs, and report what the trainer reported."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from mlcycle import kube, registry, tenancy, triggers, unsupported
@@ -13,7 +14,7 @@ from mlcycle.builders.trainingjob import (
     build_training_job,
     training_job_name,
 )
-from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset, parse_model_deployment
+from mlcycle.objects import Invalid, Object, TrainingJob, parse_dataset
 from mlcycle.reconcile.common import (
     IMAGE_NOT_ALLOWED,
     INVALID_RESULT,
@@ -297,11 +298,12 @@ def automatic(spec: TrainingJobSpec) -> bool:
     return spec.schedule is not None or spec.retrain.on_new_data or spec.retrain.on_drift
 
 
-def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
-            settings: Settings) -> Outcome[TrainingJobStatus] | None:
+def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus], settings: Settings,
+            drifts: Sequence[triggers.DriftReport] = ()) -> Outcome[TrainingJobStatus] | None:
     """A timer's tick: start the run an automatic trigger asks for, unless a limit holds it
     back (an Event then: a schedule's fire is skipped, new data and drift wait for the
-    limit). With onDrift, DriftMonitored says whether any deployment watches its models."""
+    limit). `drifts`: the deployments that monitor versions it produced (onDrift), which
+    DriftMonitored names."""
     if isinstance(training_job, Invalid) or not automatic(training_job.spec):
         return None
     old = training_job.status
@@ -310,7 +312,6 @@ def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
         return None  # the generation's own run has not started: it was refused or waits
     at, spec = now(), training_job.spec
     version = dataset_version(training_job) if spec.retrain.on_new_data else None
-    drifts = drift_reports(training_job) if spec.retrain.on_drift else []
     fired = triggers.due(spec, old, version, at, drifts)
     status = old.model_copy(update={"last_schedule_time": fired.last_schedule_time})
     if spec.retrain.on_drift:
@@ -326,14 +327,6 @@ def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus],
     result = (held_back(status, fired.triggers, held, at) if held is not None
               else start_run(training_job, status, fired.triggers, settings, at))
     return Outcome(result.status, [*monitored, *result.events])
-
-
-def drift_reports(training_job: TrainingJob) -> list[triggers.DriftReport]:
-    """The namespace's ModelDeployments that monitor a version this TrainingJob produced."""
-    found = (parse_model_deployment(body) for body in kube.list_custom(
-        constants.MODEL_DEPLOYMENT, training_job.metadata.namespace))
-    return triggers.drift_reports(training_job.metadata.uid,
-                                  (d for d in found if not isinstance(d, Invalid)))
 
 
 def dataset_version(training_job: TrainingJob) -> str | None:
