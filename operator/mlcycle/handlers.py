@@ -12,6 +12,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import kopf
@@ -286,37 +287,28 @@ def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 
 
 @kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5)
-def model_deployment_follow_alias(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """CD: when the alias moves in the registry, the new version rolls out."""
+def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """CD: when the alias moves in the registry, the new version rolls out. Then, with
+    spec.monitoring.drift, every spec.monitoring.checkIntervalSeconds the replicas' drift
+    windows, added up, reach status.drift and the Drifted condition. One timer, so the two
+    never write the whole status from the same old state at once (the later one would undo
+    the other's change)."""
     deployment = parse_model_deployment(body)
-    if isinstance(deployment, Invalid) or deployment.spec.model.alias is None:
+    if isinstance(deployment, Invalid):
         return
-    if (time.monotonic() - memo.get("last_registry_check", 0.0)
-            < deployment.spec.poll_interval_seconds):
-        return
-    memo["last_registry_check"] = time.monotonic()
-    with retry_transient():
-        write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
-
-
-def monitoring_drift(body: kopf.Body, **_: Any) -> bool:
-    """kopf's filter (on the raw body): a ModelDeployment with spec.monitoring.drift."""
-    return bool(((body.get("spec") or {}).get("monitoring") or {}).get("drift"))
-
-
-@kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5,
-            when=monitoring_drift)
-def model_deployment_drift(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """spec.monitoring.drift: every spec.monitoring.checkIntervalSeconds, the replicas'
-    drift windows, added up, reach status.drift and the Drifted condition."""
-    deployment = parse_model_deployment(body)
-    if isinstance(deployment, Invalid) or (
-            time.monotonic() - memo.get("last_drift_check", 0.0)
-            < deployment.spec.monitoring.check_interval_seconds):
-        return
-    memo["last_drift_check"] = time.monotonic()
-    with retry_transient():
-        write(deployment, model_deployments.check_drift(deployment, SETTINGS))
+    clock = time.monotonic()
+    if (deployment.spec.model.alias is not None and clock - memo.get("last_registry_check", 0.0)
+            >= deployment.spec.poll_interval_seconds):
+        memo["last_registry_check"] = clock
+        with retry_transient():
+            followed = model_deployments.reconcile_model_deployment(deployment, SETTINGS)
+            write(deployment, followed)
+        deployment = replace(deployment, status=followed.status)
+    if (deployment.spec.monitoring.drift and clock - memo.get("last_drift_check", 0.0)
+            >= deployment.spec.monitoring.check_interval_seconds):
+        memo["last_drift_check"] = clock
+        with retry_transient():
+            write(deployment, model_deployments.check_drift(deployment, SETTINGS))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels=MANAGED)

@@ -3,6 +3,7 @@ version it registers; a ModelDeployment with spec.monitoring.drift has its two r
 counts added up by the operator into status.drift and the Drifted condition (in-distribution
 traffic: no drift; one feature shifted: drift, naming it, with an Event and a plot in the
 version's run); the TrainingJob that produced the version retrains (spec.retrain.onDrift),
+and the drift of the version that run promotes is held back by maxRunsPerDay with an Event;
 one whose models nobody monitors says so; a version without a
 reference is served unmonitored with Drifted=Unknown, reason NoReference."""
 
@@ -39,6 +40,25 @@ def serving_addresses(k8s: client.ApiClient, namespace: str, name: str) -> list[
     pods = client.CoreV1Api(k8s).list_namespaced_pod(
         namespace, label_selector=f"mlcycle.dev/model-deployment={name}").items
     return [pod.status.pod_ip for pod in pods if pod.status.pod_ip]
+
+
+def ready_addresses(k8s: client.ApiClient, namespace: str, name: str,
+                    version: int) -> list[str]:
+    """Pod IPs of the ready replicas serving this version."""
+    pods = client.CoreV1Api(k8s).list_namespaced_pod(namespace, label_selector=(
+        f"mlcycle.dev/model-deployment={name},mlcycle.dev/model-version={version}")).items
+    return [pod.status.pod_ip for pod in pods if pod.metadata.deletion_timestamp is None
+            and any(c.type == "Ready" and c.status == "True"
+                    for c in pod.status.conditions or [])]
+
+
+def served(k8s: client.ApiClient, namespace: str, name: str,
+           version: int) -> dict[str, Any] | None:
+    """The ModelDeployment once this version serves on all its replicas."""
+    found = read(k8s, "modeldeployments", namespace, name)
+    status = found.get("status") or {}
+    return found if (status.get("servedVersion") == version
+                     and status.get("phase") == "Available") else None
 
 
 def predict(address: str, rows: pd.DataFrame) -> None:
@@ -85,7 +105,7 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
 ) -> None:
     started = time.monotonic()
     model_name = f"iris-drift-{ml_namespace}"
-    retrain = {"onDrift": True}
+    retrain = {"onDrift": True, "maxRunsPerDay": 2}
     for document in (
         load_example("iris/dataset.yaml"),
         load_example("iris/trainingjob.yaml", {"spec": {
@@ -186,4 +206,15 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     assert "drift" not in unmonitored["status"]
     predict(serving_addresses(k8s, ml_namespace, "iris-old")[0], iris.iloc[:5])
     assert any(e.reason == "NoReference" for e in events_for(k8s, ml_namespace, "iris-old"))
+
+    # Run 2 promotes version 2, which rolls out; its drift is held back by maxRunsPerDay 2.
+    wait_for("version 2 served", lambda: served(k8s, ml_namespace, "iris", 2), timeout=240)
+    send_to_each(ready_addresses(k8s, ml_namespace, "iris", 2), pd.concat([shifted, shifted]))
+    held = wait_for("drift held back", lambda: next((
+        e for e in events_for(k8s, ml_namespace, "iris-rf") if e.reason == "RetrainHeldBack"
+        and "version 2" in e.message), None), timeout=90, interval=2)
+    assert "held back, spec.retrain.maxRunsPerDay 2: 2 runs started" in held.message
+    after = read(k8s, "trainingjobs", ml_namespace, "iris-rf")["status"]
+    assert [r["trigger"] for r in after["runs"]] == ["Drift", "Created"]
+    assert [h["trigger"] for h in after["heldBack"]] == ["Drift"]
     print(f"drift e2e: {time.monotonic() - started:.0f} s")
