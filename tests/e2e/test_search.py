@@ -7,14 +7,22 @@
   leaderboard, one registered version, and no Pod left once the TrainingJob is deleted.
 - A bad search refused naming the field, and a failure budget spent ending a worker with
   the trials' error.
+- Reliability on the cluster: a worker Pod SIGKILLed mid-trial (that trial ends Failed, the
+  search finishes), the failure budget spent (the search ends Failed naming the fits' error)
+  and the operator SIGKILLed three times during a search (it finishes once: every trial
+  once, one registered version).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import multiprocessing
 import os
+import re
+import signal
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +30,13 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
+from localkube.paths import local_paths
+from localkube.realnode import containerd, node
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
 from mlcycle_trainer.search_journal import S3JournalBackend
+from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER
 from mlcycle_trainer.storage import ObjectStore, S3Location
 from tests.e2e.mlhelpers import (
     condition,
@@ -45,6 +56,7 @@ from tests.integration.test_trainer_services import (
 )
 
 pytestmark = pytest.mark.e2e
+logger = logging.getLogger(__name__)
 
 RECORDS_PER_WRITER = 60
 
@@ -297,3 +309,127 @@ def test_more_failed_trials_than_allowed_end_the_worker_naming_their_error(
     assert error["message"].startswith("3 trials failed, more than spec.search.maxFailedTrials "
                                        "(2): trials 0, 1, 2: ValueError: "), error["message"]
     assert "square" in error["message"]
+
+
+# --- Reliability on the cluster -------------------------------------------------------------
+
+
+def apply_search(mlstack: Stack, namespace: str, name: str, search: dict[str, Any],
+                 **spec: Any) -> str:
+    """The example's Dataset and a search named `name` (3 folds); returns its model name."""
+    model_name = f"{name}-{namespace}"
+    training = load_example("search/trainingjob.yaml", {"metadata": {"name": name}, "spec": {
+        "search": search, "registry": {"modelName": model_name},
+        "validation": {"folds": 3}, **spec}})
+    training["spec"]["search"] = {key: value for key, value in
+                                  training["spec"]["search"].items() if value is not None}
+    for document in (load_example("search/dataset.yaml"), training):
+        code, output = kubectl_apply(mlstack, namespace, document)
+        assert code == 0, output
+    return model_name
+
+
+def trial_runs(mlstack: Stack, experiment_id: str, study: str, *conditions: str) -> list[Any]:
+    """The study's trial runs in MLflow (the workers write them; the operator only reads)."""
+    found = " and ".join([f"tags.`{contract.TAG_SEARCH_STUDY}` = '{study}'",
+                          f"tags.`{contract.TAG_SEARCH_ROLE}` = 'trial'", *conditions])
+    return list(MlflowClient(tracking_uri=mlstack.services.mlflow_url).search_runs(
+        [experiment_id], filter_string=found, max_results=500))
+
+
+def studying(k8s: client.ApiClient, namespace: str, name: str) -> Callable[[], Any]:
+    """A probe: the search's (experiment id, study) once its first trial is in the status."""
+    def probe() -> tuple[str, str] | None:
+        status = read(k8s, "trainingjobs", namespace, name).get("status") or {}
+        experiment = (status.get("mlflow") or {}).get("experimentId")
+        return (experiment, status["study"]) if experiment and status.get("study") else None
+    return probe
+
+
+def assert_finished_once(mlstack: Stack, status: dict[str, Any], trials: int) -> list[Any]:
+    """Every trial number once, each run ended, the status counting them all."""
+    progress = status["progress"]
+    assert progress["completed"] + progress["pruned"] + progress["failed"] == trials, progress
+    assert progress["running"] == 0, progress
+    runs = trial_runs(mlstack, status["mlflow"]["experimentId"], status["study"])
+    assert sorted(int(r.data.tags[contract.TAG_TRIAL_NUMBER]) for r in runs) == list(
+        range(trials))
+    assert {r.info.status for r in runs} <= {"FINISHED", "KILLED", "FAILED"}
+    return runs
+
+
+def search_pods(k8s: client.ApiClient, namespace: str, name: str) -> list[Any]:
+    return [p for p in _pods(k8s, namespace, name)
+            if p.metadata.labels.get("mlcycle.dev/component") == "search"]
+
+
+def container_pid(pod: Any) -> int:
+    """The host pid of the Pod's container's main process (the trainer: PID 1 inside)."""
+    (status,) = pod.status.container_statuses
+    running = containerd.running_containers(node.node_dirs(local_paths()))
+    return running[status.container_id.removeprefix("containerd://")]
+
+
+def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    model_name = apply_search(mlstack, ml_namespace, "killed",
+                              {"maxTrials": 12, "pruner": "none"})
+    experiment, study = wait_for("the first trial in the status",
+                                 studying(k8s, ml_namespace, "killed"), timeout=600)
+    victim = next(p for p in search_pods(k8s, ml_namespace, "killed")
+                  if p.status.phase == "Running")
+    pid = container_pid(victim)
+    host = victim.spec.hostname or victim.metadata.name  # an Indexed Job's: <job>-<index>
+
+    def killed_mid_trial() -> Any:
+        """Frozen (SIGSTOP), the worker cannot end a trial: SIGKILL it if its trial's run is
+        open, else let it go on and look again."""
+        os.kill(pid, signal.SIGSTOP)
+        open_runs = trial_runs(mlstack, experiment, study, "attributes.status = 'RUNNING'",
+                               f"tags.`{TAG_TRIAL_WORKER}` LIKE '{host}-%'")
+        os.kill(pid, signal.SIGKILL if open_runs else signal.SIGCONT)
+        return open_runs[0] if open_runs else None
+
+    lost = wait_for("the worker inside a trial", killed_mid_trial, timeout=120)
+    worker = lost.data.tags[TAG_TRIAL_WORKER]
+    logger.info("SIGKILLed worker %s (Pod %s) in trial %s", worker, victim.metadata.name,
+                lost.data.tags[contract.TAG_TRIAL_NUMBER])
+
+    done = wait_phase(k8s, "trainingjobs", ml_namespace, "killed", ("Succeeded", "Failed"),
+                      timeout=900)
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    runs = {r.info.run_id: r for r in assert_finished_once(mlstack, status, 12)}
+    ended = runs[lost.info.run_id]
+    assert ended.info.status == "FAILED" and ended.data.tags[contract.TAG_TRIAL_STATE] == "Failed"
+    assert ended.data.tags[contract.TAG_TRIAL_ERROR] == (
+        f"WorkerLost: worker {worker} stopped during the trial")
+    assert status["progress"]["failed"] == 1, status["progress"]  # that one, no other
+    phases = {p.metadata.name: p.status.phase for p in search_pods(k8s, ml_namespace, "killed")}
+    # The killed Pod failed, and the Pod the Job put in its place finished its index.
+    assert phases.pop(victim.metadata.name) == "Failed" and set(phases.values()) == {
+        "Succeeded"}, phases
+    registry = MlflowClient(tracking_uri=mlstack.services.mlflow_url,
+                            registry_uri=mlstack.services.mlflow_url)
+    assert [v.version for v in registry.search_model_versions(f"name = '{model_name}'")] == ["1"]
+
+
+def test_more_failed_trials_than_allowed_fail_the_search_naming_the_error(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    # A valid value no fit survives: a precomputed kernel wants a square matrix.
+    apply_search(mlstack, ml_namespace, "failing", {
+        "algorithms": None, "pruner": "none", "maxTrials": 10, "maxFailedTrials": 2,
+        "space": {"svc": {"kernel": {"type": "categorical", "choices": ["precomputed"]}}}},
+        algorithm="svc")
+    failed = wait_phase(k8s, "trainingjobs", ml_namespace, "failing", ("Succeeded", "Failed"),
+                        timeout=600)
+    ready = condition(failed, "Ready")
+    assert (failed["status"]["phase"], ready["reason"]) == ("Failed", "TrialsFailed"), ready
+    # The trials failed when a worker counted them: at least 3 of the first, in any order.
+    assert re.search(r"^\d+ trials failed, more than spec\.search\.maxFailedTrials \(2\): "
+                     r"trials \d+(, \d+){2,}: ValueError: ", ready["message"]), ready["message"]
+    assert "square" in ready["message"], ready["message"]  # the fits' own error
+    assert failed["status"].get("model") is None
+    assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=train")

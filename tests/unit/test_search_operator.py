@@ -17,7 +17,7 @@ from mlcycle.builders.search import (
 from mlcycle.builders.trainingjob import ResolvedDataset
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
 from mlcycle.reconcile.common import JobState
-from mlcycle.reconcile.search import check_search, search_outcome
+from mlcycle.reconcile.search import check_search, search_outcome, workers_state
 from mlcycle.reconcile.trainingjob import NotRunnable
 from mlcycle.settings import Settings
 from mlcycle.studies import Trials
@@ -139,3 +139,19 @@ def test_a_bad_search_is_refused_before_any_pod(changes: dict[str, Any], reason:
     with pytest.raises(NotRunnable) as refused:
         check_search(training_job(with_search(**changes)))
     assert refused.value.reason == reason and refused.value.message.startswith(field)
+
+
+def worker_pod(name: str, created: str, exit_code: int, reason: str) -> dict[str, Any]:
+    message = json.dumps({"error": {"reason": reason, "message": f"{reason}: why"}})
+    return {"metadata": {"name": name, "creationTimestamp": created},
+            "status": {"containerStatuses": [{"name": "trainer", "state": {"terminated": {
+                "exitCode": exit_code, "message": message}}}]}}
+
+
+def test_a_failed_search_is_told_by_the_worker_that_ended_it_not_those_stopped_after() -> None:
+    failed = {"metadata": {"name": "wine-search"}, "status": {"conditions": [
+        {"type": "Failed", "status": "True", "reason": "PodFailurePolicy"}]}}
+    pods = [worker_pod("w-0", "2026-12-01T04:00:00Z", environment.EXIT_INVALID_INPUT,
+                       "TrialsFailed"),
+            worker_pod("w-1", "2026-12-01T04:00:01Z", 3, "Terminated")]
+    assert workers_state(failed, pods).failure() == ("TrialsFailed", "TrialsFailed: why")

@@ -59,7 +59,7 @@ from mlcycle_trainer.evaluate import CV_SCORERS
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.search_journal import journal_storage
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
-from mlcycle_trainer.search_tracking import SearchTracking
+from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking
 from mlcycle_trainer.snapshots import read_snapshot
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 from mlcycle_trainer.validation import Holdout, split
@@ -69,7 +69,10 @@ logger = logging.getLogger(__name__)
 TRIALS_FAILED = "TrialsFailed"
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0  # a worker silent this long is gone: its running trial failed
-ATTR_WORKER, ATTR_RUN, ATTR_ERROR, ATTR_OVERFLOW = "worker", "run_id", "error", "overflow"
+SETTLE_SECONDS = 1.0  # how often a worker done with its trials looks at the others' again
+# ATTR_UNCOUNTED marks a trial that counts nowhere: one started past the budget, or one whose
+# worker died before it had an MLflow run (it ran nothing; another trial takes its place).
+ATTR_WORKER, ATTR_RUN, ATTR_ERROR, ATTR_UNCOUNTED = "worker", "run_id", "error", "overflow"
 VALIDATION_FRACTION = 0.2  # of the training rows, when there is no cross-validation
 
 
@@ -139,17 +142,29 @@ class Worker:
         return self.spec.effective_objective.direction == Direction.MAXIMIZE
 
     def run(self) -> str:
-        """Trials until the study stops; why it stopped."""
+        """Trials until the study stops; why it stopped.
+
+        A worker whose budget is spent still waits for the trials running in other workers:
+        a trial whose worker died (its Pod was killed) ends Failed only once its heartbeat is
+        stale, and when every worker had already left it would stay Running for good."""
         while True:
             self.fail_stale_trials()
             reason = self.stop_reason(self.counted())
-            if reason is not None or not self.run_trial():
-                return reason or "maxTrials"
+            if reason is None:
+                self.run_trial()  # a trial past the budget does not run; the next check stops
+            elif self.running():
+                time.sleep(SETTLE_SECONDS)
+            else:
+                return reason
 
     def counted(self) -> list[FrozenTrial]:
-        """The study's trials, without those started past the budget."""
+        """The study's trials, without those that count nowhere."""
         return [t for t in self.study.get_trials(deepcopy=False)
-                if not t.user_attrs.get(ATTR_OVERFLOW)]
+                if not t.user_attrs.get(ATTR_UNCOUNTED)]
+
+    def running(self) -> list[FrozenTrial]:
+        return [t for t in self.study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,))
+                if not t.user_attrs.get(ATTR_UNCOUNTED)]
 
     def stop_reason(self, trials: list[FrozenTrial]) -> str | None:
         """Why no further trial starts, or None; raises when the failure budget is spent."""
@@ -175,22 +190,24 @@ class Worker:
             return "maxTrials"
         return None
 
-    def run_trial(self) -> bool:
-        """One trial; False when the trial fell past the budget and did not run.
+    def past_budget(self, number: int) -> bool:
+        """Trials are numbered in the journal's order, so the trials before this one decide,
+        without a lock, whether it fits in maxTrials."""
+        return len([t for t in self.counted() if t.number < number]) >= self.max_trials
 
-        Trials are numbered in the journal's order, so the trials before this one decide,
-        without a lock, whether it fits in maxTrials: one past it is marked and failed at
-        once, counts nowhere and gets no MLflow run."""
+    def run_trial(self) -> None:
+        """One trial; one past the budget is marked and failed at once, counts nowhere and
+        gets no MLflow run."""
         trial = self.study.ask()
-        before = [t for t in self.counted() if t.number < trial.number]
-        if len(before) >= self.max_trials:
-            trial.set_user_attr(ATTR_OVERFLOW, True)
+        if self.past_budget(trial.number):
+            trial.set_user_attr(ATTR_UNCOUNTED, True)
             self.study.tell(trial, state=OptunaState.FAIL)
-            return False
+            return
         trial.set_user_attr(ATTR_WORKER, self.name)
         algorithm, sampled = suggest(trial, self.spaces)
         hyperparameters = {**self.spec.hyperparameters, **sampled}  # fixed ones, if any
-        run_id = self.tracking.start_trial(trial.number, algorithm, sampled, self.run_tags)
+        run_id = self.tracking.start_trial(trial.number, algorithm, sampled,
+                                           {**self.run_tags, TAG_TRIAL_WORKER: self.name})
         trial.set_user_attr(ATTR_RUN, run_id)
         intermediate: dict[int, float] = {}
         value: float | None = None
@@ -210,7 +227,6 @@ class Worker:
             state = TrialState.FAILED
             logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
         self.end(trial, run_id, state, intermediate, value, error)
-        return True
 
     def evaluate(self, trial: optuna.Trial, algorithm: str, hyperparameters: dict[str, Any],
                  intermediate: dict[int, float]) -> float:
@@ -236,36 +252,45 @@ class Worker:
 
     def end(self, trial: optuna.Trial, run_id: str, state: TrialState,
             intermediate: dict[int, float], value: float | None, error: str | None) -> None:
+        """MLflow first, then the study: a worker killed in between leaves the trial Running
+        in the study, where another worker fails it and its run, never a run left Running
+        for a trial the study holds finished."""
+        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error)
         if error:
             trial.set_user_attr(ATTR_ERROR, error)
         self.study.tell(trial, value if state == TrialState.COMPLETE else None,
                         state=OPTUNA_STATES[state])
-        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error)
         self.finished += 1
         logger.info("Trial %d: %s%s", trial.number, state.value,
                     f", {self.metric.value} = {value:.4f}" if value is not None else "")
 
     def fail_stale_trials(self) -> None:
-        """A running trial whose worker stopped beating (its Pod was killed) ends Failed."""
+        """A running trial whose worker stopped beating (its Pod was killed) ends Failed, in
+        the study and in MLflow. One that has no MLflow run yet ran nothing: it counts
+        nowhere, and another trial takes its place."""
         now = time.time()
-        for trial in self.study.get_trials(deepcopy=False, states=(OptunaState.RUNNING,)):
+        for trial in self.running():
             started = trial.datetime_start.timestamp() if trial.datetime_start else now
             if now - started < STALE_SECONDS:
                 continue
             owner = str(trial.user_attrs.get(ATTR_WORKER, ""))
             if owner and now - self.last_beat(owner) < STALE_SECONDS:
                 continue
+            run_id = trial.user_attrs.get(ATTR_RUN) or self.tracking.trial_run(trial.number)
             error = f"WorkerLost: worker {owner or '(unknown)'} stopped during the trial"
+            attribute, value = (ATTR_ERROR, error) if run_id else (ATTR_UNCOUNTED, True)
             try:  # the storage's own calls: a trial of another worker is no optuna.Trial here
-                self.storage.set_trial_user_attr(trial._trial_id, ATTR_ERROR, error)
+                self.storage.set_trial_user_attr(trial._trial_id, attribute, value)
                 self.storage.set_trial_state_values(trial._trial_id, OptunaState.FAIL)
             except (UpdateFinishedTrialError, RuntimeError):
                 continue  # another worker ended it first
+            if not run_id:
+                logger.warning("Trial %d dropped: its worker %s stopped before it ran",
+                               trial.number, owner or "(unknown)")
+                continue
             logger.warning("Trial %d failed: %s", trial.number, error)
-            run_id = trial.user_attrs.get(ATTR_RUN)
-            if run_id:
-                self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
-                                        None, error)
+            self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
+                                    None, error)
 
     def last_beat(self, worker: str) -> float:
         try:

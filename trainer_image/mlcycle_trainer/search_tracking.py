@@ -28,6 +28,7 @@ from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 from mlcycle_trainer.tracking import MAX_PARAM_CHARS, tracking_errors
 
 PARENT_TAG = "mlflow.parentRunId"
+TAG_TRIAL_WORKER = "mlcycle.trial.worker"  # the worker (Pod name and a suffix) that ran it
 INTERMEDIATE_SUFFIX = "_running_mean"
 RUN_STATUS = {
     TrialState.COMPLETE: RunStatus.to_string(RunStatus.FINISHED),
@@ -83,6 +84,16 @@ class SearchTracking:
                 for name, value in hyperparameters.items()]
             self.client.log_batch(run_id, params=params)
         return run_id
+
+    def trial_run(self, number: int) -> str | None:
+        """The run of the study's trial `number`, when its worker created one."""
+        with tracking_errors(f"looking up the run of trial {number}"):
+            runs = self.client.search_runs(
+                [self.experiment_id], max_results=1,
+                filter_string=f"tags.`{TAG_SEARCH_STUDY}` = '{self.study}' and "
+                f"tags.`{TAG_SEARCH_ROLE}` = 'trial' and "
+                f"tags.`{TAG_TRIAL_NUMBER}` = '{number}'")
+        return str(runs[0].info.run_id) if runs else None
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,

@@ -35,7 +35,7 @@ from mlcycle.reconcile.trainingjob import (
     training_outcome,
 )
 from mlcycle.settings import Settings
-from mlcycle_contract import constants
+from mlcycle_contract import constants, environment
 from mlcycle_contract.api.algorithms import ALGORITHMS, hyperparameter_problem
 from mlcycle_contract.api.common import ConditionType, parse_duration
 from mlcycle_contract.api.learning import Direction
@@ -108,7 +108,7 @@ def reconcile_search(training_job: TrainingJob,
         training_job, dataset, study, deadline, settings))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
                                 study, training_job.spec.effective_objective.metric)
-    state = job_state(workers, kube.job_pods(namespace, workers_name))
+    state = workers_state(workers, kube.job_pods(namespace, workers_name))
     searched = search_outcome(training_job, study, found, state)
     searched.status = searched.status.model_copy(
         update={"dataset_version": dataset.version, "start_time": started})
@@ -121,6 +121,24 @@ def reconcile_search(training_job: TrainingJob,
                                settings)
     trained.events[:0] = searched.events
     return trained
+
+
+def workers_state(workers: Manifest, pods: list[Manifest]) -> JobState:
+    """Pure: the worker Job's state, its failure told by the worker that ended it.
+
+    A worker that ends the search (its failure budget spent: exit code EXIT_INVALID_INPUT,
+    which the Job's pod failure policy makes fatal) has the Job stop the others, and their
+    later messages only say they were stopped."""
+    ending = [pod for pod in pods if exit_code(pod) == environment.EXIT_INVALID_INPUT]
+    return job_state(workers, ending or pods)
+
+
+def exit_code(pod: Manifest) -> int | None:
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        if "exitCode" in terminated:
+            return int(terminated["exitCode"])
+    return None
 
 
 def ranked(trials: list[TrialSummary], direction: Direction) -> list[TrialSummary]:
