@@ -19,8 +19,10 @@ import json
 import logging
 import multiprocessing
 import os
+import random
 import re
 import signal
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -30,7 +32,8 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
-from localkube.paths import local_paths
+from localkube import processes, stack
+from localkube.paths import LocalPaths, local_paths
 from localkube.realnode import containerd, node
 from localkube.stack import Stack
 from localkube.testing import wait_for
@@ -433,3 +436,80 @@ def test_more_failed_trials_than_allowed_fail_the_search_naming_the_error(
     assert "square" in ready["message"], ready["message"]  # the fits' own error
     assert failed["status"].get("model") is None
     assert not jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=train")
+
+
+# --- The operator SIGKILLed and started again with the very settings it had ----------------
+
+KILL_SEED = "MLCYCLE_KILL_SEED"  # set it to replay a run's kill moments
+
+
+def operator_healthy(paths: LocalPaths) -> bool:
+    """kopf's liveness endpoint answers: the operator has started and runs its handlers."""
+    pid = stack.operator_pid(paths)
+    if pid is None:
+        return False
+    environment = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    port = next(e.split("=", 1)[1] for e in environment if e.startswith("MLCYCLE_HEALTH_PORT="))
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+            return bool(answer.status == 200)
+    except OSError:
+        return False
+
+
+def kill_and_restart_operator(paths: LocalPaths) -> int:
+    """SIGKILL the operator's process group, then start it again at once with its own command
+    line and environment (MLflow and MinIO endpoints, admin credentials, images), as
+    `make up` started it, on a new health port; its new pid."""
+    pid = stack.operator_pid(paths)
+    assert pid is not None, "no operator runs"
+    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
+    environment = dict(entry.split("=", 1) for entry in
+                       Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+    os.killpg(pid, signal.SIGKILL)
+    wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10, interval=0.05)
+    environment["MLCYCLE_HEALTH_PORT"] = str(processes.free_port())
+    restarted = processes.start(argv, paths.logs / "operator.log", env=environment)
+    stack._operator_pid_file(paths).write_text(str(restarted))
+    return restarted
+
+
+def test_operator_killed_three_times_during_a_search_finishes_it_once(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    """Two kills at random trials of the search (drawn from a logged seed), the third as the
+    best trial's training Job appears: the moment a restart could register twice."""
+    seed = int(os.environ.get(KILL_SEED) or random.SystemRandom().randrange(2**32))
+    moments = sorted(random.Random(seed).sample(range(1, 20), 2))
+    logger.warning("%s=%d: SIGKILL the operator after trials %s finish and when the final "
+                   "training Job appears", KILL_SEED, seed, moments)
+    model_name = apply_search(mlstack, ml_namespace, "restarts", {"maxTrials": 20})
+    experiment, study = wait_for("the first trial in the status",
+                                 studying(k8s, ml_namespace, "restarts"), timeout=600)
+
+    def finished(count: int) -> Callable[[], bool]:
+        return lambda: len(trial_runs(mlstack, experiment, study,
+                                      "attributes.status != 'RUNNING'")) >= count
+
+    def training_job() -> bool:
+        return bool(jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=train"))
+
+    for what, reached in [*((f"{m} trials finished", finished(m)) for m in moments),
+                          ("the final training Job", training_job)]:
+        wait_for(what, reached, timeout=600)
+        wait_for("the operator's liveness", lambda: operator_healthy(mlstack.paths),
+                 timeout=120)
+        pid = kill_and_restart_operator(mlstack.paths)
+        logger.warning("SIGKILLed the operator at %s; restarted as pid %d", what, pid)
+
+    done = wait_phase(k8s, "trainingjobs", ml_namespace, "restarts", ("Succeeded", "Failed"),
+                      timeout=900)
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert_finished_once(mlstack, status, 20)
+    assert len(jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=search")) == 1
+    assert len(jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=train")) == 1
+    registry = MlflowClient(tracking_uri=mlstack.services.mlflow_url,
+                            registry_uri=mlstack.services.mlflow_url)
+    assert [v.version for v in registry.search_model_versions(f"name = '{model_name}'")] == ["1"]
+    assert status["model"]["version"] == 1
