@@ -61,6 +61,10 @@ down: venv ## stop the local cluster and everything it started
 demo: venv node-deps ## the main job on the local cluster, end to end
 	$(PY) -m localkube.demo
 
+.PHONY: demo-continuous
+demo-continuous: venv node-deps ## continuous training on the local cluster: drift, retraining, champion gate, cooldown
+	$(PY) -m localkube.demo_continuous
+
 .PHONY: lint
 lint: venv ## ruff and mypy --strict
 	$(VENV)/bin/ruff check .
