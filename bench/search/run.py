@@ -19,6 +19,7 @@ replace the `search` section of docs/benchmarks.md.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -31,7 +32,7 @@ from sklearn.datasets import load_breast_cancer
 
 from bench.sections import machine, replace_section
 from bench.serving.procfs import PeakRss
-from localkube import stack
+from localkube import services, stack
 from localkube.readiness import api_client
 from localkube.testing import create_namespace, delete_namespace, wait_for
 from mlcycle_contract.api.algorithms import ALGORITHMS
@@ -98,7 +99,10 @@ def on_cluster(running: stack.Stack, objects: client.CustomObjectsApi, namespace
                name: str, parallelism: int, trials: int = TRIALS) -> tuple[float, float]:
     """(seconds from creation to the last trial's end, best value) of a TrainingJob."""
     body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "TrainingJob",
-            "metadata": {"name": name}, "spec": spec(parallelism, trials)}
+            "metadata": {"name": name}, "spec": {
+                **spec(parallelism, trials),
+                # Model names are a namespace's own: a fresh one per benchmark namespace.
+                "registry": {"modelName": f"{name}-{namespace}"}}}
     created = time.time()
     objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs", body)
 
@@ -120,6 +124,8 @@ def on_cluster(running: stack.Stack, objects: client.CustomObjectsApi, namespace
 
 def main() -> None:
     running = stack.up()
+    # The trials' MLflow runs are read as the cluster's MLflow admin (basic auth).
+    os.environ.update(services.admin_environment(running.paths))
     k8s = api_client(running.cluster.kubeconfig)
     objects = client.CustomObjectsApi(k8s)
     namespace = create_namespace(running.cluster.kubeconfig, prefix="bench")
