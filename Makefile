@@ -75,11 +75,12 @@ test: lint build node-deps images ## lint, then every test (unit and end-to-end 
 	$(VENV)/bin/pytest
 
 .PHONY: bench-serving
-bench-serving: venv ## ours vs mlflow models serve vs KServe, then ours: workers, HTTP stack, start-up, fuzzing; writes docs/benchmarks.md
+bench-serving: venv ## ours vs mlflow models serve vs KServe, then ours: workers, HTTP stack, start-up, fuzzing, drift monitoring's cost (last line); writes docs/benchmarks.md
 	$(PY) -m bench.serving.run
 	$(PY) -m bench.serving.options
 	$(PY) -m bench.serving.startup --rounds 5
 	$(PY) -m bench.serving.fuzz
+	$(PY) -m bench.serving.drift
 
 .PHONY: bench-search
 bench-search: venv images ## a 40-trial search as a TrainingJob (parallelism 1 and 2) vs plain Optuna, pruning's saving, operator RSS; writes docs/benchmarks.md
