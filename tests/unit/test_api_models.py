@@ -277,7 +277,7 @@ def test_constants_spell_keys_under_the_api_group() -> None:
 def test_a_champion_gate_needs_the_alias_it_compares_with() -> None:
     spec = {"datasetRef": {"name": "iris"}, "algorithm": "logistic_regression",
             "validation": {"gates": [{"metric": "accuracy", "op": ">=", "baseline": "champion"}]}}
-    with pytest.raises(ValidationError, match="set registry.alias"):
+    with pytest.raises(ValidationError, match=r"set registry\.alias"):
         TrainingJobSpec.model_validate(spec)
     accepted = TrainingJobSpec.model_validate({**spec, "registry": {"alias": "champion"}})
     assert accepted.validation.gates[0].baseline == "champion"
