@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -65,16 +66,20 @@ def tracking_errors(action: str) -> Iterator[None]:
         raise Transient(TRACKING_UNAVAILABLE, f"MLflow {action} failed: {exc}") from exc
 
 
-def ensure_experiment(name: str) -> str:
-    """The experiment's id, creating it if needed (tolerating a concurrent creator)."""
+def ensure_experiment(name: str, attempts: int = 6, pause_s: float = 0.5) -> str:
+    """The experiment's id, creating it if needed, tolerating a concurrent creator: another
+    Pod of the namespace (a search's other worker) may create it first, and MLflow's
+    basic-auth records the creator's permission only after the experiment exists, so for a
+    moment reading it answers 403 even to the same user."""
     with tracking_errors(f"opening experiment {name!r}"):
-        try:
-            experiment = mlflow.set_experiment(name)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            experiment = mlflow.set_experiment(name)
-    return str(experiment.experiment_id)
+        for _ in range(attempts - 1):
+            try:
+                return str(mlflow.set_experiment(name).experiment_id)
+            except MlflowException as exc:
+                if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "PERMISSION_DENIED"):
+                    raise
+            time.sleep(pause_s)
+        return str(mlflow.set_experiment(name).experiment_id)
 
 
 @contextmanager
