@@ -457,21 +457,14 @@ def operator_healthy(paths: LocalPaths) -> bool:
         return False
 
 
-def kill_and_restart_operator(paths: LocalPaths) -> int:
-    """SIGKILL the operator's process group, then start it again at once with its own command
-    line and environment (MLflow and MinIO endpoints, admin credentials, images), as
-    `make up` started it, on a new health port; its new pid."""
-    pid = stack.operator_pid(paths)
+def kill_and_restart_operator(running: Stack) -> int:
+    """SIGKILL the operator's process group, then start it again at once as `make up` does
+    (the stack's endpoints, credentials and images); its new pid."""
+    pid = stack.operator_pid(running.paths)
     assert pid is not None, "no operator runs"
-    argv = [a.decode() for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[:-1]]
-    environment = dict(entry.split("=", 1) for entry in
-                       Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
     os.killpg(pid, signal.SIGKILL)
     wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10, interval=0.05)
-    environment["MLCYCLE_HEALTH_PORT"] = str(processes.free_port())
-    restarted = processes.start(argv, paths.logs / "operator.log", env=environment)
-    stack._operator_pid_file(paths).write_text(str(restarted))
-    return restarted
+    return stack.start_operator(running)
 
 
 def test_operator_killed_three_times_during_a_search_finishes_it_once(
@@ -499,7 +492,7 @@ def test_operator_killed_three_times_during_a_search_finishes_it_once(
         wait_for(what, reached, timeout=600)
         wait_for("the operator's liveness", lambda: operator_healthy(mlstack.paths),
                  timeout=120)
-        pid = kill_and_restart_operator(mlstack.paths)
+        pid = kill_and_restart_operator(mlstack)
         logger.warning("SIGKILLed the operator at %s; restarted as pid %d", what, pid)
 
     done = wait_phase(k8s, "trainingjobs", ml_namespace, "restarts", ("Succeeded", "Failed"),
