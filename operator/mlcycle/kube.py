@@ -76,6 +76,21 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     return read_job(namespace, name) or {}
 
 
+def delete_job(namespace: str, name: str) -> None:
+    """Delete the Job, and its Pods after it (Background): the API's default for a Job,
+    kept for old clients, would orphan the Pods and leave them running. Gone already is
+    fine."""
+    unless_missing(lambda: batch().delete_namespaced_job(
+        name, namespace, propagation_policy="Background"))
+    logger.info("Deleted Job %s/%s", namespace, name)
+
+
+def jobs(namespace: str, labels: dict[str, str]) -> list[Manifest]:
+    selector = ",".join(f"{key}={value}" for key, value in labels.items())
+    found = batch().list_namespaced_job(namespace, label_selector=selector)
+    return [dict(api_client().sanitize_for_serialization(job)) for job in found.items]
+
+
 def ensure_secret(namespace: str, manifest: Manifest) -> dict[str, str]:
     """The Secret's data as it is now (base64-encoded, as the API holds it), created from the
     manifest if there is no Secret of that name. Never logged: it holds credentials."""

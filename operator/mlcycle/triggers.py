@@ -19,6 +19,7 @@ from mlcycle.objects import ModelDeployment
 from mlcycle.reconcile.common import condition
 from mlcycle_contract.api.common import Condition, parse_duration
 from mlcycle_contract.api.trainingjob import (
+    ConcurrencyPolicy,
     RunPhase,
     RunTrigger,
     TrainingJobConditionType,
@@ -164,10 +165,12 @@ class Hold:
 
 
 def hold(spec: TrainingJobSpec, status: TrainingJobStatus, at: datetime) -> Hold | None:
-    """Whether a limit holds an automatic run back at `at`: a run still running (Forbid),
-    the cooldown since the last run started, or the runs started in the last 24 hours."""
+    """Whether a limit holds an automatic run back at `at`: a run still running (Forbid;
+    Replace deletes it instead), the cooldown since the last run started, or the runs
+    started in the last 24 hours."""
     latest = status.runs[0] if status.runs else None
-    if latest is not None and latest.phase == RunPhase.RUNNING:
+    if (latest is not None and latest.phase == RunPhase.RUNNING
+            and spec.concurrency_policy == ConcurrencyPolicy.FORBID):
         return Hold(RUNNING, f"run {latest.number} is still running "
                     f"(spec.concurrencyPolicy: {spec.concurrency_policy.value})")
     retrain = spec.retrain

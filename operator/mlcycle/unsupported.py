@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from mlcycle_contract.api.dataset import DatasetSpec
 from mlcycle_contract.api.modeldeployment import ModelDeploymentSpec
-from mlcycle_contract.api.trainingjob import ConcurrencyPolicy, TrainingJobSpec
+from mlcycle_contract.api.trainingjob import TrainingJobSpec
 
 REASON = "Unsupported"
 
@@ -22,8 +22,6 @@ def dataset_unsupported(spec: DatasetSpec) -> list[str]:
 
 def training_job_unsupported(spec: TrainingJobSpec) -> list[str]:
     return _set({
-        # Replacing a running run means deleting its Job, which the operator's role may not.
-        "spec.concurrencyPolicy: Replace": spec.concurrency_policy == ConcurrencyPolicy.REPLACE,
         # A search's workers and final run are not started by triggers yet.
         "spec.schedule with spec.search": spec.search is not None and spec.schedule is not None,
         "spec.retrain.onNewData with spec.search": spec.search is not None

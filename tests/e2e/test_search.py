@@ -5,6 +5,8 @@
   MLflow parent run and one child run per trial.
 - examples/search applied: AutoML over several algorithms, status progress and
   leaderboard, one registered version, and no Pod left once the TrainingJob is deleted.
+- A running search whose algorithms change starts a new study and deletes the earlier
+  study's worker Job and Pods; the new study finishes with its own budget.
 - A bad search refused naming the field, and a failure budget spent ending a worker with
   the trials' error.
 - Reliability on the cluster: a worker Pod SIGKILLed mid-trial (that trial ends Failed, the
@@ -239,6 +241,39 @@ def test_deleting_a_running_search_stops_its_workers(
     mlstack.kubectl("delete", "trainingjob", "long", "-n", ml_namespace, "--wait=false")
     wait_for("no Pod of the search left", lambda: not _pods(k8s, ml_namespace, "long"),
              timeout=60)
+
+
+def test_a_new_study_deletes_the_earlier_study_s_workers(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+) -> None:
+    apply_search(mlstack, ml_namespace, "regen", {"maxTrials": 500})
+    wait_for("a running worker", lambda: any(
+        p.status.phase == "Running" for p in search_pods(k8s, ml_namespace, "regen")),
+        timeout=300)
+    earlier = read(k8s, "trainingjobs", ml_namespace, "regen")["status"]["study"]
+    [workers] = [j.metadata.name for j in jobs_with_label(
+        k8s, ml_namespace, "mlcycle.dev/training-job=regen,mlcycle.dev/component=search")]
+    mlstack.kubectl("patch", "trainingjob", "regen", "-n", ml_namespace, "--type=merge", "-p",
+                    json.dumps({"spec": {"search": {"algorithms": ["knn_classifier"],
+                                                    "maxTrials": 4, "parallelism": 1}}}))
+
+    def earlier_workers_gone() -> bool:
+        jobs = jobs_with_label(k8s, ml_namespace, "mlcycle.dev/component=search")
+        pods = [p for p in search_pods(k8s, ml_namespace, "regen")
+                if p.metadata.labels.get("job-name") == workers]
+        return workers not in [j.metadata.name for j in jobs] and not pods
+
+    wait_for("the earlier study's workers deleted, their Pods gone", earlier_workers_gone,
+             timeout=60)
+    stopped = [e.message for e in events_for(k8s, ml_namespace, "regen")
+               if e.reason == "EarlierStudyStopped"]
+    assert stopped and all(earlier in m and workers in m for m in stopped), stopped
+    done = wait_phase(k8s, "trainingjobs", ml_namespace, "regen", ("Succeeded", "Failed"),
+                      timeout=300)
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    assert status["study"] != earlier and status["progress"]["trials"] == "4/4"
+    assert status["bestTrial"]["algorithm"] == "knn_classifier"
 
 
 def test_a_cmaes_search_runs_in_the_trainer_image(

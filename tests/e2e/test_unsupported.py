@@ -22,10 +22,11 @@ from tests.e2e.mlhelpers import (
 
 pytestmark = pytest.mark.e2e
 
-# name -> (field, change)
+# name -> (field, change to examples/search's TrainingJob)
 TRAINING_JOB_FIELDS: dict[str, tuple[str, dict[str, Any]]] = {
-    "iris-replace": ("spec.concurrencyPolicy: Replace",
-                     {"schedule": "0 3 * * *", "concurrencyPolicy": "Replace"}),
+    "search-schedule": ("spec.schedule with spec.search", {"schedule": "0 3 * * *"}),
+    "search-new-data": ("spec.retrain.onNewData with spec.search",
+                        {"retrain": {"onNewData": True}}),
 }
 
 
@@ -45,7 +46,7 @@ def test_each_unimplemented_training_job_field_is_refused_without_a_training_job
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
     for name, (_, changes) in TRAINING_JOB_FIELDS.items():
-        training = load_example("iris/trainingjob.yaml", {
+        training = load_example("search/trainingjob.yaml", {
             "metadata": {"name": name}, "spec": changes})
         code, output = kubectl_apply(mlstack, ml_namespace, training)
         assert code == 0, output

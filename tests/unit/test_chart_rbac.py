@@ -34,7 +34,8 @@ USES: dict[Grant, tuple[str, str]] = {
        for kind in ("datasets", "trainingjobs", "modeldeployments")},
     ("batch", "jobs", "create"): ("kube.py", "create_namespaced_job("),
     ("batch", "jobs", "get"): ("kube.py", "read_namespaced_job("),
-    ("batch", "jobs", "list"): ("handlers.py", '@kopf.on.event("batch", "v1", "jobs"'),
+    ("batch", "jobs", "list"): ("kube.py", "list_namespaced_job("),  # and kopf, to watch
+    ("batch", "jobs", "delete"): ("kube.py", "delete_namespaced_job("),
     ("batch", "jobs", "watch"): ("handlers.py", '@kopf.on.event("batch", "v1", "jobs"'),
     ("", "pods", "list"): ("kube.py", "list_namespaced_pod("),
     # Server-side apply creates what is missing: the apiserver checks `create` and `patch`.

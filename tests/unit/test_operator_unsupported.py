@@ -40,17 +40,22 @@ def test_continuous_training_fields_are_supported() -> None:
     assert dataset_unsupported(DatasetSpec.model_validate({**DATASET, "refreshInterval": "1h"})) \
         == []
     automatic = {**TRAINING, "schedule": "0 3 * * *", "timeZone": "Europe/Berlin",
+                 "concurrencyPolicy": "Replace",
                  "retrain": {"onNewData": True, "onDrift": True, "minInterval": "1h",
                              "maxRunsPerDay": 3}}
     assert training_job_unsupported(TrainingJobSpec.model_validate(automatic)) == []
 
 
+SEARCH: dict[str, Any] = {"datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]}}
+
+
 @pytest.mark.parametrize(("changes", "path"), [
-    ({"concurrencyPolicy": "Replace"}, "spec.concurrencyPolicy: Replace"),
+    ({"schedule": "@daily"}, "spec.schedule with spec.search"),
+    ({"retrain": {"onNewData": True}}, "spec.retrain.onNewData with spec.search"),
 ])
 def test_each_training_job_field_is_refused_by_its_path(changes: dict[str, Any],
                                                          path: str) -> None:
-    spec = TrainingJobSpec.model_validate({**TRAINING, **changes})
+    spec = TrainingJobSpec.model_validate({**SEARCH, **changes})
     assert training_job_unsupported(spec) == [path]
 
 
@@ -67,8 +72,7 @@ def test_a_model_deployment_drift_monitor_is_supported() -> None:
 
 def test_the_message_names_every_field_set() -> None:
     spec = TrainingJobSpec.model_validate(
-        {"datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]},
-         "schedule": "@daily", "concurrencyPolicy": "Replace"})
+        {**SEARCH, "schedule": "@daily", "retrain": {"onNewData": True}})
     message = unsupported_message(training_job_unsupported(spec))
-    assert message.startswith("spec.concurrencyPolicy: Replace: not supported yet")
-    assert "; spec.schedule with spec.search: not supported yet" in message
+    assert message.startswith("spec.schedule with spec.search: not supported yet")
+    assert "; spec.retrain.onNewData with spec.search: not supported yet" in message

@@ -1,9 +1,11 @@
-"""The operator's pure search layer: the worker Job, the study's identity across edits, the
-status computed from the trials, and the TrainingJob that trains the best trial."""
+"""The operator's pure search layer: the worker Job, the study's identity across edits (and
+the earlier study's Jobs a new one deletes), the status computed from the trials, and the
+TrainingJob that trains the best trial."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,17 +14,30 @@ from mlcycle.builders.search import (
     GRACE_SECONDS,
     best_trial_training,
     build_search_workers,
+    search_workers_name,
     study_name,
 )
 from mlcycle.builders.trainingjob import ResolvedDataset
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
+from mlcycle.reconcile import search as searches
 from mlcycle.reconcile.common import JobState
-from mlcycle.reconcile.search import check_search, search_outcome, workers_state
+from mlcycle.reconcile.search import (
+    check_search,
+    earlier_study_jobs,
+    reconcile_search,
+    search_outcome,
+    workers_state,
+)
 from mlcycle.reconcile.trainingjob import NotRunnable
 from mlcycle.settings import Settings
 from mlcycle.studies import Trials
 from mlcycle_contract import constants, environment
-from mlcycle_contract.api.dataset import SplitSpec
+from mlcycle_contract.api.dataset import (
+    DatasetPhase,
+    DatasetStatus,
+    DatasetVersionRecord,
+    SplitSpec,
+)
 from mlcycle_contract.api.learning import Algorithm
 from mlcycle_contract.api.search import TrialState, TrialSummary
 
@@ -73,6 +88,84 @@ def test_raising_the_budget_continues_the_study_and_a_new_space_starts_another()
     assert study_name(training_job(with_search(algorithms=["knn_classifier"])), "v1") != first
     assert study_name(training_job(with_search(sampler="random")), "v1") != first
     assert study_name(training_job(SEARCH), "v2") != first  # new data, new study
+
+
+def workers(generation: int, spec: dict[str, Any] = SEARCH, uid: str = "uid-1",
+            conditions: list[dict[str, str]] | None = None,
+            deleting: bool = False) -> dict[str, Any]:
+    """The worker Job of a generation, as the API returns it."""
+    job = build_search_workers(training_job(spec, generation), RESOLVED, "study-x", None,
+                               SETTINGS)
+    job["metadata"]["ownerReferences"][0]["uid"] = uid
+    if deleting:
+        job["metadata"]["deletionTimestamp"] = "2026-12-01T10:00:00Z"
+    return job | {"status": {"conditions": conditions or []}}
+
+
+def test_a_new_study_deletes_the_earlier_studys_unfinished_jobs_only() -> None:
+    new = with_search(algorithms=["knn_classifier"], maxTrials=4)
+    current = workers(3, new)
+    earlier = [workers(1), workers(2, with_search(maxTrials=60))]
+    done = workers(4, with_search(parallelism=1),
+                   conditions=[{"type": "Complete", "status": "True"}])
+    others = [workers(5, uid="uid-0"), workers(6, deleting=True)]  # an earlier TrainingJob's
+    names = earlier_study_jobs([current, *earlier, done, *others], "uid-1",
+                               current["metadata"]["name"])
+    assert names == sorted(job["metadata"]["name"] for job in earlier)
+
+
+Calls = list[tuple[str, str]]
+
+
+def reconcile_with(monkeypatch: pytest.MonkeyPatch, searched: TrainingJob,
+                   existing: list[dict[str, Any]]) -> tuple[Any, Calls]:
+    """reconcile_search against recorded Kubernetes calls, MLflow holding no trial yet."""
+    calls: Calls = []
+    uri = RESOLVED.snapshot_uri
+    history = [DatasetVersionRecord(version="v1", snapshot_uri=uri, rows=178,
+                                    created_at=datetime(2026, 12, 1, tzinfo=UTC))]
+    dataset = {"metadata": {"name": "wine", "namespace": "ml", "uid": "d1", "generation": 1},
+               "spec": {"source": {"builtin": "wine"}, "target": "target"},
+               "status": DatasetStatus(phase=DatasetPhase.READY, version="v1", snapshot_uri=uri,
+                                       history=history).to_wire()}
+
+    def ensure_job(namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        calls.append(("create", manifest["metadata"]["name"]))
+        return manifest
+
+    monkeypatch.setattr(searches.kube, "read_custom", lambda *_: dataset)
+    monkeypatch.setattr(searches.kube, "jobs", lambda *_: existing)
+    monkeypatch.setattr(searches.kube, "delete_job",
+                        lambda namespace, name: calls.append(("delete", name)))
+    monkeypatch.setattr(searches.kube, "ensure_job", ensure_job)
+    monkeypatch.setattr(searches.kube, "job_pods", lambda *_: [])
+    monkeypatch.setattr(searches.studies, "read_trials",
+                        lambda *_: Trials([], None, None, {}))
+    return reconcile_search(searched, SETTINGS), calls
+
+
+def test_a_changed_space_deletes_the_running_workers_before_starting_new_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    earlier = workers(1)
+    study = study_name(training_job(SEARCH), "v1")
+    changed = training_job(with_search(algorithms=["knn_classifier"]), 2,
+                           {"study": study, "phase": "Running"})
+    outcome, calls = reconcile_with(monkeypatch, changed, [earlier])
+    assert calls == [("delete", earlier["metadata"]["name"]),
+                     ("create", search_workers_name(changed.metadata))]
+    assert outcome is not None and outcome.status.study != study
+    [event] = [e for e in outcome.events if e.reason == "EarlierStudyStopped"]
+    assert study in event.message and earlier["metadata"]["name"] in event.message
+
+
+def test_a_raised_budget_keeps_the_earlier_workers_of_the_same_study(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    study = study_name(training_job(SEARCH), "v1")
+    raised = training_job(with_search(maxTrials=60), 2, {"study": study, "phase": "Running"})
+    outcome, calls = reconcile_with(monkeypatch, raised, [workers(1)])
+    assert calls == [("create", search_workers_name(raised.metadata))]
+    assert outcome is not None and outcome.status.study == study
+    assert "EarlierStudyStopped" not in [e.reason for e in outcome.events]
 
 
 def trial(number: int, value: float | None, state: TrialState = TrialState.COMPLETE,

@@ -1,5 +1,6 @@
 """Retraining triggers and limits, without a cluster: cron in a time zone (through cronsim),
-new data, the cooldown, the daily limit and Forbid; how runs are recorded in status.runs."""
+new data, the cooldown, the daily limit, Forbid and Replace; how runs are recorded in
+status.runs."""
 
 from __future__ import annotations
 
@@ -11,18 +12,24 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from mlcycle import triggers
+from mlcycle import tenancy, triggers
 from mlcycle.builders.trainingjob import training_job_name
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
+from mlcycle.reconcile import trainingjob
 from mlcycle.reconcile.trainingjob import (
     current_job_name,
     held_back,
+    reconcile_training_job,
+    replaced_run,
+    replacement_events,
     reports_on,
+    start_run,
     training_outcome,
 )
 from mlcycle.settings import Settings
 from mlcycle.unsupported import training_job_unsupported
 from mlcycle_contract import constants
+from mlcycle_contract.api.dataset import DatasetPhase, DatasetStatus, DatasetVersionRecord
 from mlcycle_contract.api.trainingjob import (
     RunPhase,
     RunRecord,
@@ -155,6 +162,15 @@ def test_forbid_holds_back_while_a_run_runs() -> None:
     assert "run 4 is still running" in held.message and "Forbid" in held.message
 
 
+def test_replace_holds_nothing_back_for_a_running_run_but_keeps_the_other_limits() -> None:
+    running = status(run(4, AT - timedelta(hours=5), RunPhase.RUNNING))
+    assert triggers.hold(spec(schedule="@daily", concurrencyPolicy="Replace"), running,
+                         AT) is None
+    cooled = spec(concurrencyPolicy="Replace", retrain={"onNewData": True, "minInterval": "6h"})
+    held = triggers.hold(cooled, running, AT)
+    assert held is not None and held.reason == "Cooldown"
+
+
 def test_the_cooldown_holds_back_until_min_interval_after_the_last_start() -> None:
     cooled = spec(retrain={"onNewData": True, "minInterval": "1h"})
     recent = status(run(2, AT - timedelta(minutes=20)))
@@ -246,10 +262,129 @@ def test_an_automatic_run_is_the_current_run_until_the_generation_changes() -> N
     assert current_job_name(edited) == training_job_name(edited.metadata)
 
 
-def test_replace_and_triggers_on_a_search_are_refused_by_name() -> None:
-    assert training_job_unsupported(spec(schedule="@daily", concurrencyPolicy="Replace")) == [
-        "spec.concurrencyPolicy: Replace"]
+def test_triggers_on_a_search_are_refused_by_name_and_replace_is_not() -> None:
+    assert training_job_unsupported(spec(schedule="@daily", concurrencyPolicy="Replace")) == []
     searched = TrainingJobSpec.model_validate({
         "datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]},
         "retrain": {"onNewData": True}})
     assert "spec.retrain.onNewData with spec.search" in training_job_unsupported(searched)
+
+
+# --- concurrencyPolicy: Replace ----------------------------------------------------------
+
+
+def test_replace_names_the_running_run_of_another_job_and_forbid_none() -> None:
+    running = [run(2, AT, RunPhase.RUNNING), run(1, AT - timedelta(hours=1))]
+    replace_ = spec(concurrencyPolicy="Replace")
+    assert replaced_run(replace_, running, "iris-train-3") == running[0]
+    assert replaced_run(replace_, running, "iris-train-2") is None  # its own Job
+    assert replaced_run(spec(), running, "iris-train-3") is None  # Forbid
+    assert replaced_run(replace_, running[1:], "iris-train-3") is None  # none running
+    assert replaced_run(replace_, [], "iris-train-1") is None
+
+
+def requested(status_: TrainingJobStatus, policy: str) -> TrainingJob:
+    """The TrainingJob once a user set the manual request annotation."""
+    parsed = parse_training_job({
+        "metadata": {"name": "iris", "namespace": "ml", "uid": "u1", "generation": 1,
+                     "annotations": {constants.ANNOTATION_REQUESTED_AT: "2026-12-01T10:01"}},
+        "spec": {**BASE, "concurrencyPolicy": policy}, "status": status_.to_wire()})
+    assert not isinstance(parsed, Invalid), parsed
+    return parsed
+
+
+def test_a_manual_request_under_replace_records_the_running_run_replaced_with_an_event() -> None:
+    first = training_job({"concurrencyPolicy": "Replace"})
+    old_job = current_job_name(first)
+    running = training_outcome(first, job(old_job, []), [], SETTINGS).status
+    again = requested(running, "Replace")
+    new_job = current_job_name(again)
+    assert new_job != old_job and replaced_run(again.spec, running.runs, new_job) is not None
+    replaced = training_outcome(again, job(new_job, []), [], SETTINGS)
+    assert [(r.number, r.trigger, r.phase) for r in replaced.status.runs] == [
+        (2, "Manual", "Running"), (1, "Created", "Replaced")]
+    assert replaced.status.runs[1].completion_time == replaced.status.runs[0].start_time
+    [event] = [e for e in replaced.events if e.reason == "RunReplaced"]
+    assert event.message.startswith(f"run 1 (Job {old_job}) replaced by run 2 (Manual: ")
+    # The replaced Job's late end reaches nothing: only the new run's Job reports.
+    after = requested(replaced.status, "Replace")
+    assert reports_on(after, new_job) and not reports_on(after, old_job)
+    # Written once more (a retried reconcile, the new Job's next event): no second Event.
+    assert not [e for e in training_outcome(after, job(new_job, []), [], SETTINGS).events
+                if e.reason == "RunReplaced"]
+
+
+def test_a_manual_request_under_forbid_supersedes_without_an_event() -> None:
+    first = training_job({})
+    running = training_outcome(first, job(current_job_name(first), []), [], SETTINGS).status
+    again = requested(running, "Forbid")
+    outcome = training_outcome(again, job(current_job_name(again), []), [], SETTINGS)
+    assert [r.phase for r in outcome.status.runs] == ["Running", "Superseded"]
+    assert outcome.status.runs[1].completion_time is None
+    assert replacement_events(running.runs, outcome.status.runs) == []
+
+
+Calls = list[tuple[str, str]]
+
+
+@pytest.fixture
+def cluster(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """The Kubernetes, tenancy and registry calls of a reconcile, recorded in order; the
+    Dataset iris is Ready at version v2, after v1."""
+    calls: Calls = []
+    history = [DatasetVersionRecord(version=v, snapshot_uri=f"s3://data/iris/{v}", rows=150,
+                                    created_at=AT) for v in ("v2", "v1")]
+    dataset = {"metadata": {"name": "iris", "namespace": "ml", "uid": "d1", "generation": 1},
+               "spec": {"source": {"builtin": "iris"}, "target": "target"},
+               "status": DatasetStatus(phase=DatasetPhase.READY, version="v2",
+                                       snapshot_uri="s3://data/iris/v2",
+                                       history=history).to_wire()}
+
+    def ensure_job(namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        calls.append(("create", manifest["metadata"]["name"]))
+        return manifest
+
+    monkeypatch.setattr(trainingjob.kube, "read_custom", lambda *_: dataset)
+    monkeypatch.setattr(trainingjob.kube, "delete_job",
+                        lambda namespace, name: calls.append(("delete", name)))
+    monkeypatch.setattr(trainingjob.kube, "ensure_job", ensure_job)
+    monkeypatch.setattr(trainingjob.kube, "job_pods", lambda *_: [])
+    monkeypatch.setattr(trainingjob.tenancy, "ensure_tenant",
+                        lambda namespace, _: tenancy.Tenant(namespace, "s", "p"))
+    monkeypatch.setattr(trainingjob.registry, "check_registrable", lambda *_: None)
+    return calls
+
+
+def test_a_trigger_under_replace_deletes_the_running_job_before_starting_its_run(
+        cluster: Calls) -> None:
+    old = run(1, AT - timedelta(minutes=3), RunPhase.RUNNING)
+    current = status(old, job_name=old.job_name, phase="Running")
+    started = training_job({"schedule": "*/5 * * * *", "concurrencyPolicy": "Replace"}, current)
+    fire = triggers.Trigger(RunTrigger.SCHEDULE, "schedule/x", "spec.schedule fired")
+    outcome = start_run(started, current, [fire], SETTINGS, AT)
+    new_job = training_job_name(started.metadata, "schedule/x")
+    assert cluster == [("delete", old.job_name), ("create", new_job)]
+    assert [(r.number, r.phase, r.completion_time) for r in outcome.status.runs] == [
+        (2, "Running", None), (1, "Replaced", AT)]
+    assert [e.reason for e in outcome.events] == ["RetrainStarted", "RunReplaced"]
+    assert outcome.events[1].message.startswith(
+        f"run 1 (Job {old.job_name}) replaced by run 2 (Schedule: spec.schedule fired)")
+    assert outcome.status.job_name == new_job
+
+
+def test_a_manual_request_under_replace_deletes_the_running_job_first(cluster: Calls) -> None:
+    first = training_job({"concurrencyPolicy": "Replace"})
+    old_job = current_job_name(first)
+    running = training_outcome(first, job(old_job, []), [], SETTINGS).status
+    outcome = reconcile_training_job(requested(running, "Replace"), SETTINGS)
+    assert outcome is not None
+    assert [call[0] for call in cluster] == ["delete", "create"] and cluster[0][1] == old_job
+    assert [r.phase for r in outcome.status.runs] == ["Running", "Replaced"]
+    assert "RunReplaced" in [e.reason for e in outcome.events]
+
+
+def test_a_manual_request_under_forbid_deletes_nothing(cluster: Calls) -> None:
+    first = training_job({})
+    running = training_outcome(first, job(current_job_name(first), []), [], SETTINGS).status
+    outcome = reconcile_training_job(requested(running, "Forbid"), SETTINGS)
+    assert outcome is not None and [call[0] for call in cluster] == ["create"]

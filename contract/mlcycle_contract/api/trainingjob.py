@@ -134,7 +134,8 @@ class RetrainTriggers(ApiModel):
 
 
 class ConcurrencyPolicy(StrEnum):
-    """What an automatic trigger does while a run is running (as CronJob's)."""
+    """What a new run does while another runs (as CronJob's): wait or be skipped (Forbid,
+    for automatic triggers), or delete the running one (Replace)."""
 
     FORBID = "Forbid"
     REPLACE = "Replace"
@@ -259,8 +260,10 @@ class TrainingJobSpec(ApiModel):
     concurrency_policy: ConcurrencyPolicy = Field(
         default=ConcurrencyPolicy.FORBID,
         description="Forbid: an automatic trigger waits (new data) or is skipped (a schedule "
-        "fire) while a run runs. Replace: not supported yet (refused): it would delete the "
-        "running Job, which the operator's role may not.",
+        "fire) while a run runs, and a run a spec change or manual request starts leaves the "
+        "running one to finish, unreported (Superseded). Replace: any new run (a trigger, a "
+        "manual request, a spec change) first deletes the running run's Job and its Pods; "
+        "that run is recorded as Replaced, with a RunReplaced Event.",
     )
     retrain: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Automatic retraining triggers."
@@ -370,6 +373,7 @@ class RunPhase(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
     SUPERSEDED = "Superseded"
+    REPLACED = "Replaced"
 
 
 class RunRecord(ApiModel):

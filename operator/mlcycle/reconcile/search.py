@@ -1,6 +1,8 @@
 """TrainingJob with spec.search: run the study's worker Job, report its trials (progress,
 best trial, leaderboard), then train the best trial once more through the normal training
-Job, which validates it, registers it once and moves the alias if the gates pass."""
+Job, which validates it, registers it once and moves the alias if the gates pass. A new
+study (a new generation that changes what shapes the trials) first deletes the earlier
+study's unfinished Jobs."""
 
 from __future__ import annotations
 
@@ -101,15 +103,21 @@ def reconcile_search(training_job: TrainingJob,
     study = study_name(training_job, dataset.version)
     started = status.start_time if status.study == study and status.start_time else now()
     deadline = started + parse_duration(search.timeout) if search.timeout else None
-    # An earlier generation's workers are left to finish: they stop at their own, earlier
-    # budget (deleting them needs a grant the operator's role does not have).
     workers_name = search_workers_name(metadata)
+    stopped: list[Event] = []
+    if status.study is not None and status.study != study:
+        owned = kube.jobs(namespace, {constants.LABEL_TRAINING_JOB: metadata.name})
+        earlier = earlier_study_jobs(owned, metadata.uid, workers_name)
+        for name in earlier:
+            kube.delete_job(namespace, name)
+        stopped = earlier_jobs_stopped(earlier, status.study, study)
     workers = kube.ensure_job(namespace, build_search_workers(
         training_job, dataset, study, deadline, settings))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
                                 study, training_job.spec.effective_objective.metric)
     state = workers_state(workers, kube.job_pods(namespace, workers_name))
     searched = search_outcome(training_job, study, found, state)
+    searched.events[:0] = stopped
     searched.status = searched.status.model_copy(
         update={"dataset_version": dataset.version, "start_time": started})
     best = searched.status.best_trial
@@ -121,6 +129,28 @@ def reconcile_search(training_job: TrainingJob,
                                settings)
     trained.events[:0] = searched.events
     return trained
+
+
+def earlier_study_jobs(jobs: list[Manifest], uid: str, workers_name: str) -> list[str]:
+    """Pure: the Jobs to delete when a new study starts: every unfinished Job of this
+    TrainingJob (its workers of earlier generations, a final training of the earlier study)
+    but the new study's workers. Raising maxTrials or parallelism keeps the study, and its
+    earlier workers keep running trials of it."""
+    return sorted(
+        job["metadata"]["name"] for job in jobs
+        if job["metadata"]["name"] != workers_name
+        and not job["metadata"].get("deletionTimestamp")
+        and any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or [])
+        and not job_state(job, []).finished)
+
+
+def earlier_jobs_stopped(names: list[str], earlier: str, study: str) -> list[Event]:
+    if not names:
+        return []
+    return [Event("Normal", "EarlierStudyStopped",
+                  f"study {study} starts (the space, algorithms, data or another setting "
+                  f"that shapes the trials changed): deleted the unfinished Jobs of study "
+                  f"{earlier} and their Pods: {', '.join(names)}")]
 
 
 def workers_state(workers: Manifest, pods: list[Manifest]) -> JobState:

@@ -21,6 +21,7 @@ from mlcycle.reconcile.common import (
     INVALID_SPEC,
     MODEL_ACCESS_DENIED,
     Event,
+    JobState,
     Manifest,
     Outcome,
     condition,
@@ -38,6 +39,7 @@ from mlcycle_contract.api.common import ConditionType, set_condition
 from mlcycle_contract.api.dataset import DatasetPhase
 from mlcycle_contract.api.trainingjob import (
     RUNS_LIMIT,
+    ConcurrencyPolicy,
     HeldTrigger,
     MlflowRun,
     RunPhase,
@@ -81,6 +83,9 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
         check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
+    replaced = replaced_run(training_job.spec, training_job.status.runs, job_name)
+    if replaced is not None:
+        kube.delete_job(namespace, replaced.job_name)
     job = kube.ensure_job(namespace, job_manifest)
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
 
@@ -188,6 +193,14 @@ def training_outcome(training_job: TrainingJob, job: Manifest, pods: list[Manife
         "observed_generation": generation,
     })
     status = status.model_copy(update={"runs": with_run(training_job, status)})
+    reported = run_outcome(old, status, state, settings, generation)
+    reported.events[:0] = replacement_events(old.runs, reported.status.runs)
+    return reported
+
+
+def run_outcome(old: TrainingJobStatus, status: TrainingJobStatus, state: JobState,
+                settings: Settings, generation: int) -> Outcome[TrainingJobStatus]:
+    """Pure: the status, with the current run's record, as its Job stands."""
     if not state.finished:
         return outcome(old.conditions, status.model_copy(update={
             "phase": TrainingJobPhase.RUNNING,
@@ -257,7 +270,8 @@ def with_run(training_job: TrainingJob, status: TrainingJobStatus) -> list[RunRe
     assert status.job_name is not None and status.start_time is not None
     record = new_run(training_job, status, trigger, reason, status.job_name,
                      status.dataset_version, status.start_time)
-    return [record, *superseded(runs)][:RUNS_LIMIT]
+    return [record, *superseded(runs, training_job.spec.concurrency_policy,
+                                status.start_time)][:RUNS_LIMIT]
 
 
 def new_run(training_job: TrainingJob, status: TrainingJobStatus, trigger: RunTrigger,
@@ -271,12 +285,43 @@ def new_run(training_job: TrainingJob, status: TrainingJobStatus, trigger: RunTr
         start_time=start)
 
 
-def superseded(runs: list[RunRecord]) -> list[RunRecord]:
-    """A run still running when a newer one starts (a spec change or a manual request) is no
-    longer reported on: recorded as Superseded."""
-    if runs and runs[0].phase == RunPhase.RUNNING:
-        return [runs[0].model_copy(update={"phase": RunPhase.SUPERSEDED}), *runs[1:]]
-    return runs
+def superseded(runs: list[RunRecord], policy: ConcurrencyPolicy,
+               at: datetime) -> list[RunRecord]:
+    """A run still running when a newer one starts is no longer reported on: recorded as
+    Superseded (Forbid: its Job is left to finish) or, ended at `at`, as Replaced (Replace:
+    its Job was deleted)."""
+    if not runs or runs[0].phase != RunPhase.RUNNING:
+        return runs
+    if policy == ConcurrencyPolicy.REPLACE:
+        ended_run = runs[0].model_copy(update={"phase": RunPhase.REPLACED, "completion_time": at})
+    else:
+        ended_run = runs[0].model_copy(update={"phase": RunPhase.SUPERSEDED})
+    return [ended_run, *runs[1:]]
+
+
+def replaced_run(spec: TrainingJobSpec, runs: list[RunRecord],
+                 job_name: str) -> RunRecord | None:
+    """Replace: the run still running that the run with Job `job_name` replaces, whose Job
+    is deleted before the new one is created; None under Forbid or when no other run runs."""
+    latest = runs[0] if runs else None
+    if (spec.concurrency_policy != ConcurrencyPolicy.REPLACE or latest is None
+            or latest.phase != RunPhase.RUNNING or latest.job_name == job_name):
+        return None
+    return latest
+
+
+def replacement_events(before: list[RunRecord], after: list[RunRecord]) -> list[Event]:
+    """A RunReplaced Event when `after` records as Replaced the run `before` had running,
+    naming it and the run that replaced it."""
+    if len(after) < 2 or after[1].phase != RunPhase.REPLACED:
+        return []
+    new, replaced = after[0], after[1]
+    if not any(r.number == replaced.number and r.phase == RunPhase.RUNNING for r in before):
+        return []
+    return [Event("Normal", "RunReplaced",
+                  f"run {replaced.number} (Job {replaced.job_name}) replaced by run "
+                  f"{new.number} ({new.trigger.value}: {new.reason}): "
+                  "spec.concurrencyPolicy Replace deleted its Job and Pods")]
 
 
 def ended(status: TrainingJobStatus, gates_passed: bool | None = None) -> TrainingJobStatus:
@@ -376,11 +421,15 @@ def start_run(training_job: TrainingJob, status: TrainingJobStatus,
     except NotRunnable as problem:
         return Outcome(status, [Event("Warning", problem.reason,
                                       f"{reason}: no run started: {problem.message}")])
+    replaced = replaced_run(training_job.spec, status.runs, job_name)
+    if replaced is not None:
+        kube.delete_job(namespace, replaced.job_name)
     kube.ensure_job(namespace, build_training_job(training_job, dataset, settings, job_name))
     record = new_run(training_job, status, trigger.kind, reason, job_name, dataset.version, at)
     message = f"run {record.number} ({trigger.kind.value}): {reason}"
+    runs = [record, *superseded(status.runs, training_job.spec.concurrency_policy, at)]
     return Outcome(status.model_copy(update={
-        "runs": [record, *status.runs][:RUNS_LIMIT],
+        "runs": runs[:RUNS_LIMIT],
         "held_back": [],
         "job_name": job_name,
         "phase": TrainingJobPhase.RUNNING,
@@ -388,4 +437,5 @@ def start_run(training_job: TrainingJob, status: TrainingJobStatus,
         "dataset_version": dataset.version,
         "conditions": with_ready(status.conditions, False, "Training",
                                  f"Job {job_name} is training ({message})", generation),
-    }), [Event("Normal", "RetrainStarted", message)])
+    }), [Event("Normal", "RetrainStarted", message),
+         *replacement_events(status.runs, runs)])
