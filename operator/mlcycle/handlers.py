@@ -77,10 +77,11 @@ def retry_transient() -> Iterator[None]:
         raise kopf.TemporaryError(f"namespace credentials: {error}", delay=10) from error
 
 
-def write(resource: Object[Any], outcome: Outcome[Any] | None) -> None:
+def write(resource: Object[Any], outcome: Outcome[Any] | None, if_unchanged: bool = False,
+          ) -> None:
     if outcome is None:
         return
-    kube.patch_status(resource, outcome.status.to_wire())
+    kube.patch_status(resource, outcome.status.to_wire(), if_unchanged)
     for event in outcome.events:
         kube.post_event(resource, event.type, event.reason, event.message)
 
@@ -239,7 +240,24 @@ def ingestion_changed(job: Manifest, owner_name: str,
 
 
 def training_changed(job: Manifest, owner_name: str,
-                     deployments_by_alias: kopf.Index[AliasKey, ObjectKey]) -> None:
+                     deployments_by_alias: kopf.Index[AliasKey, ObjectKey],
+                     attempts: int = 3) -> None:
+    """The TrainingJob's status from its Job, written only over the status it was computed
+    from: an event of a Job that concurrencyPolicy Replace is replacing, read just before
+    the new run's record was written, would otherwise write the old run back over it. On a
+    conflict the TrainingJob is read again, and that Job is then no longer its current
+    run's."""
+    for attempt in range(attempts):
+        try:
+            report_training(job, owner_name, deployments_by_alias)
+            return
+        except ApiException as error:
+            if error.status != 409 or attempt == attempts - 1:
+                raise
+
+
+def report_training(job: Manifest, owner_name: str,
+                    deployments_by_alias: kopf.Index[AliasKey, ObjectKey]) -> None:
     namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     body = kube.read_custom(constants.TRAINING_JOB, namespace, owner_name)
     training_job = parse_training_job(body) if body else None
@@ -252,7 +270,7 @@ def training_changed(job: Manifest, owner_name: str,
         return
     pods = kube.job_pods(namespace, job_name)
     outcome = training_jobs.training_outcome(training_job, job, pods, SETTINGS)
-    write(training_job, outcome)
+    write(training_job, outcome, if_unchanged=True)
     model, alias = outcome.status.model, training_job.spec.registry.alias
     if outcome.status.phase == TrainingJobPhase.SUCCEEDED and model and alias:
         for key in deployments_by_alias.get((model.name, alias), []):

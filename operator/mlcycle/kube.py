@@ -155,13 +155,18 @@ def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | N
         constants.API_GROUP, constants.API_VERSION, namespace, names.plural, name)))
 
 
-def patch_status(resource: Object[Any], status: Manifest) -> None:
+def patch_status(resource: Object[Any], status: Manifest, if_unchanged: bool = False) -> None:
     """Merge-patch the status subresource. Every path writes status here, the Job and
-    Deployment event handlers included, which have no kopf `patch` for the custom resource."""
+    Deployment event handlers included, which have no kopf `patch` for the custom resource.
+    `if_unchanged`: only if the object is still at the resourceVersion it was read at (else
+    409 Conflict), so a status computed from an older read never lands over a newer one."""
     metadata = resource.metadata
+    patch: Manifest = {"status": status}
+    if if_unchanged and metadata.resource_version:
+        patch["metadata"] = {"resourceVersion": metadata.resource_version}
     custom().patch_namespaced_custom_object_status(
         constants.API_GROUP, constants.API_VERSION, metadata.namespace, resource.names.plural,
-        metadata.name, {"status": status},
+        metadata.name, patch,
     )
 
 

@@ -34,6 +34,9 @@ class ObjectMeta(BaseModel):
     uid: str
     generation: int
     annotations: dict[str, str] = Field(default_factory=dict)
+    resource_version: str = Field(
+        default="", alias="resourceVersion",
+        description="The version read: kube.patch_status can write only if it is current.")
 
     @property
     def requested_at(self) -> str:

@@ -1,15 +1,19 @@
 """What the handlers decide without a cluster: the kopf indices behind cross-resource lookups,
-and which Job's events may set an owner's status."""
+which Job's events may set an owner's status, and that a Job event's status computed from a
+stale read never lands."""
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import kopf
+import pytest
+from kubernetes.client.exceptions import ApiException
 
+from mlcycle import handlers
 from mlcycle.builders.trainingjob import training_job_name
-from mlcycle.handlers import deployments_by_alias, training_jobs_by_dataset
+from mlcycle.handlers import deployments_by_alias, training_changed, training_jobs_by_dataset
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
 from mlcycle.reconcile.trainingjob import reports_on
 from mlcycle_contract import constants
@@ -51,3 +55,39 @@ def test_only_the_current_generations_unfinished_job_reports_on_a_training_job()
     finished = training_job.status.model_copy(
         update={"job_name": current, "phase": TrainingJobPhase.SUCCEEDED})
     assert not reports_on(replace(training_job, status=finished), current)
+
+
+def test_a_replaced_jobs_late_event_read_before_the_new_run_never_writes_over_it(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old run's Job event read the TrainingJob before the Replace wrote the new run: its
+    write is refused (409, the resourceVersion moved on), and read again the old Job no
+    longer reports."""
+    spec = {**TRAINING_SPEC, "concurrencyPolicy": "Replace"}
+    old_job = training_job_name(parse_training_job(body("TrainingJob", spec)).metadata)
+    before = {**body("TrainingJob", spec), "status": {
+        "phase": "Running", "jobName": old_job, "runs": [
+            {"number": 1, "trigger": "Created", "reason": "created", "phase": "Running",
+             "jobName": old_job, "generation": 1, "startTime": "2026-12-01T10:00:00Z"}]}}
+    before["metadata"] = {**before["metadata"], "resourceVersion": "41"}
+    metadata = {**before["metadata"], "resourceVersion": "42",
+                "annotations": {constants.ANNOTATION_REQUESTED_AT: "now"}}
+    new_job = training_job_name(parse_training_job({**before, "metadata": metadata}).metadata)
+    first = before["status"]["runs"][0]
+    replaced = {**before, "metadata": metadata, "status": {
+        "phase": "Running", "jobName": new_job, "runs": [
+            {**first, "number": 2, "trigger": "Manual", "jobName": new_job, "request": "now"},
+            {**first, "phase": "Replaced", "completionTime": "2026-12-01T10:01:00Z"}]}}
+    reads = iter([before, replaced])
+    written: list[tuple[str, bool]] = []
+
+    def patch_status(resource: Any, status: dict[str, Any], if_unchanged: bool = False) -> None:
+        written.append((resource.metadata.resource_version, if_unchanged))
+        raise ApiException(status=409, reason="Conflict")
+
+    monkeypatch.setattr(handlers.kube, "read_custom", lambda *_: next(reads))
+    monkeypatch.setattr(handlers.kube, "job_pods", lambda *_: [])
+    monkeypatch.setattr(handlers.kube, "patch_status", patch_status)
+    finished = {"metadata": {"name": old_job, "namespace": "ml"},
+                "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    training_changed(finished, "iris", cast(kopf.Index[Any, Any], {}))
+    assert written == [("41", True)]  # refused once; the second read found it replaced
