@@ -6,7 +6,8 @@ Then one release is installed into a namespace that enforces the Pod Security St
 in order against it: the pods (operator x2, MLflow, MinIO) run on the node, from the images
 built here (`localkube.images`); the iris
 examples go from data to predictions through that installation alone; the active operator
-replica is killed during a training run; `helm upgrade` to new values and a new operator
+replica is killed during a training run; a run under concurrencyPolicy Replace is replaced
+(the role's `delete` on Jobs); `helm upgrade` to new values and a new operator
 version keeps runs, models and artifacts; `helm uninstall` keeps the CRDs, the volumes and
 the credentials, and a reinstall finds everything again.
 
@@ -56,6 +57,7 @@ from tests.e2e.mlhelpers import (
     read,
     wait_phase,
 )
+from tests.e2e.test_replace import replace_a_running_run
 
 pytestmark = pytest.mark.e2e
 RELEASE = "mlc"
@@ -339,6 +341,13 @@ def test_killing_the_active_replica_during_training_hands_over_without_duplicate
     wait_for("the standby to lead", lambda: active_replica(release) == standby, timeout=60)
     log = client.CoreV1Api(k8s).read_namespaced_pod_log(standby, release.namespace)
     assert "Resuming operations" in log
+
+
+def test_the_chart_s_operator_replaces_a_running_run_deleting_its_job(
+    release: Release, mlstack: Stack
+) -> None:
+    """concurrencyPolicy Replace with the chart's RBAC: its `delete` on Jobs is enough."""
+    replace_a_running_run(mlstack, release.k8s, release.workload, "iris-replace")
 
 
 def test_helm_upgrade_with_new_values_and_operator_version_keeps_runs_models_and_data(

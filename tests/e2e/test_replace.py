@@ -48,35 +48,44 @@ def job_pods(k8s: client.ApiClient, namespace: str, job_name: str) -> list[Any]:
 def test_a_manual_request_replaces_the_running_run(
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
-    model_name = f"iris-replace-{ml_namespace}"
+    code, output = kubectl_apply(mlstack, ml_namespace, load_example("iris/dataset.yaml"))
+    assert code == 0, output
+    replace_a_running_run(mlstack, k8s, ml_namespace, "iris-replace")
+
+
+def replace_a_running_run(mlstack: Stack, k8s: client.ApiClient, namespace: str,
+                          name: str) -> None:
+    """Train `name` under Replace on the Dataset iris, request a run while run 1 trains, and
+    check the replacement: also run by tests/e2e/test_chart.py, where the chart's operator
+    deletes the Job with its own ServiceAccount."""
+    model_name = f"{name}-{namespace}"
     training = load_example("iris/trainingjob.yaml", {
-        "metadata": {"name": "iris-replace"},
+        "metadata": {"name": name},
         "spec": {"concurrencyPolicy": "Replace",
                  "hyperparameters": {"n_estimators": 1500},
                  "validation": {"folds": 2},
                  "registry": {"modelName": model_name}}})
-    for document in (load_example("iris/dataset.yaml"), training):
-        code, output = kubectl_apply(mlstack, ml_namespace, document)
-        assert code == 0, output
+    code, output = kubectl_apply(mlstack, namespace, training)
+    assert code == 0, output
 
     def first_run_training() -> str | None:
-        runs = (read(k8s, "trainingjobs", ml_namespace, "iris-replace").get("status")
-                or {}).get("runs") or []
+        runs = (read(k8s, "trainingjobs", namespace, name).get("status") or {}).get(
+            "runs") or []
         if not runs or runs[0]["phase"] != "Running":
             return None
-        name: str = runs[0]["jobName"]
-        running = [p for p in job_pods(k8s, ml_namespace, name) if p.status.phase == "Running"]
-        return name if running else None
+        job_name: str = runs[0]["jobName"]
+        running = [p for p in job_pods(k8s, namespace, job_name) if p.status.phase == "Running"]
+        return job_name if running else None
 
     first_job = wait_for("run 1's Pod training", first_run_training, timeout=240)
     requested = datetime.datetime.now(datetime.UTC).isoformat()
-    mlstack.kubectl("annotate", "trainingjob", "iris-replace", "-n", ml_namespace,
+    mlstack.kubectl("annotate", "trainingjob", name, "-n", namespace,
                     f"{constants.ANNOTATION_REQUESTED_AT}={requested}")
 
-    wait_for("run 1's Job deleted", lambda: not job_exists(k8s, ml_namespace, first_job),
+    wait_for("run 1's Job deleted", lambda: not job_exists(k8s, namespace, first_job),
              timeout=30)
-    done = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-replace",
-                      ("Succeeded", "Failed"), timeout=240)
+    done = wait_phase(k8s, "trainingjobs", namespace, name, ("Succeeded", "Failed"),
+                      timeout=240)
     status = done["status"]
     assert status["phase"] == "Succeeded", condition(done, "Ready")
     second, first = status["runs"]
@@ -88,8 +97,6 @@ def test_a_manual_request_replaces_the_running_run(
     # Only the new run registered: the replaced one was stopped before it got that far.
     assert status["model"]["version"] == second["modelVersion"] == 1
     # Background propagation: the replaced Job's Pods went with it.
-    wait_for("run 1's Pods gone", lambda: not job_pods(k8s, ml_namespace, first_job),
-             timeout=60)
-    [event] = [e for e in events_for(k8s, ml_namespace, "iris-replace")
-               if e.reason == "RunReplaced"]
+    wait_for("run 1's Pods gone", lambda: not job_pods(k8s, namespace, first_job), timeout=60)
+    [event] = [e for e in events_for(k8s, namespace, name) if e.reason == "RunReplaced"]
     assert event.message.startswith(f"run 1 (Job {first_job}) replaced by run 2 (Manual: ")
