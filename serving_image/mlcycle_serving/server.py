@@ -13,7 +13,6 @@ on for the shutdown delay, then in-flight requests finish.
 from __future__ import annotations
 
 import dataclasses
-import importlib.abc
 import logging
 import logging.config
 import os
@@ -21,39 +20,20 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib.machinery import ModuleSpec
 from multiprocessing.connection import Connection
-from types import FrameType, ModuleType
+from types import FrameType
 
 import uvicorn
 from prometheus_client import disable_created_metrics
 
 from mlcycle_serving.app import ServingApp, create_app
+from mlcycle_serving.hidden_imports import leave_out_arrow
 from mlcycle_serving.logs import uvicorn_log_config
 from mlcycle_serving.model import Model
 from mlcycle_serving.settings import ServerSettings
 
 logger = logging.getLogger("mlcycle_serving")
-
-
-class WithoutArrow(importlib.abc.MetaPathFinder):
-    """Makes pyarrow look not installed. pandas imports it whenever it is (about 35 MiB and
-    0.3 s); the server never uses Arrow: requests become numpy arrays or plain DataFrames."""
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
-    ) -> ModuleSpec | None:
-        if fullname.partition(".")[0] == "pyarrow":
-            raise ModuleNotFoundError(f"the model server does not use {fullname}", name=fullname)
-        return None
-
-
-def leave_out_arrow() -> None:
-    """Before anything imports pandas: the server process runs without pyarrow."""
-    if not any(isinstance(finder, WithoutArrow) for finder in sys.meta_path):
-        sys.meta_path.insert(0, WithoutArrow())
 
 
 @dataclass(frozen=True)
