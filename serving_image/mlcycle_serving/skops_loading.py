@@ -1,12 +1,12 @@
 """Loading a skops file with trust derived from the algorithm table, never from the model.
 
-skops loads only the types it trusts: its defaults, which include every scikit-learn
-estimator it finds with `sklearn.utils.all_estimators()`, and the ones the caller names.
-The server names the table's `skops_trusted_types` of every allow-listed algorithm, and
-narrows skops's default estimators to the table's: the allow-listed algorithms and the
-trainer's preprocessing (`PIPELINE_ESTIMATORS`). A model holding anything else is refused.
-Narrowing also spares the server what listing every estimator costs: importing all of
-scikit-learn, about a second and 10 MiB at start-up.
+skops loads only the types it trusts: its defaults, and the ones the caller names. Its
+defaults include every scikit-learn estimator that `sklearn.utils.all_estimators()` lists;
+the server empties that list while skops imports, so that skops trusts no estimator by
+itself, and names the table's types: each allow-listed algorithm's estimator and what its
+fitted model holds, and the trainer's preprocessing. A model holding anything else is
+refused. Listing every estimator would also cost what importing all of scikit-learn costs,
+about a second at start-up; naming them imports none.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from mlcycle_contract.api.algorithms import ALGORITHMS, PIPELINE_ESTIMATORS
+from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_serving.hidden_imports import hidden
 
 
 class UnsafeModel(RuntimeError):
@@ -32,28 +33,19 @@ def trusted_types() -> list[str]:
     return sorted({name for a in ALGORITHMS.values() for name in a.skops_trusted_types()})
 
 
-def allowed_estimators() -> list[tuple[str, type[Any]]]:
-    """(name, class) of the table's algorithms and the trainer's preprocessing."""
-    paths = [*(a.estimator for a in ALGORITHMS.values()), *PIPELINE_ESTIMATORS]
-    classes = []
-    for path in paths:
-        module, _, name = path.rpartition(".")
-        classes.append((name, getattr(importlib.import_module(module), name)))
-    return classes
-
-
 @cache
 def skops_io() -> ModuleType:
-    """`skops.io`, imported while `all_estimators()` lists only the allowed estimators."""
-    import sklearn.utils
+    """`skops.io`, imported while `all_estimators()` lists nothing, and scikit-learn
+    without pandas (`hidden_imports`)."""
+    with hidden("pandas"):
+        import sklearn.utils
 
-    listing = sklearn.utils.all_estimators
-    allowed = allowed_estimators()
-    sklearn.utils.all_estimators = lambda *args, **kwargs: allowed
-    try:
-        return importlib.import_module("skops.io")
-    finally:
-        sklearn.utils.all_estimators = listing
+        listing = sklearn.utils.all_estimators
+        sklearn.utils.all_estimators = lambda *args, **kwargs: []
+        try:
+            return importlib.import_module("skops.io")
+        finally:
+            sklearn.utils.all_estimators = listing
 
 
 def load_skops(path: Path) -> Any:

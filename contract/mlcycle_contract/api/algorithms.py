@@ -1,12 +1,14 @@
 """The allow-list of algorithms, as data: the only place where an algorithm's name meets code.
 
-Each entry names a scikit-learn estimator by import path (imported only when a program asks
-for the class, so this package never imports scikit-learn itself), the task it solves, the
-default search space of its main hyperparameters, how it can report intermediate values
-while it fits (for a pruner), and the skops types its fitted model holds that skops does not
-trust by default, which the model server is told to load. `learning.Algorithm`, and so the
-CRDs, are derived from this table: adding an algorithm is one entry here plus regenerated
-CRDs (`python -m mlcycle.crdgen`). Nothing is ever imported from a path given in a spec.
+Each entry names a scikit-learn estimator by the path of the module that defines it, which
+is also the name skops records in a saved model (imported only when a program asks for the
+class, so this package never imports scikit-learn itself), the task it solves, the default
+search space of its main hyperparameters, how it can report intermediate values while it
+fits (for a pruner), and the other types its fitted model holds that skops does not trust by
+default (sub-estimators, trees). The model server trusts these names and no others.
+`learning.Algorithm`, and so the CRDs, are derived from this table: adding an algorithm is
+one entry here plus regenerated CRDs (`python -m mlcycle.crdgen`). Nothing is ever imported
+from a path given in a spec.
 """
 
 from __future__ import annotations
@@ -36,17 +38,17 @@ class IntermediateValues(StrEnum):
     WARM_START = "warm_start"  # refit with more members, keeping the fitted ones
 
 
-# Types every fitted pipeline holds outside scikit-learn: a fitted imputer keeps its dtype.
-PIPELINE_TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",)
-# The estimators of the trainer's preprocessing around every algorithm (import paths).
-PIPELINE_ESTIMATORS: tuple[str, ...] = (
+# The types of the trainer's preprocessing around every algorithm, as skops names them, and
+# the one it holds outside scikit-learn (a fitted imputer keeps its dtype).
+PIPELINE_TRUSTED_TYPES: tuple[str, ...] = (
     "sklearn.pipeline.Pipeline",
-    "sklearn.compose.ColumnTransformer",
-    "sklearn.impute.SimpleImputer",
-    "sklearn.preprocessing.StandardScaler",
-    "sklearn.preprocessing.MinMaxScaler",
-    "sklearn.preprocessing.OneHotEncoder",
-    "sklearn.preprocessing.OrdinalEncoder",
+    "sklearn.compose._column_transformer.ColumnTransformer",
+    "sklearn.impute._base.SimpleImputer",
+    "sklearn.preprocessing._data.StandardScaler",
+    "sklearn.preprocessing._data.MinMaxScaler",
+    "sklearn.preprocessing._encoders.OneHotEncoder",
+    "sklearn.preprocessing._encoders.OrdinalEncoder",
+    "numpy.dtype",
 )
 
 
@@ -72,7 +74,7 @@ class AlgorithmDefinition(BaseModel):
 
     def skops_trusted_types(self) -> list[str]:
         """The types a model server may load from this algorithm's pipeline."""
-        return sorted({*PIPELINE_TRUSTED_TYPES, *self.trusted_types})
+        return sorted({*PIPELINE_TRUSTED_TYPES, self.estimator, *self.trusted_types})
 
 
 def hyperparameter_problem(
@@ -106,6 +108,11 @@ def _choice(*choices: Any) -> ParameterSpace:
 
 
 _TREE = ("sklearn.tree._tree.Tree",)
+_TREES_C = ("sklearn.tree._classes.DecisionTreeClassifier", *_TREE)
+_TREES_R = ("sklearn.tree._classes.DecisionTreeRegressor", *_TREE)
+_EXTRA_TREES_C = ("sklearn.tree._classes.ExtraTreeClassifier", *_TREE)
+_EXTRA_TREES_R = ("sklearn.tree._classes.ExtraTreeRegressor", *_TREE)
+_LABELS = "sklearn.preprocessing._label.LabelEncoder"
 _HIST_TREE = ("sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",)
 _NEIGHBORS = (
     "sklearn.neighbors._kd_tree.KDTree",
@@ -150,59 +157,65 @@ _MLP_SPACE = {
 }
 _SVM_SPACE = {"C": _float(1e-2, 1e3, log=True), "kernel": _choice("rbf", "linear", "poly")}
 
-# The table. Columns: name, estimator, task, default search space, how it reports
-# intermediate values, the types it holds that skops does not trust by default.
+# The table. Columns: name, estimator (where it is defined), task, default search space, how
+# it reports intermediate values, the other types its fitted model holds.
 _C, _R = Task.CLASSIFICATION, Task.REGRESSION
 _NONE, _STAGED = IntermediateValues.NONE, IntermediateValues.STAGED_PREDICT
 _PARTIAL, _WARM = IntermediateValues.PARTIAL_FIT, IntermediateValues.WARM_START
 _ROWS: tuple[tuple[str, str, Task, dict[str, ParameterSpace], IntermediateValues,
                    tuple[str, ...]], ...] = (
-    ("logistic_regression", "sklearn.linear_model.LogisticRegression", _C,
+    ("logistic_regression", "sklearn.linear_model._logistic.LogisticRegression", _C,
      {"C": _float(1e-3, 1e3, log=True)}, _WARM, ()),
-    ("random_forest_classifier", "sklearn.ensemble.RandomForestClassifier", _C,
-     _FOREST_SPACE, _WARM, _TREE),
-    ("gradient_boosting_classifier", "sklearn.ensemble.GradientBoostingClassifier", _C,
-     _BOOSTING_SPACE, _STAGED, _TREE),
-    ("hist_gradient_boosting_classifier", "sklearn.ensemble.HistGradientBoostingClassifier", _C,
-     _HIST_BOOSTING_SPACE, _STAGED, _HIST_TREE),
-    ("extra_trees_classifier", "sklearn.ensemble.ExtraTreesClassifier", _C,
-     _FOREST_SPACE, _WARM, _TREE),
-    ("decision_tree_classifier", "sklearn.tree.DecisionTreeClassifier", _C,
+    ("random_forest_classifier", "sklearn.ensemble._forest.RandomForestClassifier", _C,
+     _FOREST_SPACE, _WARM, _TREES_C),
+    ("gradient_boosting_classifier", "sklearn.ensemble._gb.GradientBoostingClassifier", _C,
+     _BOOSTING_SPACE, _STAGED, (*_TREES_R, "sklearn.dummy.DummyClassifier")),
+    ("hist_gradient_boosting_classifier",
+     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingClassifier",
+     _C, _HIST_BOOSTING_SPACE, _STAGED, (*_HIST_TREE, _LABELS)),
+    ("extra_trees_classifier", "sklearn.ensemble._forest.ExtraTreesClassifier", _C,
+     _FOREST_SPACE, _WARM, _EXTRA_TREES_C),
+    ("decision_tree_classifier", "sklearn.tree._classes.DecisionTreeClassifier", _C,
      _TREE_SPACE, _NONE, _TREE),
-    ("svc", "sklearn.svm.SVC", _C, _SVM_SPACE, _NONE, ()),
-    ("knn_classifier", "sklearn.neighbors.KNeighborsClassifier", _C,
+    ("svc", "sklearn.svm._classes.SVC", _C, _SVM_SPACE, _NONE, ()),
+    ("knn_classifier", "sklearn.neighbors._classification.KNeighborsClassifier", _C,
      _NEIGHBORS_SPACE, _NONE, _NEIGHBORS),
     ("gaussian_nb", "sklearn.naive_bayes.GaussianNB", _C,
      {"var_smoothing": _float(1e-12, 1e-6, log=True)}, _PARTIAL, ()),
-    ("mlp_classifier", "sklearn.neural_network.MLPClassifier", _C, _MLP_SPACE, _PARTIAL, _MLP),
-    ("sgd_classifier", "sklearn.linear_model.SGDClassifier", _C,
+    ("mlp_classifier", "sklearn.neural_network._multilayer_perceptron.MLPClassifier", _C,
+     _MLP_SPACE, _PARTIAL, (*_MLP, "sklearn.preprocessing._label.LabelBinarizer")),
+    ("sgd_classifier", "sklearn.linear_model._stochastic_gradient.SGDClassifier", _C,
      {"alpha": _float(1e-6, 1e-1, log=True),
       "loss": _choice("hinge", "log_loss", "modified_huber"),
       "penalty": _choice("l2", "l1", "elasticnet")}, _PARTIAL, ()),
-    ("adaboost_classifier", "sklearn.ensemble.AdaBoostClassifier", _C,
+    ("adaboost_classifier", "sklearn.ensemble._weight_boosting.AdaBoostClassifier", _C,
      {"n_estimators": _int(25, 400, log=True), "learning_rate": _float(0.01, 2.0, log=True)},
-     _STAGED, _TREE),
-    ("linear_regression", "sklearn.linear_model.LinearRegression", _R,
+     _STAGED, _TREES_C),
+    ("linear_regression", "sklearn.linear_model._base.LinearRegression", _R,
      {"fit_intercept": _choice(True, False)}, _NONE, ()),
-    ("ridge", "sklearn.linear_model.Ridge", _R, {"alpha": _float(1e-3, 1e3, log=True)}, _NONE, ()),
-    ("lasso", "sklearn.linear_model.Lasso", _R, {"alpha": _float(1e-4, 10.0, log=True)}, _WARM, ()),
-    ("elastic_net", "sklearn.linear_model.ElasticNet", _R,
+    ("ridge", "sklearn.linear_model._ridge.Ridge", _R,
+     {"alpha": _float(1e-3, 1e3, log=True)}, _NONE, ()),
+    ("lasso", "sklearn.linear_model._coordinate_descent.Lasso", _R,
+     {"alpha": _float(1e-4, 10.0, log=True)}, _WARM, ()),
+    ("elastic_net", "sklearn.linear_model._coordinate_descent.ElasticNet", _R,
      {"alpha": _float(1e-4, 10.0, log=True), "l1_ratio": _float(0.0, 1.0)}, _WARM, ()),
-    ("random_forest_regressor", "sklearn.ensemble.RandomForestRegressor", _R,
-     _FOREST_SPACE, _WARM, _TREE),
-    ("gradient_boosting_regressor", "sklearn.ensemble.GradientBoostingRegressor", _R,
-     _BOOSTING_SPACE, _STAGED, _TREE),
-    ("hist_gradient_boosting_regressor", "sklearn.ensemble.HistGradientBoostingRegressor", _R,
-     _HIST_BOOSTING_SPACE, _STAGED, _HIST_TREE),
-    ("extra_trees_regressor", "sklearn.ensemble.ExtraTreesRegressor", _R,
-     _FOREST_SPACE, _WARM, _TREE),
-    ("decision_tree_regressor", "sklearn.tree.DecisionTreeRegressor", _R,
+    ("random_forest_regressor", "sklearn.ensemble._forest.RandomForestRegressor", _R,
+     _FOREST_SPACE, _WARM, _TREES_R),
+    ("gradient_boosting_regressor", "sklearn.ensemble._gb.GradientBoostingRegressor", _R,
+     _BOOSTING_SPACE, _STAGED, (*_TREES_R, "sklearn.dummy.DummyRegressor")),
+    ("hist_gradient_boosting_regressor",
+     "sklearn.ensemble._hist_gradient_boosting.gradient_boosting.HistGradientBoostingRegressor",
+     _R, _HIST_BOOSTING_SPACE, _STAGED, _HIST_TREE),
+    ("extra_trees_regressor", "sklearn.ensemble._forest.ExtraTreesRegressor", _R,
+     _FOREST_SPACE, _WARM, _EXTRA_TREES_R),
+    ("decision_tree_regressor", "sklearn.tree._classes.DecisionTreeRegressor", _R,
      _TREE_SPACE, _NONE, _TREE),
-    ("svr", "sklearn.svm.SVR", _R,
+    ("svr", "sklearn.svm._classes.SVR", _R,
      {**_SVM_SPACE, "epsilon": _float(1e-3, 1.0, log=True)}, _NONE, ()),
-    ("knn_regressor", "sklearn.neighbors.KNeighborsRegressor", _R,
+    ("knn_regressor", "sklearn.neighbors._regression.KNeighborsRegressor", _R,
      _NEIGHBORS_SPACE, _NONE, _NEIGHBORS),
-    ("mlp_regressor", "sklearn.neural_network.MLPRegressor", _R, _MLP_SPACE, _PARTIAL, _MLP),
+    ("mlp_regressor", "sklearn.neural_network._multilayer_perceptron.MLPRegressor", _R,
+     _MLP_SPACE, _PARTIAL, _MLP),
 )
 
 ALGORITHMS: dict[str, AlgorithmDefinition] = {
