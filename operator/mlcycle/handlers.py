@@ -189,12 +189,13 @@ def training_job_retrain(body: kopf.Body,
                          drift_by_training_job: kopf.Index[str, triggers.DriftReport],
                          **_: Any) -> None:
     """spec.schedule, spec.retrain.onNewData and onDrift: start the run a trigger asks for, or
-    say which limit holds it back."""
+    say which limit holds it back. Written only over the status the tick read: a run's end
+    that a Job event wrote since must not be undone (409, and the next try reads it)."""
     training_job = parse_training_job(body)
     with retry_transient():
         write(training_job, training_jobs.retrain(
             training_job, SETTINGS,
-            list(drift_by_training_job.get(training_job.metadata.uid, []))))
+            list(drift_by_training_job.get(training_job.metadata.uid, []))), if_unchanged=True)
 
 
 # kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.

@@ -15,6 +15,7 @@ from mlcycle import handlers
 from mlcycle.builders.trainingjob import training_job_name
 from mlcycle.handlers import deployments_by_alias, training_changed, training_jobs_by_dataset
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
+from mlcycle.reconcile.common import Outcome
 from mlcycle.reconcile.trainingjob import reports_on
 from mlcycle_contract import constants
 from mlcycle_contract.api.trainingjob import TrainingJobPhase
@@ -91,3 +92,18 @@ def test_a_replaced_jobs_late_event_read_before_the_new_run_never_writes_over_it
                 "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
     training_changed(finished, "iris", cast(kopf.Index[Any, Any], {}))
     assert written == [("41", True)]  # refused once; the second read found it replaced
+
+
+def test_a_retrain_tick_writes_only_over_the_status_it_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A tick's body may predate a run's end that a Job event wrote: its status (a run
+    started, one replaced) is sent with the resourceVersion it read."""
+    written: list[tuple[str, bool]] = []
+    monkeypatch.setattr(handlers.training_jobs, "retrain", lambda training_job, *_: Outcome(
+        training_job.status.model_copy(update={"phase": TrainingJobPhase.RUNNING})))
+    monkeypatch.setattr(handlers.kube, "patch_status", lambda resource, _, if_unchanged=False: (
+        written.append((resource.metadata.resource_version, if_unchanged))))
+    ticked = body("TrainingJob", {**TRAINING_SPEC, "schedule": "@daily"})
+    ticked["metadata"]["resourceVersion"] = "7"
+    handlers.training_job_retrain(ticked, cast(kopf.Index[str, Any], {}))
+    assert written == [("7", True)]
