@@ -379,8 +379,25 @@ def test_a_manual_request_under_replace_deletes_the_running_job_first(cluster: C
     outcome = reconcile_training_job(requested(running, "Replace"), SETTINGS)
     assert outcome is not None
     assert [call[0] for call in cluster] == ["delete", "create"] and cluster[0][1] == old_job
-    assert [r.phase for r in outcome.status.runs] == ["Running", "Replaced"]
+    assert [(r.phase, r.dataset_version) for r in outcome.status.runs] == [
+        ("Running", "v2"), ("Replaced", "v1")]  # the new run takes the current version
     assert "RunReplaced" in [e.reason for e in outcome.events]
+
+
+def test_new_data_under_replace_replaces_the_run_on_the_old_version_and_trains_the_new(
+        cluster: Calls) -> None:
+    old = run(1, AT - timedelta(minutes=3), RunPhase.RUNNING, "v1")
+    current = status(old, job_name=old.job_name, phase="Running", datasetVersion="v1")
+    started = training_job({"retrain": {"onNewData": True}, "concurrencyPolicy": "Replace"},
+                           current)
+    [data] = triggers.due(started.spec, current, "v2", AT).triggers
+    outcome = start_run(started, current, [data], SETTINGS, AT)
+    assert cluster == [("delete", old.job_name),
+                       ("create", training_job_name(started.metadata, "data/v2"))]
+    assert [(r.phase, r.dataset_version) for r in outcome.status.runs] == [
+        ("Running", "v2"), ("Replaced", "v1")]
+    # Trained on v2, the next tick finds nothing new: no replacement loop.
+    assert triggers.due(started.spec, outcome.status, "v2", AT).triggers == []
 
 
 def test_a_manual_request_under_forbid_deletes_nothing(cluster: Calls) -> None:

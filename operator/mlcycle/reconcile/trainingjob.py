@@ -78,8 +78,9 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     namespace = training_job.metadata.namespace
     try:
         check_spec(training_job, settings)
-        job_manifest = build_training_job(training_job, resolve_dataset(training_job), settings,
-                                          job_name)
+        dataset = resolve_dataset(training_job,
+                                  new_run=training_job.status.job_name != job_name)
+        job_manifest = build_training_job(training_job, dataset, settings, job_name)
         check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
     except NotRunnable as problem:
         return refused(training_job, problem.reason, problem.message)
@@ -148,9 +149,10 @@ def check_model_owned(training_job: TrainingJob, tenant: tenancy.Tenant,
         raise NotRunnable(MODEL_ACCESS_DENIED, f"spec.registry.modelName: {denied}") from None
 
 
-def resolve_dataset(training_job: TrainingJob) -> ResolvedDataset:
+def resolve_dataset(training_job: TrainingJob, new_run: bool = False) -> ResolvedDataset:
     """The dataset version to train on: the one asked for, else the one already pinned for
-    this run, else the Dataset's current version."""
+    the running run (unless this is a `new_run`, one that replaces or supersedes it), else
+    the Dataset's current version."""
     namespace, status = training_job.metadata.namespace, training_job.status
     name = training_job.spec.dataset_ref.name
     body = kube.read_custom(constants.DATASET, namespace, name)
@@ -163,7 +165,8 @@ def resolve_dataset(training_job: TrainingJob) -> ResolvedDataset:
         raise NotRunnable("DatasetNotReady", f"Dataset {name!r} has an invalid spec")
     target, split, history = dataset.spec.target, dataset.spec.split, dataset.status.history
     wanted = training_job.spec.dataset_ref.version or (
-        status.dataset_version if status.phase == TrainingJobPhase.RUNNING else None)
+        status.dataset_version if status.phase == TrainingJobPhase.RUNNING and not new_run
+        else None)
     if wanted is None:
         if not dataset.status.version or not dataset.status.snapshot_uri:
             raise NotRunnable("DatasetNotReady",
@@ -416,7 +419,7 @@ def start_run(training_job: TrainingJob, status: TrainingJobStatus,
     job_name = training_job_name(training_job.metadata, trigger.key)
     try:
         check_spec(training_job, settings)
-        dataset = resolve_dataset(training_job)
+        dataset = resolve_dataset(training_job, new_run=True)
         check_model_owned(training_job, tenancy.ensure_tenant(namespace, settings), settings)
     except NotRunnable as problem:
         return Outcome(status, [Event("Warning", problem.reason,
