@@ -6,40 +6,40 @@ scores say detected, checked after every request (the finest an operator poll ca
 (ii) False alarms: 10,000 requests drawn from the training distribution (rows of the
 training set drawn at random with replacement), checked after every request.
 (iii) Throughput cost at 1 row per request, concurrency 16, for a random forest and a
-logistic regression (bench.serving.models, breast_cancer, 30 features): the ASGI app
-driven directly (no sockets, no HTTP parser), monitoring off and on, interleaved, 3 rounds,
-median, with a second app with monitoring off as a control of the noise. Without the HTTP
-layer the app's own cost is all there is, so the fraction lost is larger than behind
-uvicorn. (iv) The monitor's own cost per predicted batch of 1 and of 16 rows (timeit).
+logistic regression (bench.serving.models, breast_cancer, 30 features): three server
+processes as a Pod runs them (`python -m mlcycle_serving`, uvicorn), monitoring off, on, and
+off again as a control of the noise, loaded by wrk in turn, interleaved, 3 rounds, median.
+(iv) The monitor's own cost per predicted batch of 1 and of 16 rows (timeit).
 
 Writes the `serving-drift` section of docs/benchmarks.md and prints one JSON line last.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import statistics
+import sys
 import tempfile
-import time
 import timeit
+import urllib.request
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bench.sections import machine, replace_section
-from bench.serving.models import prepare_models
-from mlcycle_contract.drift import REFERENCE_ARTIFACT, DriftReference, numeric_reference
-from mlcycle_serving.app import ServingApp, create_app
+from bench.serving.load import ensure_wrk, run_wrk, write_script
+from bench.serving.models import BenchModel, prepare_models
+from bench.serving.servers import HOST, RunningServer, Tools, build_spec, free_port, running
+from mlcycle_contract.drift import DRIFT, REFERENCE_ARTIFACT, DriftReference, numeric_reference
 from mlcycle_serving.drift import DriftMonitor, DriftSettings
 from mlcycle_serving.model import Model
-from mlcycle_serving.settings import ServerSettings
 
 CONCURRENCY = 16
 ROUNDS = 3
-SECONDS = 4.0
+SECONDS = 5
 WARM_ROWS = 1000
 FALSE_ALARM_REQUESTS = 10_000
 DETECTION_LIMIT = 500
@@ -91,82 +91,57 @@ def detection_and_false_alarms(x: np.ndarray, settings: DriftSettings) -> dict[s
     return {"drift_detection_requests": delay, "drift_false_alarms": false_alarms}
 
 
-async def _closed_loop(app: ServingApp, body: bytes, seconds: float) -> float:
-    """Requests per second of CONCURRENCY clients, each sending as soon as answered."""
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/invocations",
-        "headers": [(b"content-type", b"application/json")],
-    }
-    done = 0
-    deadline = time.perf_counter() + seconds
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def client() -> None:
-        nonlocal done
-        status: list[int] = []
-
-        async def send(message: Any) -> None:
-            if message["type"] == "http.response.start":
-                status.append(message["status"])
-
-        while time.perf_counter() < deadline:
-            status.clear()
-            await app(dict(scope), receive, send)
-            if status != [200]:
-                raise RuntimeError(f"request failed: {status}")
-            done += 1
-
-    started = time.perf_counter()
-    await asyncio.gather(*(client() for _ in range(CONCURRENCY)))
-    return done / (time.perf_counter() - started)
-
-
-async def _throughput(apps: dict[str, ServingApp], body: bytes) -> dict[str, list[float]]:
-    for app in apps.values():
-        app.batcher.start()
-        await _closed_loop(app, body, 0.5)  # warm-up
-    runs: dict[str, list[float]] = {key: [] for key in apps}
-    order = list(apps)
-    for _ in range(ROUNDS):
-        for key in order:  # interleaved, the order flipped every round: off on, on off, ...
-            runs[key].append(await _closed_loop(apps[key], body, SECONDS))
-        order.reverse()
-    for app in apps.values():
-        await app.batcher.close()
-    return runs
+def _serving(stack: ExitStack, model: BenchModel, tools: Tools, work: Path,
+             drift: bool) -> RunningServer:
+    """A server process for `model` under uvicorn, monitoring on or off, until `stack` ends."""
+    port = free_port()
+    spec = build_spec("ours", model, port, tools)
+    spec.env[DRIFT.name] = "true" if drift else "false"
+    name = "on" if drift else f"off-{port}"
+    return stack.enter_context(running(spec, port, model.payloads[1], work / "logs" / name))
 
 
 def throughput_cost(work: Path) -> dict[str, dict[str, Any]]:
+    """Requests per second of wrk (1 row, CONCURRENCY connections) against three server
+    processes of each model: monitoring off, on, and off again (the control)."""
     from sklearn.datasets import load_breast_cancer
 
     x = np.asarray(load_breast_cancer(return_X_y=True)[0], dtype=np.float64)
+    wrk = ensure_wrk()
+    tools = Tools(Path(sys.executable).parent, Path(sys.executable), Path(__file__))
     results: dict[str, dict[str, Any]] = {}
     for bench_model in prepare_models(work):
         model = Model(str(bench_model.mlflow_dir), name=bench_model.key)
-        model.load()
+        model.load()  # for its column names, which the reference must use
+        names = model.input_schema.names
         reference = bench_model.mlflow_dir / REFERENCE_ARTIFACT  # a local model's place
         reference.parent.mkdir()
-        reference.write_text(reference_of(x, model.input_schema.names).model_dump_json())
-        off = create_app(model, ServerSettings(model_uri=model.uri))
-        control = create_app(model, ServerSettings(model_uri=model.uri))
-        on = create_app(model, ServerSettings(model_uri=model.uri, drift=DriftSettings(True)))
-        assert on.drift is not None, on.drift_error
-        body = bench_model.payloads[1].body("inputs")
-        runs = asyncio.run(_throughput({"off": off, "on": on, "control": control}, body))
+        reference.write_text(reference_of(x, names).model_dump_json())
+        with ExitStack() as stack:
+            servers = {key: _serving(stack, bench_model, tools, work, key == "on")
+                       for key in ("off", "on", "control")}
+            script = write_script(servers["on"].spec.body(bench_model.payloads[1]),
+                                  work / "requests", bench_model.key)
+            for server in servers.values():  # warm-up
+                run_wrk(wrk, server.url, script, CONCURRENCY, 1)
+            runs: dict[str, list[float]] = {key: [] for key in servers}
+            order = list(servers)
+            for _ in range(ROUNDS):  # interleaved, the order flipped every round
+                for key in order:
+                    load = run_wrk(wrk, servers[key].url, script, CONCURRENCY, SECONDS)
+                    if load.errors:
+                        raise RuntimeError(f"{key}: {load.errors} failed requests")
+                    runs[key].append(load.rps)
+                order.reverse()
+            with urllib.request.urlopen(f"http://{HOST}:{servers['on'].port}/drift") as answer:
+                window = json.loads(answer.read())
+            assert window["counts"]["rows"] > 0, f"the monitoring server counted nothing: {window}"
         off_rps, on_rps = statistics.median(runs["off"]), statistics.median(runs["on"])
-        control_rps = statistics.median(runs["control"])
-        assert on.drift.counts().rows > 0  # it counted
         results[bench_model.key] = {
             "title": bench_model.title,
-            "off": runs["off"],
-            "on": runs["on"],
-            "control": runs["control"],
+            **runs,
             "cost": 1 - on_rps / off_rps,
-            "noise": 1 - control_rps / off_rps,
+            "noise": 1 - statistics.median(runs["control"]) / off_rps,
         }
     return results
 
@@ -191,11 +166,11 @@ def render(
         f"| false alarms over {FALSE_ALARM_REQUESTS:,} requests from the training distribution "
         f"| {detection['drift_false_alarms']} | 0 |",
         "",
-        f"Throughput at 1 row per request, concurrency {CONCURRENCY}, the ASGI app driven in "
-        f"process (no sockets, no HTTP parser: the app's own cost only, so the share lost is "
-        f"larger than behind uvicorn); {ROUNDS} rounds of {SECONDS:.0f} s, off and on "
-        "interleaved (order flipped each round), median. The control is a second app with "
-        "monitoring off: its difference from the first is this machine's noise.",
+        f"Throughput at 1 row per request, concurrency {CONCURRENCY}: wrk (one thread, on "
+        "the same two cores) against server processes as a Pod runs them (`python -m "
+        f"mlcycle_serving`, uvicorn, one worker); {ROUNDS} rounds of {SECONDS} s, off, on and "
+        "control interleaved (order flipped each round), median. The control is a second "
+        "server with monitoring off: its difference from the first is this machine's noise.",
         "",
         "| model | off (req/s) | on (req/s) | control, off (req/s) | rounds off / on / control "
         "| lost with monitoring on | control's difference | target |",
