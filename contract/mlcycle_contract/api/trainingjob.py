@@ -263,7 +263,8 @@ class TrainingJobSpec(ApiModel):
         "fire) while a run runs, and a run a spec change or manual request starts leaves the "
         "running one to finish, unreported (Superseded). Replace: any new run (a trigger, a "
         "manual request, a spec change) first deletes the running run's Job and its Pods; "
-        "that run is recorded as Replaced, with a RunReplaced Event.",
+        "that run is recorded as Replaced, with a RunReplaced Event. A search's new study "
+        "stops the earlier study's Jobs under either policy.",
     )
     retrain: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Automatic retraining triggers."
