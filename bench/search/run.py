@@ -36,6 +36,7 @@ from localkube import services, stack
 from localkube.readiness import api_client
 from localkube.testing import create_namespace, delete_namespace, wait_for
 from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_contract.api.dataset import SplitSpec
 from mlcycle_contract.api.learning import Metric, Task
 from mlcycle_contract.api.search import SearchSpec, effective_space
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
@@ -44,6 +45,7 @@ from mlcycle_trainer.algorithms import build_estimator
 from mlcycle_trainer.preprocessing import build_pipeline
 from mlcycle_trainer.search import folds_for, pruner_for, sampler_for
 from mlcycle_trainer.search_space import suggest
+from mlcycle_trainer.validation import Holdout, split
 
 GROUP, VERSION = "mlcycle.dev", "v1alpha1"
 ROUNDS, TRIALS, SEED, FOLDS = 3, 40, 7, 3
@@ -68,15 +70,21 @@ def in_process(trials: int, pruner: str, folds: int) -> tuple[float, float, floa
     """(wall seconds, fit seconds, best value) of the search in this process."""
     training = TrainingJobSpec.model_validate(spec(1, trials, pruner, folds))
     search: SearchSpec = training.search  # type: ignore[assignment]
-    x, y = load_breast_cancer(return_X_y=True, as_frame=True)
-    fold_rows = folds_for(x, pd.Series(y), Task.CLASSIFICATION, Metric.ACCURACY, folds, 42)
+    # The worker's objective: the folds of the training rows (the Dataset's default holdout
+    # split left out), seeded as the TrainingJob's validation is.
+    x_all, y_all = load_breast_cancer(return_X_y=True, as_frame=True)
+    holdout = Holdout.resolve(SplitSpec(), training.validation, Task.CLASSIFICATION)
+    x, _, y, _ = split(x_all, pd.Series(y_all), holdout)
+    seed = training.validation.seed
+    fold_rows = folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, folds, seed)
     spaces = effective_space(search, training.candidate_algorithms)
     fitted_for = [0.0]
 
     def objective(trial: optuna.Trial) -> float:
         algorithm, parameters = suggest(trial, spaces)
-        pipeline = build_pipeline(build_estimator(ALGORITHMS[algorithm], parameters, 42), x,
-                                  training.preprocessing.scaling, True)
+        pipeline = build_pipeline(build_estimator(ALGORITHMS[algorithm], parameters, seed), x,
+                                  training.preprocessing.scaling,
+                                  training.preprocessing.one_hot_encode)
         scores = []
         for step, (train_rows, test_rows) in enumerate(fold_rows.splits):
             started = time.perf_counter()
