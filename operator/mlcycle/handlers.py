@@ -265,7 +265,7 @@ def report_training(job: Manifest, owner_name: str,
     if training_job is None or isinstance(training_job, Invalid):
         return
     if searches.is_search(training_job) and searches.is_workers(job):
-        write(training_job, searches.reconcile_search(training_job, SETTINGS))
+        write(training_job, searches.reconcile_search(training_job, SETTINGS, job))
         return
     if not training_jobs.reports_on(training_job, job_name):
         return

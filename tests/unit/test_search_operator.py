@@ -118,7 +118,8 @@ Calls = list[tuple[str, str]]
 
 
 def reconcile_with(monkeypatch: pytest.MonkeyPatch, searched: TrainingJob,
-                   existing: list[dict[str, Any]]) -> tuple[Any, Calls]:
+                   existing: list[dict[str, Any]],
+                   changed_job: dict[str, Any] | None = None) -> tuple[Any, Calls]:
     """reconcile_search against recorded Kubernetes calls, MLflow holding no trial yet."""
     calls: Calls = []
     uri = RESOLVED.snapshot_uri
@@ -141,7 +142,7 @@ def reconcile_with(monkeypatch: pytest.MonkeyPatch, searched: TrainingJob,
     monkeypatch.setattr(searches.kube, "job_pods", lambda *_: [])
     monkeypatch.setattr(searches.studies, "read_trials",
                         lambda *_: Trials([], None, None, {}))
-    return reconcile_search(searched, SETTINGS), calls
+    return reconcile_search(searched, SETTINGS, changed_job), calls
 
 
 def test_a_changed_space_deletes_the_running_workers_before_starting_new_ones(
@@ -248,3 +249,25 @@ def test_a_failed_search_is_told_by_the_worker_that_ended_it_not_those_stopped_a
                        "TrialsFailed"),
             worker_pod("w-1", "2026-12-01T04:00:01Z", 3, "Terminated")]
     assert workers_state(failed, pods).failure() == ("TrialsFailed", "TrialsFailed: why")
+
+
+def test_a_worker_job_of_another_study_made_again_by_a_stale_tick_is_deleted_on_its_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    knn = with_search(algorithms=["knn_classifier"])
+    study = study_name(training_job(knn, 2), "v1")
+    # The new study already runs (recorded in the status): only the event finds the Job.
+    changed = training_job(knn, 2, {"study": study, "phase": "Running"})
+    recreated = workers(1)  # its study: study-x
+    _, calls = reconcile_with(monkeypatch, changed, [], recreated)
+    assert calls[0] == ("delete", recreated["metadata"]["name"])
+    # The generation's own workers, and earlier workers of the current study, stay.
+    current = workers(2, knn)
+    _, calls = reconcile_with(monkeypatch, changed, [], current)
+    assert "delete" not in [call for call, _ in calls]
+    same_study = workers(1)
+    env = same_study["spec"]["template"]["spec"]["containers"][0]["env"]
+    for variable in env:
+        if variable["name"] == environment.SEARCH_STUDY.name:
+            variable["value"] = study
+    _, calls = reconcile_with(monkeypatch, changed, [], same_study)
+    assert "delete" not in [call for call, _ in calls]

@@ -86,10 +86,11 @@ def check_search(training_job: TrainingJob) -> None:
         raise NotRunnable(INVALID_SEARCH, f"{found[0]}: {found[1]}")
 
 
-def reconcile_search(training_job: TrainingJob,
-                     settings: Settings) -> Outcome[TrainingJobStatus] | None:
+def reconcile_search(training_job: TrainingJob, settings: Settings,
+                     changed_job: Manifest | None = None) -> Outcome[TrainingJobStatus] | None:
     """Ensure this generation's workers (or, once they are done, the final training) run,
-    and report the study; None when this generation's search has ended."""
+    and report the study; None when this generation's search has ended. `changed_job`: the
+    worker Job whose event asked for this, deleted if it works for another study."""
     status, metadata = training_job.status, training_job.metadata
     if status.observed_generation == metadata.generation and status.phase in FINISHED:
         return None
@@ -111,6 +112,10 @@ def reconcile_search(training_job: TrainingJob,
         for name in earlier:
             kube.delete_job(namespace, name)
         stopped = earlier_jobs_stopped(earlier, status.study, study)
+    if changed_job is not None and works_for_another_study(changed_job, study, workers_name):
+        # Made again after the new study deleted it, by a timer tick that read the spec
+        # before the change.
+        kube.delete_job(namespace, changed_job["metadata"]["name"])
     workers = kube.ensure_job(namespace, build_search_workers(
         training_job, dataset, study, deadline, settings))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
@@ -142,6 +147,20 @@ def earlier_study_jobs(jobs: list[Manifest], uid: str, workers_name: str) -> lis
         and not job["metadata"].get("deletionTimestamp")
         and any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or [])
         and not job_state(job, []).finished)
+
+
+def works_for_another_study(job: Manifest, study: str, workers_name: str) -> bool:
+    """Pure: an unfinished worker Job of another generation whose workers run another
+    study than `study`."""
+    metadata = job["metadata"]
+    if (metadata["name"] == workers_name or metadata.get("deletionTimestamp")
+            or job_state(job, []).finished):
+        return False
+    containers = job["spec"]["template"]["spec"]["containers"]
+    studies_run = {env.get("value") for container in containers
+                   for env in container.get("env") or []
+                   if env.get("name") == environment.SEARCH_STUDY.name}
+    return bool(studies_run) and study not in studies_run
 
 
 def earlier_jobs_stopped(names: list[str], earlier: str, study: str) -> list[Event]:
