@@ -51,10 +51,35 @@ DRIFT_WINDOW_SECONDS = EnvVar(
     "MLCYCLE_DRIFT_WINDOW_SECONDS", "3600", "Oldest age, in seconds, of a row in the window."
 )
 DRIFT_PSI = EnvVar("MLCYCLE_DRIFT_PSI", "0.2", "PSI above which a numeric feature drifted.")
+DRIFT_JENSEN_SHANNON = EnvVar(
+    "MLCYCLE_DRIFT_JENSEN_SHANNON",
+    "0.1",
+    "Jensen-Shannon distance, in (0, 1], at or above which a categorical feature drifted.",
+)
+DRIFT_MISSING_SHIFT = EnvVar(
+    "MLCYCLE_DRIFT_MISSING_SHIFT",
+    "0.1",
+    "Change of a feature's missing rate, in (0, 1], at or above which it drifted.",
+)
+DRIFT_UNSEEN_SHARE = EnvVar(
+    "MLCYCLE_DRIFT_UNSEEN_SHARE",
+    "0.1",
+    "Rise of a categorical feature's share of unseen values, in (0, 1], at or above which "
+    "it drifted.",
+)
 DRIFT_MIN_ROWS = EnvVar(
     "MLCYCLE_DRIFT_MIN_ROWS", "200", "Fewest rows in the window before drift is detected."
 )
-DRIFT_SETTINGS = (DRIFT, DRIFT_WINDOW_ROWS, DRIFT_WINDOW_SECONDS, DRIFT_PSI, DRIFT_MIN_ROWS)
+DRIFT_SETTINGS = (
+    DRIFT,
+    DRIFT_WINDOW_ROWS,
+    DRIFT_WINDOW_SECONDS,
+    DRIFT_PSI,
+    DRIFT_JENSEN_SHANNON,
+    DRIFT_MISSING_SHIFT,
+    DRIFT_UNSEEN_SHARE,
+    DRIFT_MIN_ROWS,
+)
 
 NUMERIC_BINS = 10
 MAX_CATEGORIES = 50

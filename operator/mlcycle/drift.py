@@ -79,7 +79,13 @@ class ReplicaAnswer:
 
 
 def thresholds(monitoring: Monitoring) -> DriftThresholds:
-    return DriftThresholds(psi=monitoring.psi_threshold, min_rows=monitoring.min_rows)
+    return DriftThresholds(
+        psi=monitoring.psi_threshold,
+        jensen_shannon=monitoring.jensen_shannon_threshold,
+        missing_shift=monitoring.missing_shift_threshold,
+        unseen_share=monitoring.unseen_share_threshold,
+        min_rows=monitoring.min_rows,
+    )
 
 
 def drift_outcome(deployment: ModelDeployment, answers: Sequence[ReplicaAnswer],

@@ -57,11 +57,20 @@ class DriftSettings:
     window_rows: int = int(drift.DRIFT_WINDOW_ROWS.default)
     window_seconds: float = float(drift.DRIFT_WINDOW_SECONDS.default)
     psi: float = float(drift.DRIFT_PSI.default)
+    jensen_shannon: float = float(drift.DRIFT_JENSEN_SHANNON.default)
+    missing_shift: float = float(drift.DRIFT_MISSING_SHIFT.default)
+    unseen_share: float = float(drift.DRIFT_UNSEEN_SHARE.default)
     min_rows: int = int(drift.DRIFT_MIN_ROWS.default)
 
     @property
     def thresholds(self) -> DriftThresholds:
-        return DriftThresholds(psi=self.psi, min_rows=self.min_rows)
+        return DriftThresholds(
+            psi=self.psi,
+            jensen_shannon=self.jensen_shannon,
+            missing_shift=self.missing_shift,
+            unseen_share=self.unseen_share,
+            min_rows=self.min_rows,
+        )
 
 
 def load_reference(reference: ModelReference) -> DriftReference:

@@ -42,9 +42,6 @@ class ServerSettings:
         log_level = env.text(environment.LOG_LEVEL).upper()
         if log_level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise SettingsError(f"{environment.LOG_LEVEL.name}={log_level!r} is not a log level")
-        psi = env.number(drift.DRIFT_PSI)
-        if psi <= 0:
-            raise SettingsError(f"{drift.DRIFT_PSI.name}={psi} must be above 0")
         return cls(
             model_uri=model_uri,
             model_name=env.text(environment.MODEL_NAME),
@@ -62,7 +59,10 @@ class ServerSettings:
                 enabled=env.boolean(drift.DRIFT),
                 window_rows=env.integer(drift.DRIFT_WINDOW_ROWS, minimum=SLOTS),
                 window_seconds=max(env.number(drift.DRIFT_WINDOW_SECONDS), 1.0),
-                psi=psi,
+                psi=env.positive(drift.DRIFT_PSI, maximum=10_000),
+                jensen_shannon=env.positive(drift.DRIFT_JENSEN_SHANNON, maximum=1),
+                missing_shift=env.positive(drift.DRIFT_MISSING_SHIFT, maximum=1),
+                unseen_share=env.positive(drift.DRIFT_UNSEEN_SHARE, maximum=1),
                 min_rows=env.integer(drift.DRIFT_MIN_ROWS, minimum=1),
             ),
         )
@@ -96,6 +96,13 @@ class _Environment:
             raise SettingsError(f"{var.name}={raw!r} is not a number") from None
         if not 0 <= value <= 10_000:
             raise SettingsError(f"{var.name}={value} must be in [0, 10000]")
+        return value
+
+    def positive(self, var: EnvVar, maximum: float) -> float:
+        """A number in (0, maximum]: a threshold, which at 0 would flag everything."""
+        value = self.number(var)
+        if not 0 < value <= maximum:
+            raise SettingsError(f"{var.name}={value} must be in (0, {maximum:g}]")
         return value
 
     def boolean(self, var: EnvVar) -> bool:

@@ -23,6 +23,7 @@ from sklearn.datasets import load_iris
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract.drift import (
+    DRIFT_MISSING_SHIFT,
     REFERENCE_ARTIFACT,
     TAG_DRIFT_REFERENCE,
     DriftReference,
@@ -33,7 +34,9 @@ from tests.e2e.mlhelpers import events_for, kubectl_apply, load_example, read, w
 pytestmark = pytest.mark.e2e
 
 SHIFTED = "petal width (cm)"
-MONITORING = {"drift": True, "minRows": 100, "checkIntervalSeconds": 5}
+# iris has no missing values: missingShiftThreshold changes no verdict, only the Pods' env.
+MONITORING = {"drift": True, "minRows": 100, "checkIntervalSeconds": 5,
+              "missingShiftThreshold": 0.2}
 
 
 def serving_addresses(k8s: client.ApiClient, namespace: str, name: str) -> list[str]:
@@ -136,6 +139,10 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     wait_phase(k8s, "modeldeployments", ml_namespace, "iris", ("Available",), timeout=300)
     addresses = serving_addresses(k8s, ml_namespace, "iris")
     assert len(addresses) == 2
+    pod = client.CoreV1Api(k8s).list_namespaced_pod(
+        ml_namespace, label_selector="mlcycle.dev/model-deployment=iris").items[0]
+    env = {e.name: e.value for e in pod.spec.containers[0].env}
+    assert env[DRIFT_MISSING_SHIFT.name] == "0.2"  # a threshold besides PSI reaches the server
     iris = load_iris(as_frame=True).data
 
     # In distribution: 75 rows per replica, under minRows 100 alone, 150 together.

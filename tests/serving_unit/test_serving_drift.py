@@ -131,14 +131,54 @@ def test_settings_read_the_drift_variables() -> None:
             "MLCYCLE_DRIFT": "true",
             "MLCYCLE_DRIFT_WINDOW_ROWS": "1000",
             "MLCYCLE_DRIFT_PSI": "0.3",
+            "MLCYCLE_DRIFT_JENSEN_SHANNON": "0.25",
+            "MLCYCLE_DRIFT_MISSING_SHIFT": "0.05",
+            "MLCYCLE_DRIFT_UNSEEN_SHARE": "0.5",
         }
     )
-    assert settings.drift == DriftSettings(enabled=True, window_rows=1000, psi=0.3)
+    assert settings.drift == DriftSettings(
+        enabled=True,
+        window_rows=1000,
+        psi=0.3,
+        jensen_shannon=0.25,
+        missing_shift=0.05,
+        unseen_share=0.5,
+    )
+    thresholds = settings.drift.thresholds
+    assert (thresholds.jensen_shannon, thresholds.missing_shift, thresholds.unseen_share) == (
+        0.25,
+        0.05,
+        0.5,
+    )
     assert ServerSettings.from_env({"MLCYCLE_MODEL_URI": "m"}).drift.enabled is False
     with pytest.raises(SettingsError, match="MLCYCLE_DRIFT_PSI"):
         ServerSettings.from_env({"MLCYCLE_MODEL_URI": "m", "MLCYCLE_DRIFT_PSI": "0"})
     with pytest.raises(SettingsError, match="MLCYCLE_DRIFT_WINDOW_ROWS"):
         ServerSettings.from_env({"MLCYCLE_MODEL_URI": "m", "MLCYCLE_DRIFT_WINDOW_ROWS": "3"})
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["MLCYCLE_DRIFT_JENSEN_SHANNON", "MLCYCLE_DRIFT_MISSING_SHIFT", "MLCYCLE_DRIFT_UNSEEN_SHARE"],
+)
+@pytest.mark.parametrize("value", ["0", "1.5", "-0.1"])
+def test_share_thresholds_outside_0_to_1_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=variable):
+        ServerSettings.from_env({"MLCYCLE_MODEL_URI": "m", variable: value})
+
+
+def test_the_server_scores_with_the_categorical_thresholds() -> None:
+    """An unseen category in 30% of rows drifts at the default rise of 0.1, not at 0.5."""
+    colours = ["purple"] * 60 + COLOURS[:140]
+    scores = {}
+    for unseen_share in (0.1, 0.5):
+        settings = DriftSettings(
+            enabled=True, window_rows=500, min_rows=100, jensen_shannon=1, unseen_share=unseen_share
+        )
+        monitor = DriftMonitor(REFERENCE, ("size", "colour"), settings)
+        monitor.observe(_batch(SIZES[:200].tolist(), colours))
+        scores[unseen_share] = monitor.scores().features[1].drifted
+    assert scores == {0.1: True, 0.5: False}
 
 
 def _iris_reference(features: pd.DataFrame) -> DriftReference:

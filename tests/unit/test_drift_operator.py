@@ -60,19 +60,35 @@ def _env(spec: ModelDeploymentSpec) -> dict[str, str]:
 def test_serving_pods_count_inputs_only_when_monitoring_drift_is_on() -> None:
     off = ModelDeploymentSpec.model_validate(OWNER["spec"])
     on = ModelDeploymentSpec.model_validate({**OWNER["spec"], "monitoring": {
-        "drift": True, "minRows": 50, "windowRows": 100, "psiThreshold": 0.3}})
+        "drift": True, "minRows": 50, "windowRows": 100, "psiThreshold": 0.3,
+        "jensenShannonThreshold": 0.25, "missingShiftThreshold": 0.05,
+        "unseenShareThreshold": 0.5}})
     assert not any(name.startswith("MLCYCLE_DRIFT") for name in _env(off))  # no roll
     env = _env(on)
     assert env[drift.DRIFT.name] == "true"
     assert env[drift.DRIFT_MIN_ROWS.name] == "50" and env[drift.DRIFT_WINDOW_ROWS.name] == "100"
     assert env[drift.DRIFT_PSI.name] == "0.3" and env[drift.DRIFT_WINDOW_SECONDS.name] == "3600"
+    assert env[drift.DRIFT_JENSEN_SHANNON.name] == "0.25"
+    assert env[drift.DRIFT_MISSING_SHIFT.name] == "0.05"
+    assert env[drift.DRIFT_UNSEEN_SHARE.name] == "0.5"
+
+
+@pytest.mark.parametrize("field", ["jensenShannonThreshold", "missingShiftThreshold",
+                                   "unseenShareThreshold"])
+@pytest.mark.parametrize("value", [0, 1.5])
+def test_share_thresholds_outside_0_to_1_are_refused(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        ModelDeploymentSpec.model_validate(
+            {**OWNER["spec"], "monitoring": {"drift": True, field: value}})
 
 
 def test_monitoring_drift_true_alone_keeps_its_defaults() -> None:
     monitoring = ModelDeploymentSpec.model_validate(
         {**OWNER["spec"], "monitoring": {"drift": True}}).monitoring
     assert (monitoring.psi_threshold, monitoring.min_rows) == (0.2, 200)
-    assert monitoring.to_wire() == {"drift": True, "psiThreshold": 0.2, "minRows": 200,
+    assert monitoring.to_wire() == {"drift": True, "psiThreshold": 0.2,
+                                    "jensenShannonThreshold": 0.1, "missingShiftThreshold": 0.1,
+                                    "unseenShareThreshold": 0.1, "minRows": 200,
                                     "windowRows": 500, "windowSeconds": 3600,
                                     "checkIntervalSeconds": 15}
 
@@ -86,6 +102,23 @@ def test_replicas_that_each_saw_too_few_rows_detect_drift_together() -> None:
     assert merged is not None and merged.replicas == 2
     assert merged.scores.rows == 300 and merged.scores.detected
     assert merge_replicas([a], "3", thresholds) is None
+
+
+def test_the_operator_scores_merged_replicas_with_every_threshold_of_the_spec() -> None:
+    """A missing rate 0.15 above training's drifts at the default 0.1, not at 0.2."""
+    counts = DriftCounts(rows=200, features={"x": FeatureCounts(
+        counts=numeric_counts(VALUES[:170], REFERENCE.features[0].edges), missing=30)})
+    window = _window("2", VALUES[:200]).model_copy(update={"counts": counts})
+
+    def verdict(monitoring: dict[str, object]) -> str:
+        deployment = replace(_serving(), spec=ModelDeploymentSpec.model_validate(
+            {**OWNER["spec"], "monitoring": {"drift": True, "minRows": 100, **monitoring}}))
+        outcome = drift_outcome(deployment, [ReplicaAnswer("a", window=window)], AT)
+        assert outcome is not None
+        return _drifted(outcome.status)[1]
+
+    assert verdict({}) == "DriftDetected"
+    assert verdict({"missingShiftThreshold": 0.2}) == "NoDrift"
 
 
 def test_replicas_with_different_references_are_not_added() -> None:

@@ -113,6 +113,27 @@ class Monitoring(ApiModel):
     psi_threshold: float = Field(
         default=0.2, gt=0, le=10, description="PSI at or above which a numeric feature drifted."
     )
+    jensen_shannon_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Jensen-Shannon distance (base 2, 0 the same, 1 disjoint) at or above "
+        "which a categorical feature drifted.",
+    )
+    missing_shift_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Change of a feature's missing rate against training (either way, as a "
+        "share of rows) at or above which the feature drifted.",
+    )
+    unseen_share_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Rise of a categorical feature's share of values outside its kept "
+        "training categories (the 50 most frequent) at or above which the feature drifted.",
+    )
     min_rows: int = Field(
         default=200,
         ge=1,

@@ -118,6 +118,9 @@ def _drift_environment(monitoring: Monitoring) -> list[Manifest]:
         (drift.DRIFT_WINDOW_ROWS, str(monitoring.window_rows)),
         (drift.DRIFT_WINDOW_SECONDS, str(monitoring.window_seconds)),
         (drift.DRIFT_PSI, str(monitoring.psi_threshold)),
+        (drift.DRIFT_JENSEN_SHANNON, str(monitoring.jensen_shannon_threshold)),
+        (drift.DRIFT_MISSING_SHIFT, str(monitoring.missing_shift_threshold)),
+        (drift.DRIFT_UNSEEN_SHARE, str(monitoring.unseen_share_threshold)),
         (drift.DRIFT_MIN_ROWS, str(monitoring.min_rows)),
     )]
 
