@@ -16,7 +16,7 @@ import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from time import perf_counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -51,6 +51,9 @@ from mlcycle_serving.protocols import (
     InferenceProtocol,
 )
 from mlcycle_serving.settings import ServerSettings
+
+if TYPE_CHECKING:
+    from mlcycle_serving.pod_drift import PodDrift
 
 logger = logging.getLogger("mlcycle_serving")
 access_logger = logging.getLogger("mlcycle_serving.access")
@@ -90,6 +93,8 @@ class ServingApp:
         self.metrics = ServingMetrics()
         self.drift: DriftMonitor | None = None
         self.drift_error: str | None = None
+        # Set in a worker of several (server.serve_worker): /drift answers the whole Pod's.
+        self.pod_drift: PodDrift | None = None
         self.batcher = MicroBatcher(
             self._predict,
             max_batch_size=settings.max_batch_size,
@@ -370,16 +375,19 @@ class ServingApp:
         return _json(200, openapi_document(self.model.name, self.model.input_schema))
 
     async def drift_window(self, call: Call) -> Response:
-        """The drift window's raw counts (mergeable over replicas) and this server's scores."""
+        """The drift window's raw counts (mergeable over replicas) and this server's scores
+        (this Pod's, over all its workers)."""
         if self.drift is None:
             self._require_ready()
             raise Conflict(self.drift_error or "drift monitoring is off (MLCYCLE_DRIFT)")
-        window = self.drift.window()
+        window = self.drift.window() if self.pod_drift is None else self.pod_drift.window()
         self.metrics.drift_scored(window.scores)
         return _json(200, window.to_wire())
 
     async def prometheus(self, call: Call) -> Response:
-        if self.drift is not None:
+        if self.pod_drift is not None:
+            self.metrics.drift_scored(self.pod_drift.window().scores)
+        elif self.drift is not None:
             self.metrics.drift_scored(self.drift.scores())
         return Response(200, self.metrics.exposition(), content_type=CONTENT_TYPE_LATEST.encode())
 

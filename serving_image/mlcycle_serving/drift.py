@@ -229,9 +229,9 @@ class DriftMonitor:
 
     def counts(self) -> DriftCounts:
         """The window's counts, as the contract carries them."""
-        return self._snapshot()[0]
+        return self.snapshot()[0]
 
-    def _snapshot(self) -> tuple[DriftCounts, float | None]:
+    def snapshot(self) -> tuple[DriftCounts, float | None]:
         """The window's counts, and the age of its oldest sub-window holding rows."""
         with self._lock:
             self._flush()
@@ -251,7 +251,10 @@ class DriftMonitor:
         return drift.score(self.reference, counts or self.counts(), self.settings.thresholds)
 
     def window(self) -> DriftWindow:
-        counts, oldest = self._snapshot()
+        return self.window_of(*self.snapshot())
+
+    def window_of(self, counts: DriftCounts, oldest_seconds: float | None) -> DriftWindow:
+        """The answer on /drift for these counts (this server's, or its Pod's added up)."""
         return DriftWindow(
             version=self.version,
             window_rows=self.settings.window_rows,
@@ -259,5 +262,5 @@ class DriftMonitor:
             reference=self.reference,
             counts=counts,
             scores=self.scores(counts),
-            oldest_seconds=oldest,
+            oldest_seconds=oldest_seconds,
         )
