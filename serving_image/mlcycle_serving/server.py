@@ -7,7 +7,8 @@ own bound with SO_REUSEPORT, so the kernel spreads new connections over the work
 can answer and never hands one to a worker still loading.
 
 Either way a `DrainingServer` shuts down in two steps: readiness fails while requests go
-on for the shutdown delay, then in-flight requests finish.
+on for the shutdown delay, then in-flight requests finish. With drift monitoring on,
+workers share their drift counts through files (`pod_drift`), so /drift answers the Pod's.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import sys
 import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
+from pathlib import Path
 from types import FrameType
 
 import uvicorn
@@ -31,6 +33,7 @@ from mlcycle_serving.app import ServingApp, create_app
 from mlcycle_serving.hidden_imports import leave_out_arrow
 from mlcycle_serving.logs import uvicorn_log_config
 from mlcycle_serving.model import Model
+from mlcycle_serving.pod_drift import PodDrift
 from mlcycle_serving.settings import ServerSettings
 
 logger = logging.getLogger("mlcycle_serving")
@@ -134,8 +137,12 @@ def _reuse_port_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_worker(launch: Launch, index: int, supervisor: Connection) -> None:
-    """Worker `index` (a process `supervisor` spawned): load, listen, serve until told."""
+def serve_worker(
+    launch: Launch, index: int, supervisor: Connection, drift_dir: str | None = None
+) -> None:
+    """Worker `index` (a process `supervisor` spawned): load, listen, serve until told.
+    With `drift_dir` (drift monitoring on), it shares its drift counts with its siblings
+    there, so /drift answers the Pod's (`pod_drift`)."""
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, signal.SIG_IGN)  # see WorkerServer
     leave_out_arrow()
@@ -152,6 +159,9 @@ def serve_worker(launch: Launch, index: int, supervisor: Connection) -> None:
         logger.exception("Model failed to load", extra={"uri": model.uri, "worker": index})
         sys.exit(1)
     app = create_app(model, settings)
+    if drift_dir is not None and app.drift is not None:
+        app.pod_drift = PodDrift(app.drift, Path(drift_dir), index)
+        threading.Thread(target=app.pod_drift.publish_every, name="drift", daemon=True).start()
     server = WorkerServer(_config(app, launch), app, settings.shutdown_delay_seconds)
     threading.Thread(target=server.follow, args=(supervisor,), daemon=True).start()
     server.run(sockets=[_reuse_port_socket(settings.host, settings.port)])

@@ -6,13 +6,17 @@ The supervisor passes each SIGTERM or SIGINT it receives to every worker through
 so a worker drains exactly as the one-process server does. If a worker ends before
 shutdown was asked for (its model failed to load, it crashed), the supervisor closes the
 others' pipes, which stops them, and exits 1, so Kubernetes restarts the container.
+With drift monitoring on, it makes the directory where the workers share their drift counts
+(`pod_drift`), and removes it once they are done.
 """
 
 from __future__ import annotations
 
 import logging
 import multiprocessing
+import shutil
 import signal
+import tempfile
 from contextlib import suppress
 from multiprocessing.connection import Connection, wait
 from multiprocessing.process import BaseProcess
@@ -24,7 +28,19 @@ logger = logging.getLogger("mlcycle_serving")
 
 
 def supervise(launch: Launch) -> int:
-    """Run `launch.settings.workers` workers until they stop; 1 if one failed."""
+    """Run `launch.settings.workers` workers until they stop; 1 if one failed. With drift
+    monitoring on, they share their counts in a directory of their own (under the temporary
+    directory: the Pod's writable /tmp), removed when they are done."""
+    if not launch.settings.drift.enabled:
+        return _supervise(launch, None)
+    drift_dir = tempfile.mkdtemp(prefix="mlcycle-drift-")
+    try:
+        return _supervise(launch, drift_dir)
+    finally:
+        shutil.rmtree(drift_dir, ignore_errors=True)
+
+
+def _supervise(launch: Launch, drift_dir: str | None) -> int:
     context = multiprocessing.get_context("spawn")
     workers: dict[int, tuple[BaseProcess, Connection]] = {}
     stopping = False
@@ -41,7 +57,9 @@ def supervise(launch: Launch) -> int:
     for index in range(launch.settings.workers):
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(
-            target=serve_worker, args=(launch, index, receiver), name=f"worker-{index}"
+            target=serve_worker,
+            args=(launch, index, receiver, drift_dir),
+            name=f"worker-{index}",
         )
         process.start()
         receiver.close()

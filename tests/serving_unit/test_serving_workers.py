@@ -4,16 +4,23 @@ SIGTERM to the whole process group (as local runtimes send it) draining them onc
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
+
+from mlcycle_contract.drift import DRIFT_PATH, REFERENCE_ARTIFACT, DriftWindow
+from mlcycle_serving.pod_drift import WorkerCounts
+from tests.serving_unit.test_serving_drift import _iris_reference
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -32,19 +39,19 @@ def _eventually(what: str, check: Callable[[], bool], timeout: float = 120) -> N
         time.sleep(0.1)
 
 
-@pytest.fixture
-def two_workers(
-    iris_model_dir: Path, tmp_path: Path
+@contextmanager
+def _two_workers(
+    model_dir: Path, tmp_path: Path, **settings: str
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     port = _free_port()
     environ = {
         **os.environ,
-        "MLCYCLE_MODEL_URI": str(iris_model_dir),
+        "MLCYCLE_MODEL_URI": str(model_dir),
         "MLCYCLE_MODEL_NAME": "iris",
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "MLCYCLE_WORKERS": "2",
-        "MLCYCLE_SHUTDOWN_DELAY_SECONDS": "10",
+        **settings,
     }
     with (tmp_path / "server.log").open("wb") as log:
         server = subprocess.Popen(
@@ -62,6 +69,14 @@ def two_workers(
         server.wait()
 
 
+@pytest.fixture
+def two_workers(
+    iris_model_dir: Path, tmp_path: Path
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    with _two_workers(iris_model_dir, tmp_path, MLCYCLE_SHUTDOWN_DELAY_SECONDS="10") as started:
+        yield started
+
+
 def _get(url: str) -> httpx.Response | None:
     try:
         return httpx.get(url)  # a new connection each time
@@ -69,10 +84,8 @@ def _get(url: str) -> httpx.Response | None:
         return None
 
 
-def test_two_workers_answer_on_one_port_and_drain_once_on_a_group_sigterm(
-    two_workers: tuple[subprocess.Popen[bytes], str],
-) -> None:
-    server, base = two_workers
+def _worker_pids(base: str) -> set[int]:
+    """The pids of both workers, once each has answered."""
     pids: set[int] = set()
 
     def both_answered() -> bool:
@@ -82,7 +95,14 @@ def test_two_workers_answer_on_one_port_and_drain_once_on_a_group_sigterm(
         return len(pids) == 2
 
     _eventually("both workers to answer", both_answered)
-    assert server.pid not in pids
+    return pids
+
+
+def test_two_workers_answer_on_one_port_and_drain_once_on_a_group_sigterm(
+    two_workers: tuple[subprocess.Popen[bytes], str],
+) -> None:
+    server, base = two_workers
+    assert server.pid not in _worker_pids(base)
 
     os.killpg(server.pid, signal.SIGTERM)
 
@@ -95,3 +115,42 @@ def test_two_workers_answer_on_one_port_and_drain_once_on_a_group_sigterm(
     response = httpx.post(f"{base}/v1/models/iris:predict", json={"instances": [ROW]})
     assert response.json() == {"predictions": [0]}
     assert server.wait(timeout=120) == 0
+
+
+def test_drift_of_two_workers_counts_the_rows_both_received(
+    iris_model_dir: Path, tmp_path: Path, iris: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    features, _ = iris
+    model_dir = tmp_path / "iris"
+    shutil.copytree(iris_model_dir, model_dir)
+    (model_dir / REFERENCE_ARTIFACT).parent.mkdir()
+    (model_dir / REFERENCE_ARTIFACT).write_text(_iris_reference(features).model_dump_json())
+    temporary = tmp_path / "tmp"  # where the supervisor makes the workers' shared directory
+    temporary.mkdir()
+    rows = features.to_numpy()[:40].tolist()
+    with _two_workers(model_dir, tmp_path, MLCYCLE_DRIFT="true", TMPDIR=str(temporary)) as (
+        server,
+        base,
+    ):
+        _worker_pids(base)
+        for row in rows:  # a new connection each: the kernel spreads them over both workers
+            assert httpx.post(f"{base}/invocations", json={"inputs": [row]}).status_code == 200
+        published: list[int] = []
+
+        def both_published() -> bool:
+            published[:] = [
+                WorkerCounts.model_validate_json(path.read_bytes()).counts.rows
+                for path in temporary.glob("mlcycle-drift-*/worker-*.json")
+            ]
+            return sum(published) == len(rows)
+
+        _eventually("both workers to publish their rows", both_published, timeout=10)
+        assert len(published) == 2 and min(published) > 0, published
+        for _ in range(6):  # whichever worker answers
+            window = DriftWindow.model_validate(httpx.get(f"{base}{DRIFT_PATH}").json())
+            assert window.counts.rows == len(rows)
+            metrics = httpx.get(f"{base}/metrics").text
+            assert f"mlcycle_serving_drift_window_rows {len(rows)}.0" in metrics
+        os.killpg(server.pid, signal.SIGTERM)
+        assert server.wait(timeout=120) == 0
+    assert list(temporary.iterdir()) == []  # the supervisor removed the shared directory
