@@ -142,7 +142,11 @@ class Monitoring(ApiModel):
         "so a small sample never raises an alarm.",
     )
     window_rows: int = Field(
-        default=500, ge=10, le=1_000_000, description="Newest rows each replica counts."
+        default=500,
+        ge=10,
+        le=1_000_000,
+        description="Newest rows each replica counts (each of its worker processes, with "
+        "serving.workers above 1).",
     )
     window_seconds: int = Field(
         default=3600, ge=10, le=604_800, description="Oldest age of a counted row, in seconds."
