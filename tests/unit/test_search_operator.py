@@ -1,6 +1,6 @@
 """The operator's pure search layer: the worker Job, the study's identity across edits (and
-the earlier study's Jobs a new one deletes), the status computed from the trials, and the
-TrainingJob that trains the best trial."""
+the earlier study's Jobs a new one deletes), the status computed from the trials, the
+TrainingJob that trains the best trial, and each search's record in status.runs."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from mlcycle.builders.search import (
     search_workers_name,
     study_name,
 )
-from mlcycle.builders.trainingjob import ResolvedDataset
+from mlcycle.builders.trainingjob import ResolvedDataset, training_job_name
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
 from mlcycle.reconcile import search as searches
 from mlcycle.reconcile.common import JobState
@@ -25,6 +25,7 @@ from mlcycle.reconcile.search import (
     check_search,
     earlier_study_jobs,
     reconcile_search,
+    search_ended,
     search_outcome,
     workers_state,
 )
@@ -40,6 +41,12 @@ from mlcycle_contract.api.dataset import (
 )
 from mlcycle_contract.api.learning import Algorithm
 from mlcycle_contract.api.search import TrialState, TrialSummary
+from mlcycle_contract.api.trainingjob import (
+    RunPhase,
+    RunTrigger,
+    TrainingJobPhase,
+    TrainingJobStatus,
+)
 
 SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 RESOLVED = ResolvedDataset("wine", "v1", "s3://data/wine/v1/data.parquet", "target",
@@ -50,11 +57,12 @@ SEARCH = {"datasetRef": {"name": "wine"},
 
 
 def training_job(spec: dict[str, Any], generation: int = 1,
-                 status: dict[str, Any] | None = None) -> TrainingJob:
+                 status: dict[str, Any] | None = None, request: str = "") -> TrainingJob:
+    annotations = {constants.ANNOTATION_REQUESTED_AT: request} if request else {}
     parsed = parse_training_job({
         "apiVersion": constants.API_GROUP_VERSION, "kind": "TrainingJob",
         "metadata": {"name": "wine", "namespace": "ml", "uid": "uid-1",
-                     "generation": generation},
+                     "generation": generation, "annotations": annotations},
         "spec": spec, "status": status or {}})
     assert not isinstance(parsed, Invalid), parsed.problem
     return parsed
@@ -117,31 +125,48 @@ def test_a_new_study_deletes_the_earlier_studys_unfinished_jobs_only() -> None:
 Calls = list[tuple[str, str]]
 
 
-def reconcile_with(monkeypatch: pytest.MonkeyPatch, searched: TrainingJob,
-                   existing: list[dict[str, Any]],
-                   changed_job: dict[str, Any] | None = None) -> tuple[Any, Calls]:
-    """reconcile_search against recorded Kubernetes calls, MLflow holding no trial yet."""
+def record_calls(monkeypatch: pytest.MonkeyPatch, existing: list[dict[str, Any]],
+                 versions: tuple[str, ...] = ("v1",), trials: Trials | None = None,
+                 ended: dict[str, str] | None = None,
+                 pods: dict[str, list[dict[str, Any]]] | None = None) -> Calls:
+    """The Kubernetes calls of a reconcile, recorded in order: the Dataset wine is Ready at
+    the first of `versions` (the newest first), `existing` are the Jobs listed, a Job named
+    in `ended` has that condition once ensured, `pods` those of a Job; MLflow holds `trials`
+    (none unless given)."""
     calls: Calls = []
-    uri = RESOLVED.snapshot_uri
-    history = [DatasetVersionRecord(version="v1", snapshot_uri=uri, rows=178,
-                                    created_at=datetime(2026, 12, 1, tzinfo=UTC))]
+    history = [DatasetVersionRecord(version=v, snapshot_uri=f"s3://data/wine/{v}", rows=178,
+                                    created_at=datetime(2026, 12, 1, tzinfo=UTC))
+               for v in versions]
     dataset = {"metadata": {"name": "wine", "namespace": "ml", "uid": "d1", "generation": 1},
                "spec": {"source": {"builtin": "wine"}, "target": "target"},
-               "status": DatasetStatus(phase=DatasetPhase.READY, version="v1", snapshot_uri=uri,
+               "status": DatasetStatus(phase=DatasetPhase.READY, version=versions[0],
+                                       snapshot_uri=history[0].snapshot_uri,
                                        history=history).to_wire()}
 
     def ensure_job(namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
-        calls.append(("create", manifest["metadata"]["name"]))
-        return manifest
+        name = manifest["metadata"]["name"]
+        calls.append(("create", name))
+        condition = (ended or {}).get(name)
+        return manifest | {"status": {"conditions": [
+            {"type": condition, "status": "True"}] if condition else []}}
 
     monkeypatch.setattr(searches.kube, "read_custom", lambda *_: dataset)
     monkeypatch.setattr(searches.kube, "jobs", lambda *_: existing)
     monkeypatch.setattr(searches.kube, "delete_job",
                         lambda namespace, name: calls.append(("delete", name)))
     monkeypatch.setattr(searches.kube, "ensure_job", ensure_job)
-    monkeypatch.setattr(searches.kube, "job_pods", lambda *_: [])
+    monkeypatch.setattr(searches.kube, "job_pods",
+                        lambda namespace, name: (pods or {}).get(name, []))
     monkeypatch.setattr(searches.studies, "read_trials",
-                        lambda *_: Trials([], None, None, {}))
+                        lambda *_: trials or Trials([], None, None, {}))
+    return calls
+
+
+def reconcile_with(monkeypatch: pytest.MonkeyPatch, searched: TrainingJob,
+                   existing: list[dict[str, Any]],
+                   changed_job: dict[str, Any] | None = None) -> tuple[Any, Calls]:
+    """reconcile_search against recorded Kubernetes calls, MLflow holding no trial yet."""
+    calls = record_calls(monkeypatch, existing)
     return reconcile_search(searched, SETTINGS, changed_job), calls
 
 
@@ -271,3 +296,68 @@ def test_a_worker_job_of_another_study_made_again_by_a_stale_tick_is_deleted_on_
             variable["value"] = study
     _, calls = reconcile_with(monkeypatch, changed, [], same_study)
     assert "delete" not in [call for call, _ in calls]
+
+
+# --- runs ---------------------------------------------------------------------------
+
+
+def first_search(monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any]) -> TrainingJobStatus:
+    """The status once the first search's study started: its run recorded, Running."""
+    record_calls(monkeypatch, [])
+    outcome = reconcile_search(training_job(spec), SETTINGS)
+    assert outcome is not None
+    return outcome.status
+
+
+def test_a_search_s_run_is_recorded_as_its_study_starts(monkeypatch: pytest.MonkeyPatch,
+                                                       ) -> None:
+    started = first_search(monkeypatch, SEARCH)
+    [run] = started.runs
+    assert (run.number, run.trigger, run.phase, run.dataset_version) == (
+        1, RunTrigger.CREATED, RunPhase.RUNNING, "v1")
+    # Its Job is the one that will train its best trial; the workers run meanwhile.
+    assert run.job_name == training_job_name(training_job(SEARCH).metadata)
+    assert started.job_name == search_workers_name(training_job(SEARCH).metadata)
+    again = reconcile_search(training_job(SEARCH, status=started.to_wire()), SETTINGS)
+    assert again is not None and again.status.runs == started.runs  # recorded once
+
+
+def test_a_search_that_fails_ends_its_run_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+    started = first_search(monkeypatch, SEARCH)
+    name = search_workers_name(training_job(SEARCH).metadata)
+    record_calls(monkeypatch, [], trials=Trials([trial(0, None, TrialState.FAILED)], None, None,
+                                                {0: "FitFailed: bad"}),
+                 ended={name: "Failed"})
+    failed = reconcile_search(training_job(SEARCH, status=started.to_wire()), SETTINGS)
+    assert failed is not None and failed.status.phase == "Failed"
+    [run] = failed.status.runs
+    assert run.phase == RunPhase.FAILED and run.completion_time is not None
+
+
+def test_a_manual_request_on_a_finished_search_starts_a_new_study(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = first_search(monkeypatch, SEARCH)
+    done = started.model_copy(update={"phase": TrainingJobPhase.SUCCEEDED, "runs": [
+        started.runs[0].model_copy(update={"phase": RunPhase.SUCCEEDED})]})
+    assert search_ended(training_job(SEARCH, status=done.to_wire()))
+    requested = training_job(SEARCH, status=done.to_wire(), request="2026-12-01T09:00")
+    assert not search_ended(requested)
+    outcome, _ = reconcile_with(monkeypatch, requested, [])
+    assert outcome is not None and outcome.status.study != started.study
+    assert [(r.number, r.trigger) for r in outcome.status.runs] == [
+        (2, RunTrigger.MANUAL), (1, RunTrigger.CREATED)]
+
+
+def test_a_running_search_refused_ends_its_run_and_one_waiting_for_its_dataset_does_not(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = first_search(monkeypatch, SEARCH)
+    record_calls(monkeypatch, [], versions=("v2",))  # v1, which the run pinned, is gone
+    refused = reconcile_search(training_job(SEARCH, status=started.to_wire()), SETTINGS)
+    assert refused is not None and refused.status.phase == "Failed"
+    assert refused.status.conditions[0].reason == "DatasetVersionNotFound"
+    [run] = refused.status.runs
+    assert run.phase == RunPhase.FAILED and run.completion_time is not None
+    monkeypatch.setattr(searches.kube, "read_custom", lambda *_: None)  # the Dataset deleted
+    waiting = reconcile_search(training_job(SEARCH, status=started.to_wire()), SETTINGS)
+    assert waiting is not None and waiting.status.phase == "Pending"
+    assert [r.phase for r in waiting.status.runs] == [RunPhase.RUNNING]

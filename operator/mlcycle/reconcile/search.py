@@ -1,12 +1,16 @@
 """TrainingJob with spec.search: run the study's worker Job, report its trials (progress,
 best trial, leaderboard), then train the best trial once more through the normal training
 Job, which validates it, registers it once and moves the alias if the gates pass. A new
-study (a new generation that changes what shapes the trials) first deletes the earlier
-study's unfinished Jobs."""
+study (a new generation that changes what shapes the trials, or a manual request) first
+deletes the earlier study's unfinished Jobs.
+
+Each search is a run in status.runs, recorded when its study starts.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from mlcycle import kube, studies, unsupported
@@ -17,7 +21,7 @@ from mlcycle.builders.search import (
     search_workers_name,
     study_name,
 )
-from mlcycle.builders.trainingjob import build_training_job, experiment_name
+from mlcycle.builders.trainingjob import build_training_job, experiment_name, training_job_name
 from mlcycle.objects import TrainingJob
 from mlcycle.reconcile.common import (
     Event,
@@ -32,9 +36,13 @@ from mlcycle.reconcile.common import (
 from mlcycle.reconcile.trainingjob import (
     FINISHED,
     NotRunnable,
+    current_run,
+    ended,
     refused,
+    replacement_events,
     resolve_dataset,
     training_outcome,
+    with_run,
 )
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
@@ -49,8 +57,10 @@ from mlcycle_contract.api.search import (
     search_problem,
 )
 from mlcycle_contract.api.trainingjob import (
+    ConcurrencyPolicy,
     MlflowRun,
     ObjectiveValue,
+    RunRecord,
     TrainingJobPhase,
     TrainingJobStatus,
 )
@@ -58,6 +68,7 @@ from mlcycle_contract.api.trainingjob import (
 SEARCHING = "Searching"
 INVALID_SEARCH = "InvalidSearch"
 NO_TRIAL_COMPLETED = "NoTrialCompleted"
+STUDY_STOPPED = "a new study started, and its study's unfinished Jobs and their Pods were deleted"
 
 
 def is_search(training_job: TrainingJob) -> bool:
@@ -88,30 +99,44 @@ def check_search(training_job: TrainingJob) -> None:
 
 def reconcile_search(training_job: TrainingJob, settings: Settings,
                      changed_job: Manifest | None = None) -> Outcome[TrainingJobStatus] | None:
-    """Ensure this generation's workers (or, once they are done, the final training) run,
-    and report the study; None when this generation's search has ended. `changed_job`: the
+    """Ensure the current run's workers (or, once they are done, its final training) run,
+    and report its study; None when the search of this generation and request has ended.
+    The run of a generation or request is recorded as its study starts. `changed_job`: the
     worker Job whose event asked for this, deleted if it works for another study."""
     status, metadata = training_job.status, training_job.metadata
-    if status.observed_generation == metadata.generation and status.phase in FINISHED:
+    if search_ended(training_job):
         return None
+    run = current_run(training_job)
     try:
         check_search(training_job)
         dataset = resolve_dataset(training_job)
     except NotRunnable as problem:
-        return refused(training_job, problem.reason, problem.message)
+        refusal = refused(training_job, problem.reason, problem.message)
+        if run is not None and refusal.status.phase == TrainingJobPhase.FAILED:
+            # Its record ends with it (a run waiting for its Dataset goes on).
+            refusal.status = ended(refusal.status.model_copy(update={"completion_time": now()}))
+        return refusal
     search, namespace = training_job.spec.search, metadata.namespace
     assert search is not None
     study = study_name(training_job, dataset.version)
+    new_study = status.study is not None and status.study != study
     started = status.start_time if status.study == study and status.start_time else now()
+    replaced: list[Event] = []
+    if run is None:
+        runs = search_runs(training_job, dataset.version, new_study, now())
+        replaced = replacement_events(status.runs, runs, STUDY_STOPPED)
+        training_job = replace(training_job, status=status.model_copy(update={"runs": runs}))
+        status = training_job.status
+        run = runs[0]
     deadline = started + parse_duration(search.timeout) if search.timeout else None
     workers_name = search_workers_name(metadata)
     stopped: list[Event] = []
-    if status.study is not None and status.study != study:
+    if new_study:
         owned = kube.jobs(namespace, {constants.LABEL_TRAINING_JOB: metadata.name})
         earlier = earlier_study_jobs(owned, metadata.uid, workers_name)
         for name in earlier:
             kube.delete_job(namespace, name)
-        stopped = earlier_jobs_stopped(earlier, status.study, study)
+        stopped = earlier_jobs_stopped(earlier, status.study or "", study)
     if changed_job is not None and works_for_another_study(changed_job, study, workers_name):
         # Made again after the new study deleted it, by a timer tick that read the spec
         # before the change.
@@ -122,18 +147,41 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
                                 study, training_job.spec.effective_objective.metric)
     state = workers_state(workers, kube.job_pods(namespace, workers_name))
     searched = search_outcome(training_job, study, found, state)
-    searched.events[:0] = stopped
+    searched.events[:0] = [*stopped, *replaced]
     searched.status = searched.status.model_copy(
         update={"dataset_version": dataset.version, "start_time": started})
+    if searched.status.phase == TrainingJobPhase.FAILED:
+        searched.status = ended(searched.status)
     best = searched.status.best_trial
     if not (state.finished and state.succeeded) or best is None:
         return searched
     final = best_trial_training(replace(training_job, status=searched.status), best)
-    job = kube.ensure_job(namespace, build_training_job(final, dataset, settings))
-    trained = training_outcome(final, job, kube.job_pods(namespace, job["metadata"]["name"]),
-                               settings)
+    job = kube.ensure_job(namespace, build_training_job(final, dataset, settings, run.job_name))
+    trained = training_outcome(final, job, kube.job_pods(namespace, run.job_name), settings)
     trained.events[:0] = searched.events
     return trained
+
+
+def search_ended(training_job: TrainingJob) -> bool:
+    """Pure: whether the search of this generation and request has ended (or was refused):
+    a manual request since its run starts another."""
+    status, metadata = training_job.status, training_job.metadata
+    request = status.runs[0].request if status.runs else metadata.requested_at
+    return (status.phase in FINISHED and status.observed_generation == metadata.generation
+            and request == metadata.requested_at)
+
+
+def search_runs(training_job: TrainingJob, dataset_version: str, new_study: bool,
+                at: datetime) -> list[RunRecord]:
+    """Pure: status.runs with the run of this generation or request, as its study starts;
+    its Job is the one that will train its best trial. A run still running is Replaced when
+    the study changes (its Jobs are deleted, whatever spec.concurrencyPolicy says), else
+    Superseded (its workers keep running trials of the same study)."""
+    starting = training_job.status.model_copy(update={
+        "job_name": training_job_name(training_job.metadata), "start_time": at,
+        "dataset_version": dataset_version})
+    policy = ConcurrencyPolicy.REPLACE if new_study else ConcurrencyPolicy.FORBID
+    return with_run(training_job, starting, policy)
 
 
 def earlier_study_jobs(jobs: list[Manifest], uid: str, workers_name: str) -> list[str]:

@@ -91,15 +91,22 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
 
 
-def current_job_name(training_job: TrainingJob) -> str:
-    """The Job of the current run: the latest run's, when it ran this generation and request
-    (an automatic run has its own), else the generation's (a run about to start)."""
+def current_run(training_job: TrainingJob) -> RunRecord | None:
+    """The latest run, when it runs this generation and request (the one they started, or
+    an automatic run since); None while their run is yet to start."""
     latest = training_job.status.runs[0] if training_job.status.runs else None
     metadata = training_job.metadata
     if latest is not None and (latest.generation, latest.request) == (
             metadata.generation, metadata.requested_at):
-        return latest.job_name
-    return training_job_name(metadata)
+        return latest
+    return None
+
+
+def current_job_name(training_job: TrainingJob) -> str:
+    """The Job of the current run: the latest run's, when it ran this generation and request
+    (an automatic run has its own), else the generation's (a run about to start)."""
+    run = current_run(training_job)
+    return run.job_name if run is not None else training_job_name(training_job.metadata)
 
 
 def reports_on(training_job: TrainingJob, job_name: str) -> bool:
@@ -257,9 +264,11 @@ def succeeded(status: TrainingJobStatus, result: TrainingResult, settings: Setti
 # --- Runs and automatic triggers ----------------------------------------------------------
 
 
-def with_run(training_job: TrainingJob, status: TrainingJobStatus) -> list[RunRecord]:
+def with_run(training_job: TrainingJob, status: TrainingJobStatus,
+             policy: ConcurrencyPolicy | None = None) -> list[RunRecord]:
     """status.runs with the current run in it: a run of the generation or request that no
-    record names yet (an automatic run's record is written when it starts) is added."""
+    record names yet (an automatic run's record is written when it starts) is added. A run
+    still running is superseded as `policy` says (the spec's unless given)."""
     runs, metadata = status.runs, training_job.metadata
     if runs and runs[0].job_name == status.job_name:
         return runs
@@ -273,7 +282,7 @@ def with_run(training_job: TrainingJob, status: TrainingJobStatus) -> list[RunRe
     assert status.job_name is not None and status.start_time is not None
     record = new_run(training_job, status, trigger, reason, status.job_name,
                      status.dataset_version, status.start_time)
-    return [record, *superseded(runs, training_job.spec.concurrency_policy,
+    return [record, *superseded(runs, policy or training_job.spec.concurrency_policy,
                                 status.start_time)][:RUNS_LIMIT]
 
 
@@ -313,9 +322,13 @@ def replaced_run(spec: TrainingJobSpec, runs: list[RunRecord],
     return latest
 
 
-def replacement_events(before: list[RunRecord], after: list[RunRecord]) -> list[Event]:
+REPLACE_DELETED = "spec.concurrencyPolicy Replace deleted its Job and Pods"
+
+
+def replacement_events(before: list[RunRecord], after: list[RunRecord],
+                       cause: str = REPLACE_DELETED) -> list[Event]:
     """A RunReplaced Event when `after` records as Replaced the run `before` had running,
-    naming it and the run that replaced it."""
+    naming it, the run that replaced it, and what stopped it."""
     if len(after) < 2 or after[1].phase != RunPhase.REPLACED:
         return []
     new, replaced = after[0], after[1]
@@ -323,8 +336,7 @@ def replacement_events(before: list[RunRecord], after: list[RunRecord]) -> list[
         return []
     return [Event("Normal", "RunReplaced",
                   f"run {replaced.number} (Job {replaced.job_name}) replaced by run "
-                  f"{new.number} ({new.trigger.value}: {new.reason}): "
-                  "spec.concurrencyPolicy Replace deleted its Job and Pods")]
+                  f"{new.number} ({new.trigger.value}: {new.reason}): {cause}")]
 
 
 def ended(status: TrainingJobStatus, gates_passed: bool | None = None) -> TrainingJobStatus:
