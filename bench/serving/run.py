@@ -30,7 +30,7 @@ from bench.serving.results import (
     headline_ratios,
     runs_as_json,
 )
-from bench.serving.servers import SERVERS, Tools, build_spec, free_port, running
+from bench.serving.servers import SERVERS, Tools, build_spec, compile_bytecode, free_port, running
 
 REPO = Path(__file__).resolve().parents[2]
 KSERVE_SCRIPT = Path(__file__).resolve().with_name("kserve_sklearn.py")
@@ -150,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         _log("preparing KServe's virtualenv")
         kserve_python = ensure_kserve_venv(args.work_dir / "kserve-venv", project_bin / "uv")
     tools = Tools(project_bin, kserve_python, KSERVE_SCRIPT)
+    _log("compiling the servers' Python to bytecode, as the images are")
+    compile_bytecode(tools)
     _log("training and saving the models")
     models = [m for m in prepare_models(args.work_dir / "serving") if m.key in models_wanted]
     if not models or not servers:

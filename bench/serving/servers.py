@@ -24,6 +24,7 @@ from bench.serving.models import BenchModel, Payload
 from bench.serving.procfs import PeakRss
 
 HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
 SERVERS = ("ours", "mlflow", "kserve")
 STRIPPED_ENV_PREFIXES = ("MLFLOW_", "AWS_", "MLCYCLE_", "KSERVE_")
 """Inherited settings dropped so no server reaches a tracking server or reads stray config."""
@@ -54,6 +55,26 @@ class Tools:
     project_bin: Path
     kserve_python: Path
     kserve_script: Path
+
+
+# Run by each server's interpreter: its own site-packages, then the trees named after it.
+COMPILE = """
+import compileall, sys, sysconfig
+for tree in (sysconfig.get_paths()["purelib"], *sys.argv[1:]):
+    compileall.compile_dir(tree, quiet=1, workers=0)
+"""
+
+
+def compile_bytecode(tools: Tools) -> None:
+    """Compile every server's packages and our server's sources to bytecode, as the images
+    are at build. With PYTHONDONTWRITEBYTECODE set (the images set it, and so may the shell
+    running this) a server would otherwise compile each module it imports at every start,
+    and its cold start would time the compiler. Up-to-date files cost nothing."""
+    project = tools.project_bin / "python"
+    trees = {project: [str(REPO / "serving_image"), str(REPO / "contract")]}
+    trees.setdefault(tools.kserve_python, [])
+    for python, sources in trees.items():
+        subprocess.run([str(python), "-c", COMPILE, *sources], check=True, timeout=900)
 
 
 def free_port() -> int:
