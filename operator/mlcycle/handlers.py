@@ -166,20 +166,21 @@ def searching(body: kopf.Body, **_: Any) -> bool:
             when=searching)
 def training_job_search_progress(body: kopf.Body, **_: Any) -> None:
     """A running search's trials, which its workers record in MLflow without a Kubernetes
-    event, reach the status on this tick."""
+    event, reach the status on this tick. Written only over the status the tick read: a run
+    a retrain tick started since must not be undone (409, and the next try reads it)."""
     training_job = parse_training_job(body)
     if isinstance(training_job, Invalid):
         return
     with retry_transient():
-        write(training_job, searches.reconcile_search(training_job, SETTINGS))
+        write(training_job, searches.reconcile_search(training_job, SETTINGS),
+              if_unchanged=True)
 
 
 def retraining(body: kopf.Body, **_: Any) -> bool:
-    """kopf's filter (on the raw body): a single-run TrainingJob with an automatic trigger."""
+    """kopf's filter (on the raw body): a TrainingJob with an automatic trigger."""
     spec = body.get("spec") or {}
     retrain = spec.get("retrain") or {}
-    automatic = spec.get("schedule") or retrain.get("onNewData") or retrain.get("onDrift")
-    return bool(automatic) and not spec.get("search")
+    return bool(spec.get("schedule") or retrain.get("onNewData") or retrain.get("onDrift"))
 
 
 # kopf passes indices as keyword arguments; its TimerFn protocol does not list them.
@@ -188,14 +189,16 @@ def retraining(body: kopf.Body, **_: Any) -> bool:
 def training_job_retrain(body: kopf.Body,
                          drift_by_training_job: kopf.Index[str, triggers.DriftReport],
                          **_: Any) -> None:
-    """spec.schedule, spec.retrain.onNewData and onDrift: start the run a trigger asks for, or
-    say which limit holds it back. Written only over the status the tick read: a run's end
-    that a Job event wrote since must not be undone (409, and the next try reads it)."""
+    """spec.schedule, spec.retrain.onNewData and onDrift: start the run a trigger asks for (a
+    search's: a new study), or say which limit holds it back. Written only over the status
+    the tick read: a run's end that a Job event wrote since must not be undone (409, and the
+    next try reads it)."""
     training_job = parse_training_job(body)
+    drifts = list(drift_by_training_job.get(training_job.metadata.uid, []))
+    retrain = (searches.retrain_search if not isinstance(training_job, Invalid)
+               and searches.is_search(training_job) else training_jobs.retrain)
     with retry_transient():
-        write(training_job, training_jobs.retrain(
-            training_job, SETTINGS,
-            list(drift_by_training_job.get(training_job.metadata.uid, []))), if_unchanged=True)
+        write(training_job, retrain(training_job, SETTINGS, drifts), if_unchanged=True)
 
 
 # kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.
@@ -265,7 +268,8 @@ def report_training(job: Manifest, owner_name: str,
     if training_job is None or isinstance(training_job, Invalid):
         return
     if searches.is_search(training_job) and searches.is_workers(job):
-        write(training_job, searches.reconcile_search(training_job, SETTINGS, job))
+        write(training_job, searches.reconcile_search(training_job, SETTINGS, job),
+              if_unchanged=True)
         return
     if not training_jobs.reports_on(training_job, job_name):
         return

@@ -107,3 +107,31 @@ def test_a_retrain_tick_writes_only_over_the_status_it_read(
     ticked["metadata"]["resourceVersion"] = "7"
     handlers.training_job_retrain(ticked, cast(kopf.Index[str, Any], {}))
     assert written == [("7", True)]
+
+
+def test_a_search_with_a_trigger_ticks_through_its_own_start_and_writes_over_what_it_read(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The retrain timer runs on searches too, and starts their runs as studies; the search's
+    progress tick, which might have read the status before such a start, writes only over
+    the status it read."""
+    search = {"datasetRef": {"name": "flowers"}, "search": {"algorithms": ["svc"]},
+              "retrain": {"onNewData": True}}
+    assert handlers.retraining(body=body("TrainingJob", search))
+    assert not handlers.retraining(body=body("TrainingJob", {**search, "retrain": {}}))
+    ticks: list[str] = []
+
+    def tick(name: str) -> Any:
+        return lambda training_job, *_: (ticks.append(name), Outcome(training_job.status))[1]
+
+    monkeypatch.setattr(handlers.searches, "retrain_search", tick("search retrain"))
+    monkeypatch.setattr(handlers.searches, "reconcile_search", tick("search progress"))
+    monkeypatch.setattr(handlers.training_jobs, "retrain", tick("training retrain"))
+    written: list[tuple[str, bool]] = []
+    monkeypatch.setattr(handlers.kube, "patch_status", lambda resource, _, if_unchanged=False: (
+        written.append((resource.metadata.resource_version, if_unchanged))))
+    ticked = body("TrainingJob", search)
+    ticked["metadata"]["resourceVersion"] = "7"
+    handlers.training_job_retrain(ticked, cast(kopf.Index[str, Any], {}))
+    handlers.training_job_search_progress(ticked)
+    assert ticks == ["search retrain", "search progress"]
+    assert written == [("7", True), ("7", True)]

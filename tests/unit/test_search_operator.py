@@ -1,6 +1,7 @@
 """The operator's pure search layer: the worker Job, the study's identity across edits (and
 the earlier study's Jobs a new one deletes), the status computed from the trials, the
-TrainingJob that trains the best trial, and each search's record in status.runs."""
+TrainingJob that trains the best trial, and the runs triggers start on a search (a new study
+each, within the limits and concurrencyPolicy of any TrainingJob)."""
 
 from __future__ import annotations
 
@@ -25,8 +26,10 @@ from mlcycle.reconcile.search import (
     check_search,
     earlier_study_jobs,
     reconcile_search,
+    retrain_search,
     search_ended,
     search_outcome,
+    triggered_run,
     workers_state,
 )
 from mlcycle.reconcile.trainingjob import NotRunnable
@@ -43,6 +46,7 @@ from mlcycle_contract.api.learning import Algorithm
 from mlcycle_contract.api.search import TrialState, TrialSummary
 from mlcycle_contract.api.trainingjob import (
     RunPhase,
+    RunRecord,
     RunTrigger,
     TrainingJobPhase,
     TrainingJobStatus,
@@ -298,7 +302,17 @@ def test_a_worker_job_of_another_study_made_again_by_a_stale_tick_is_deleted_on_
     assert "delete" not in [call for call, _ in calls]
 
 
-# --- runs ---------------------------------------------------------------------------
+# --- runs and the triggers that start them ---------------------------------------------
+
+
+ON_NEW_DATA = {**with_search(maxTrials=4, parallelism=1), "retrain": {"onNewData": True}}
+TRAINED = {
+    "metrics": {"accuracy": 0.96}, "fitSeconds": 0.4,
+    "model": {"name": "wine", "version": 2, "uri": "models:/wine/2"},
+    "mlflow": {"runId": "r2", "experimentId": "7"},
+    "runtime": {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"},
+    "gates": {"passed": True, "failed": []}, "datasetVersion": "v2",
+}
 
 
 def first_search(monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any]) -> TrainingJobStatus:
@@ -311,15 +325,86 @@ def first_search(monkeypatch: pytest.MonkeyPatch, spec: dict[str, Any]) -> Train
 
 def test_a_search_s_run_is_recorded_as_its_study_starts(monkeypatch: pytest.MonkeyPatch,
                                                        ) -> None:
-    started = first_search(monkeypatch, SEARCH)
+    started = first_search(monkeypatch, ON_NEW_DATA)
     [run] = started.runs
     assert (run.number, run.trigger, run.phase, run.dataset_version) == (
         1, RunTrigger.CREATED, RunPhase.RUNNING, "v1")
     # Its Job is the one that will train its best trial; the workers run meanwhile.
-    assert run.job_name == training_job_name(training_job(SEARCH).metadata)
-    assert started.job_name == search_workers_name(training_job(SEARCH).metadata)
-    again = reconcile_search(training_job(SEARCH, status=started.to_wire()), SETTINGS)
+    assert run.job_name == training_job_name(training_job(ON_NEW_DATA).metadata)
+    assert started.job_name == search_workers_name(training_job(ON_NEW_DATA).metadata)
+    again = reconcile_search(training_job(ON_NEW_DATA, status=started.to_wire()), SETTINGS)
     assert again is not None and again.status.runs == started.runs  # recorded once
+
+
+def running_workers(spec: dict[str, Any]) -> dict[str, Any]:
+    return workers(1, spec) | {"status": {}}
+
+
+def test_new_data_on_a_search_under_replace_stops_the_running_study_and_starts_its_own(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {**ON_NEW_DATA, "concurrencyPolicy": "Replace"}
+    started = first_search(monkeypatch, spec)
+    earlier = running_workers(spec)
+    calls = record_calls(monkeypatch, [earlier], versions=("v2", "v1"))
+    searched = training_job(spec, status=started.to_wire())
+    outcome = retrain_search(searched, SETTINGS)
+    assert outcome is not None
+    run_job = training_job_name(searched.metadata, "data/v2")
+    workers_name = search_workers_name(searched.metadata, run_job)
+    assert calls == [("delete", earlier["metadata"]["name"]), ("create", workers_name)]
+    status = outcome.status
+    assert [(r.number, r.trigger, r.phase, r.dataset_version) for r in status.runs] == [
+        (2, RunTrigger.NEW_DATA, RunPhase.RUNNING, "v2"),
+        (1, RunTrigger.CREATED, RunPhase.REPLACED, "v1")]
+    assert status.runs[0].job_name == run_job and status.job_name == workers_name
+    assert status.study == study_name(searched, "v2", run_job) != started.study
+    assert (status.phase, status.dataset_version) == ("Running", "v2")
+    reasons = [e.reason for e in outcome.events]
+    assert reasons[:3] == ["RetrainStarted", "RunReplaced", "EarlierStudyStopped"], reasons
+    assert "new version v2" in outcome.events[0].message
+    # The next tick: trained on v2, nothing fires; the run goes on without a second start.
+    assert retrain_search(training_job(spec, status=status.to_wire()), SETTINGS) is None
+
+
+def test_new_data_on_a_running_search_under_forbid_is_held_back_with_an_event(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = first_search(monkeypatch, ON_NEW_DATA)
+    calls = record_calls(monkeypatch, [running_workers(ON_NEW_DATA)], versions=("v2", "v1"))
+    outcome = retrain_search(training_job(ON_NEW_DATA, status=started.to_wire()), SETTINGS)
+    assert outcome is not None and calls == []
+    [event] = outcome.events
+    assert event.reason == "RetrainHeldBack" and "run 1 is still running" in event.message
+    assert [h.trigger for h in outcome.status.held_back] == [RunTrigger.NEW_DATA]
+    assert outcome.status.runs == started.runs
+
+
+def test_a_triggered_run_trains_its_best_trial_in_its_own_job_and_records_the_outcome(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started = first_search(monkeypatch, ON_NEW_DATA)
+    done = started.model_copy(update={"runs": [started.runs[0].model_copy(update={
+        "phase": RunPhase.SUCCEEDED, "model_version": 1, "gates_passed": True})],
+        "phase": TrainingJobPhase.SUCCEEDED})
+    record_calls(monkeypatch, [], versions=("v2", "v1"))
+    searched = training_job(ON_NEW_DATA, status=done.to_wire())
+    begun = retrain_search(searched, SETTINGS)
+    assert begun is not None and begun.status.runs[0].trigger == RunTrigger.NEW_DATA
+    run_job = training_job_name(searched.metadata, "data/v2")
+    workers_name = search_workers_name(searched.metadata, run_job)
+    message = json.dumps(TRAINED)
+    final_pod = {"metadata": {"creationTimestamp": "2026-12-01T00:00:00Z"}, "status": {
+        "containerStatuses": [{"state": {"terminated": {"message": message}}}]}}
+    calls = record_calls(
+        monkeypatch, [], versions=("v2", "v1"), trials=Trials([trial(0, 0.97)], "p", "7", {}),
+        ended={workers_name: "Complete", run_job: "Complete"}, pods={run_job: [final_pod]})
+    trained = reconcile_search(training_job(ON_NEW_DATA, status=begun.status.to_wire()),
+                               SETTINGS)
+    assert trained is not None
+    assert calls == [("create", workers_name), ("create", run_job)]
+    assert [(r.number, r.phase, r.model_version, r.gates_passed) for r in
+            trained.status.runs] == [(2, RunPhase.SUCCEEDED, 2, True),
+                                     (1, RunPhase.SUCCEEDED, 1, True)]
+    assert trained.status.runs[0].completion_time is not None
+    assert trained.status.model is not None and trained.status.model.version == 2
 
 
 def test_a_search_that_fails_ends_its_run_failed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -332,6 +417,33 @@ def test_a_search_that_fails_ends_its_run_failed(monkeypatch: pytest.MonkeyPatch
     assert failed is not None and failed.status.phase == "Failed"
     [run] = failed.status.runs
     assert run.phase == RunPhase.FAILED and run.completion_time is not None
+
+
+def record(number: int, trigger: RunTrigger, job_name: str,
+           phase: RunPhase = RunPhase.SUCCEEDED) -> RunRecord:
+    return RunRecord(number=number, trigger=trigger, reason="why", phase=phase,
+                     job_name=job_name, generation=1,
+                     start_time=datetime(2026, 12, 1, tzinfo=UTC))
+
+
+def test_a_raised_budget_after_a_triggered_run_continues_its_study(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    created = record(1, RunTrigger.CREATED, "wine-train-1")
+    scheduled = record(2, RunTrigger.SCHEDULE, "wine-train-2", RunPhase.RUNNING)
+    assert triggered_run([scheduled, created]) == "wine-train-2"
+    assert triggered_run([created]) == ""
+    study = study_name(training_job(SEARCH), "v1", "wine-train-2")
+    assert study not in (study_name(training_job(SEARCH), "v1"),
+                         study_name(training_job(SEARCH), "v1", "wine-train-3"))
+    running = TrainingJobStatus(runs=[scheduled, created], study=study, phase="Running",
+                                dataset_version="v1")
+    raised = training_job(with_search(maxTrials=60), 2, running.to_wire())
+    outcome, calls = reconcile_with(monkeypatch, raised, [workers(1)])
+    assert outcome is not None and outcome.status.study == study
+    assert calls == [("create", search_workers_name(raised.metadata))]
+    assert [(r.trigger, r.phase) for r in outcome.status.runs] == [
+        (RunTrigger.SPEC_CHANGED, RunPhase.RUNNING), (RunTrigger.SCHEDULE, RunPhase.SUPERSEDED),
+        (RunTrigger.CREATED, RunPhase.SUCCEEDED)]
 
 
 def test_a_manual_request_on_a_finished_search_starts_a_new_study(

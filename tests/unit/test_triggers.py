@@ -262,12 +262,12 @@ def test_an_automatic_run_is_the_current_run_until_the_generation_changes() -> N
     assert current_job_name(edited) == training_job_name(edited.metadata)
 
 
-def test_triggers_on_a_search_are_refused_by_name_and_replace_is_not() -> None:
+def test_triggers_and_replace_are_supported_on_a_single_run_and_on_a_search() -> None:
     assert training_job_unsupported(spec(schedule="@daily", concurrencyPolicy="Replace")) == []
     searched = TrainingJobSpec.model_validate({
         "datasetRef": {"name": "iris"}, "search": {"algorithms": ["svc"]},
-        "retrain": {"onNewData": True}})
-    assert "spec.retrain.onNewData with spec.search" in training_job_unsupported(searched)
+        "schedule": "@daily", "retrain": {"onNewData": True, "onDrift": True}})
+    assert training_job_unsupported(searched) == []
 
 
 # --- concurrencyPolicy: Replace ----------------------------------------------------------

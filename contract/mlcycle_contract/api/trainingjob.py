@@ -264,7 +264,8 @@ class TrainingJobSpec(ApiModel):
         "running one to finish, unreported (Superseded). Replace: any new run (a trigger, a "
         "manual request, a spec change) first deletes the running run's Job and its Pods; "
         "that run is recorded as Replaced, with a RunReplaced Event. A search's new study "
-        "stops the earlier study's Jobs under either policy.",
+        "(each run a trigger starts is one) stops the earlier study's Jobs under either "
+        "policy, and records that run as Replaced.",
     )
     retrain: RetrainTriggers = Field(
         default_factory=RetrainTriggers, description="Automatic retraining triggers."
@@ -384,7 +385,10 @@ class RunRecord(ApiModel):
     trigger: RunTrigger = Field(description="What started it.")
     reason: str = Field(max_length=512, description="Why, in words.")
     phase: RunPhase = Field(description="Where it stands.")
-    job_name: str = Field(max_length=63, description="Its training Job.")
+    job_name: str = Field(
+        max_length=63,
+        description="Its training Job (a search's: the one that trains its best trial).",
+    )
     generation: int = Field(ge=0, description="metadata.generation it ran.")
     request: str = Field(
         default="", max_length=256,
@@ -432,7 +436,8 @@ class TrainingJobStatus(ObservedStatus):
     mlflow: MlflowRun | None = Field(default=None, description="MLflow run.")
     study: str | None = Field(
         default=None, max_length=64,
-        description="The search's study; a new one when the space, algorithms or data change.",
+        description="The search's study; a new one when the space, algorithms or data change, "
+        "and for each run a manual request or a trigger starts.",
     )
     progress: SearchProgress | None = Field(default=None, description="Trials of the study.")
     best_trial: TrialSummary | None = Field(default=None, description="The best trial so far.")

@@ -26,13 +26,15 @@ COMPONENT_SEARCH = "search"
 GRACE_SECONDS = 5  # a worker's in-flight trial ends Failed on SIGTERM; the Pod goes at once
 
 
-def study_name(training_job: TrainingJob, dataset_version: str) -> str:
+def study_name(training_job: TrainingJob, dataset_version: str, run: str = "") -> str:
     """The study of this search: the same while only maxTrials, parallelism, the failure
     budget, goal, timeout, resources or registration change (the study continues), a new one
-    when anything that shapes the trials changes (space, algorithms, sampler, data, ...)."""
+    when anything that shapes the trials changes (space, algorithms, sampler, data, ...), on
+    a manual request, and for each run a trigger starts (`run`: the latest such run's
+    identity, kept by the runs after it, so that a raised budget continues its study)."""
     spec, metadata = training_job.spec, training_job.metadata
     assert spec.search is not None
-    shaping = {
+    shaping: dict[str, Any] = {
         "uid": metadata.uid,
         "requestedAt": metadata.requested_at,
         "dataset": dataset_version,
@@ -44,6 +46,8 @@ def study_name(training_job: TrainingJob, dataset_version: str) -> str:
         "preprocessing": spec.preprocessing.to_wire(),
         "task": spec.task,
     }
+    if run:  # absent for the runs before any trigger, whose studies keep their names
+        shaping["run"] = run
     digest = hashlib.sha256(json.dumps(shaping, sort_keys=True).encode()).hexdigest()[:16]
     return f"study-{digest}"
 
@@ -54,19 +58,21 @@ def study_uri(metadata: ObjectMeta, study: str, settings: Settings) -> str:
             f"{metadata.name}-{metadata.uid}/{study}/")
 
 
-def search_workers_name(metadata: ObjectMeta) -> str:
-    """One worker Job per generation: a new one when maxTrials or parallelism is raised."""
+def search_workers_name(metadata: ObjectMeta, run: str = "") -> str:
+    """One worker Job per generation and request (a new one when maxTrials or parallelism
+    is raised), and per run a trigger starts within them (`run`: its identity)."""
     return child_name(metadata.name, COMPONENT_SEARCH, metadata.uid, metadata.generation,
-                      metadata.requested_at)
+                      metadata.requested_at, *filter(None, [run]))
 
 
 def build_search_workers(training_job: TrainingJob, dataset: ResolvedDataset, study: str,
-                         deadline: datetime | None, settings: Settings) -> Manifest:
+                         deadline: datetime | None, settings: Settings,
+                         name: str | None = None) -> Manifest:
+    """The worker Job `name` (the generation's unless given: a triggered run's)."""
     search = training_job.spec.search
     assert search is not None
     job = build_training_job(training_job, dataset, settings)
-    name = search_workers_name(training_job.metadata)
-    job["metadata"]["name"] = name
+    job["metadata"]["name"] = name or search_workers_name(training_job.metadata)
     for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
         labels[constants.LABEL_COMPONENT] = COMPONENT_SEARCH
     pod = job["spec"]["template"]["spec"]

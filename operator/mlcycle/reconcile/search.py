@@ -1,19 +1,22 @@
 """TrainingJob with spec.search: run the study's worker Job, report its trials (progress,
 best trial, leaderboard), then train the best trial once more through the normal training
 Job, which validates it, registers it once and moves the alias if the gates pass. A new
-study (a new generation that changes what shapes the trials, or a manual request) first
-deletes the earlier study's unfinished Jobs.
+study (a new generation that changes what shapes the trials, a manual request, or a run a
+trigger starts) first deletes the earlier study's unfinished Jobs.
 
-Each search is a run in status.runs, recorded when its study starts.
+Each search is a run in status.runs, recorded when its study starts: the automatic triggers
+and their limits are `mlcycle.triggers`' and `trainingjob.retrain`'s, and a run they start
+is a new study over the Dataset's current version (`start_search_run`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from mlcycle import kube, studies, unsupported
+from mlcycle import kube, studies, triggers, unsupported
 from mlcycle.builders.search import (
     COMPONENT_SEARCH,
     best_trial_training,
@@ -22,7 +25,7 @@ from mlcycle.builders.search import (
     study_name,
 )
 from mlcycle.builders.trainingjob import build_training_job, experiment_name, training_job_name
-from mlcycle.objects import TrainingJob
+from mlcycle.objects import Invalid, TrainingJob
 from mlcycle.reconcile.common import (
     Event,
     JobState,
@@ -38,9 +41,12 @@ from mlcycle.reconcile.trainingjob import (
     NotRunnable,
     current_run,
     ended,
+    new_run,
     refused,
     replacement_events,
     resolve_dataset,
+    retrain,
+    superseded,
     training_outcome,
     with_run,
 )
@@ -57,10 +63,12 @@ from mlcycle_contract.api.search import (
     search_problem,
 )
 from mlcycle_contract.api.trainingjob import (
+    RUNS_LIMIT,
     ConcurrencyPolicy,
     MlflowRun,
     ObjectiveValue,
     RunRecord,
+    RunTrigger,
     TrainingJobPhase,
     TrainingJobStatus,
 )
@@ -68,6 +76,7 @@ from mlcycle_contract.api.trainingjob import (
 SEARCHING = "Searching"
 INVALID_SEARCH = "InvalidSearch"
 NO_TRIAL_COMPLETED = "NoTrialCompleted"
+AUTOMATIC = (RunTrigger.SCHEDULE, RunTrigger.NEW_DATA, RunTrigger.DRIFT)
 STUDY_STOPPED = "a new study started, and its study's unfinished Jobs and their Pods were deleted"
 
 
@@ -118,7 +127,7 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
         return refusal
     search, namespace = training_job.spec.search, metadata.namespace
     assert search is not None
-    study = study_name(training_job, dataset.version)
+    study = study_name(training_job, dataset.version, triggered_run(status.runs))
     new_study = status.study is not None and status.study != study
     started = status.start_time if status.study == study and status.start_time else now()
     replaced: list[Event] = []
@@ -129,7 +138,8 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
         status = training_job.status
         run = runs[0]
     deadline = started + parse_duration(search.timeout) if search.timeout else None
-    workers_name = search_workers_name(metadata)
+    workers_name = search_workers_name(metadata,
+                                       run.job_name if run.trigger in AUTOMATIC else "")
     stopped: list[Event] = []
     if new_study:
         owned = kube.jobs(namespace, {constants.LABEL_TRAINING_JOB: metadata.name})
@@ -142,7 +152,7 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
         # before the change.
         kube.delete_job(namespace, changed_job["metadata"]["name"])
     workers = kube.ensure_job(namespace, build_search_workers(
-        training_job, dataset, study, deadline, settings))
+        training_job, dataset, study, deadline, settings, workers_name))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
                                 study, training_job.spec.effective_objective.metric)
     state = workers_state(workers, kube.job_pods(namespace, workers_name))
@@ -171,6 +181,13 @@ def search_ended(training_job: TrainingJob) -> bool:
             and request == metadata.requested_at)
 
 
+def triggered_run(runs: Sequence[RunRecord]) -> str:
+    """Pure: the identity (its final training Job) of the latest run a trigger started, ''
+    if none. Its study is its own, and the runs after it keep it in theirs, so that a raised
+    budget still continues the study it finds."""
+    return next((run.job_name for run in runs if run.trigger in AUTOMATIC), "")
+
+
 def search_runs(training_job: TrainingJob, dataset_version: str, new_study: bool,
                 at: datetime) -> list[RunRecord]:
     """Pure: status.runs with the run of this generation or request, as its study starts;
@@ -182,6 +199,42 @@ def search_runs(training_job: TrainingJob, dataset_version: str, new_study: bool
         "dataset_version": dataset_version})
     policy = ConcurrencyPolicy.REPLACE if new_study else ConcurrencyPolicy.FORBID
     return with_run(training_job, starting, policy)
+
+
+def start_search_run(training_job: TrainingJob, status: TrainingJobStatus,
+                     fired: list[triggers.Trigger], settings: Settings,
+                     at: datetime) -> Outcome[TrainingJobStatus]:
+    """The run a trigger starts on a search (`trainingjob.retrain`'s `start`): a new study
+    over the Dataset's current version, with its own workers and final training Job, named
+    after the first trigger so that a retried tick finds them. A run still running (only
+    under Replace: Forbid holds triggers back) is Replaced, its study's Jobs deleted."""
+    trigger, reason = fired[0], "; ".join(t.reason for t in fired)
+    try:
+        check_search(training_job)
+        dataset = resolve_dataset(training_job, new_run=True)
+    except NotRunnable as problem:
+        return Outcome(status, [Event("Warning", problem.reason,
+                                      f"{reason}: no run started: {problem.message}")])
+    job_name = training_job_name(training_job.metadata, trigger.key)
+    record = new_run(training_job, status, trigger.kind, reason, job_name, dataset.version, at)
+    runs = [record, *superseded(status.runs, ConcurrencyPolicy.REPLACE, at)][:RUNS_LIMIT]
+    begun = replace(training_job, status=status.model_copy(update={
+        "runs": runs, "held_back": [], "phase": TrainingJobPhase.RUNNING, "start_time": at,
+        "dataset_version": dataset.version}))
+    searched = reconcile_search(begun, settings)
+    assert searched is not None  # its run is recorded and running
+    message = f"run {record.number} ({trigger.kind.value}): {reason}"
+    searched.events[:0] = [Event("Normal", "RetrainStarted", message),
+                           *replacement_events(status.runs, runs, STUDY_STOPPED)]
+    return searched
+
+
+def retrain_search(training_job: TrainingJob | Invalid[TrainingJobStatus], settings: Settings,
+                   drifts: Sequence[triggers.DriftReport] = (),
+                   ) -> Outcome[TrainingJobStatus] | None:
+    """A retrain tick of a search: the triggers and limits of any TrainingJob, and a run
+    that starts is a new study."""
+    return retrain(training_job, settings, drifts, start_search_run)
 
 
 def earlier_study_jobs(jobs: list[Manifest], uid: str, workers_name: str) -> list[str]:

@@ -1,11 +1,12 @@
 """TrainingJob: check what only the operator can check, pin the dataset version, run one
 training Job per generation (or retraining request) and per automatic trigger (spec.schedule,
-spec.retrain.onNewData, within the limits `mlcycle.triggers` decides), record each run in
-status.runs, and report what the trainer reported."""
+spec.retrain.onNewData and onDrift, within the limits `mlcycle.triggers` decides), record each
+run in status.runs, and report what the trainer reported. A search's runs start through the
+same triggers and limits (`retrain`'s `start`), in `mlcycle.reconcile.search`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from mlcycle import kube, registry, tenancy, triggers, unsupported
@@ -358,17 +359,22 @@ def automatic(spec: TrainingJobSpec) -> bool:
     return spec.schedule is not None or spec.retrain.on_new_data or spec.retrain.on_drift
 
 
+StartRun = Callable[[TrainingJob, TrainingJobStatus, list[triggers.Trigger], Settings, datetime],
+                    Outcome[TrainingJobStatus]]
+
+
 def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus], settings: Settings,
-            drifts: Sequence[triggers.DriftReport] = ()) -> Outcome[TrainingJobStatus] | None:
+            drifts: Sequence[triggers.DriftReport] = (),
+            start: StartRun | None = None) -> Outcome[TrainingJobStatus] | None:
     """A timer's tick: start the run an automatic trigger asks for, unless a limit holds it
     back (an Event then: a schedule's fire is skipped, new data and drift wait for the
     limit). `drifts`: the deployments that monitor versions it produced (onDrift), which
-    DriftMonitored names."""
+    DriftMonitored names. `start` starts the run: `start_run`'s training Job unless given
+    (a search's study)."""
     if isinstance(training_job, Invalid) or not automatic(training_job.spec):
         return None
     old = training_job.status
-    if old.phase is None or old.job_name != current_job_name(training_job) or (
-            old.phase == TrainingJobPhase.FAILED and not old.runs):
+    if current_run(training_job) is None:
         return None  # the generation's own run has not started: it was refused or waits
     at, spec = now(), training_job.spec
     version = dataset_version(training_job) if spec.retrain.on_new_data else None
@@ -385,7 +391,7 @@ def retrain(training_job: TrainingJob | Invalid[TrainingJobStatus], settings: Se
         return None if status == old else Outcome(status, monitored)
     held = triggers.hold(spec, old, at)
     result = (held_back(status, fired.triggers, held, at) if held is not None
-              else start_run(training_job, status, fired.triggers, settings, at))
+              else (start or start_run)(training_job, status, fired.triggers, settings, at))
     return Outcome(result.status, [*monitored, *result.events])
 
 
