@@ -8,6 +8,7 @@ create means "already there".
 from __future__ import annotations
 
 import datetime
+import hashlib
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -170,12 +171,22 @@ def patch_status(resource: Object[Any], status: Manifest, if_unchanged: bool = F
     )
 
 
+def event_name(involved: Object[Any], reason: str, message: str) -> str:
+    """One name per object, reason and message: the same Event posted again (two handlers
+    that saw the same transition, or a condition that holds on) is counted on one object,
+    as Kubernetes' own event recorder aggregates them."""
+    key = f"{involved.metadata.uid}/{reason}/{message[:1024]}".encode()
+    return f"{involved.metadata.name}.{hashlib.sha256(key).hexdigest()[:16]}"
+
+
 def post_event(involved: Object[Any], event_type: str, reason: str, message: str) -> None:
-    """A core/v1 Event on the object, as `kubectl describe` shows them."""
+    """A core/v1 Event on the object, as `kubectl describe` shows them; posted again, its
+    count and lastTimestamp go up."""
     metadata = involved.metadata
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.UTC).isoformat()
+    name = event_name(involved, reason, message)
     event = {
-        "metadata": {"generateName": f"{metadata.name}.", "namespace": metadata.namespace},
+        "metadata": {"name": name, "namespace": metadata.namespace},
         "involvedObject": {
             "apiVersion": constants.API_GROUP_VERSION, "kind": involved.names.kind,
             "name": metadata.name, "namespace": metadata.namespace, "uid": metadata.uid,
@@ -184,12 +195,19 @@ def post_event(involved: Object[Any], event_type: str, reason: str, message: str
         "reason": reason,
         "message": message[:1024],
         "source": {"component": FIELD_MANAGER},
-        "firstTimestamp": now.isoformat(),
-        "lastTimestamp": now.isoformat(),
+        "firstTimestamp": now,
+        "lastTimestamp": now,
         "count": 1,
         "reportingComponent": FIELD_MANAGER,
     }
     try:
-        core().create_namespaced_event(metadata.namespace, event)
+        try:
+            core().create_namespaced_event(metadata.namespace, event)
+        except ApiException as error:
+            if error.status != 409:
+                raise
+            posted = core().read_namespaced_event(name, metadata.namespace)
+            core().patch_namespaced_event(name, metadata.namespace, {
+                "count": (posted.count or 1) + 1, "lastTimestamp": now})
     except ApiException as error:  # an Event is never worth failing a reconcile
         logger.warning("Could not post event %s on %s: %s", reason, metadata.name, error.reason)

@@ -57,6 +57,9 @@ USES: dict[Grant, tuple[str, str]] = {
     ("autoscaling", "horizontalpodautoscalers", "delete"): (
         "reconcile/modeldeployment.py", 'kube.delete_if_exists("autoscaling/v2"'),
     ("", "events", "create"): ("kube.py", "create_namespaced_event("),
+    # The same Event posted again is counted on the one object (kube.post_event).
+    ("", "events", "get"): ("kube.py", "read_namespaced_event("),
+    ("", "events", "patch"): ("kube.py", "patch_namespaced_event("),
     # Each namespace's own credentials: the operator writes them, and reads back its Secret.
     ("", "secrets", "create"): ("kube.py", "create_namespaced_secret("),
     ("", "secrets", "get"): ("kube.py", "read_namespaced_secret("),

@@ -240,3 +240,16 @@ def test_a_spec_the_api_types_reject_parses_into_its_problem() -> None:
     assert isinstance(invalid, Invalid)
     assert invalid.problem.startswith("spec: ") and "algorithm" in invalid.problem
     assert invalid.metadata.name == "iris" and invalid.status.phase is None
+
+
+def test_the_same_event_posted_again_has_one_name_to_be_counted_on() -> None:
+    from mlcycle.kube import event_name
+
+    other = valid(parse_dataset({**DATASET_BODY, "metadata": {
+        **DATASET_BODY["metadata"], "uid": "uid-2"}}))
+    name = event_name(DATASET, "NewVersion", "version abc")
+    assert name == event_name(DATASET, "NewVersion", "version abc")
+    assert name.startswith("iris.") and len(name) <= 253
+    assert len({name, event_name(DATASET, "NewVersion", "version def"),
+                event_name(DATASET, "SameContent", "version abc"),
+                event_name(other, "NewVersion", "version abc")}) == 4
