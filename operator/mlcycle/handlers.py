@@ -271,6 +271,9 @@ def report_training(job: Manifest, owner_name: str,
         write(training_job, searches.reconcile_search(training_job, SETTINGS, job),
               if_unchanged=True)
         return
+    if training_jobs.replaced_job(training_job.status.runs, job):
+        kube.delete_job(namespace, job_name)
+        return
     if not training_jobs.reports_on(training_job, job_name):
         return
     pods = kube.job_pods(namespace, job_name)

@@ -20,6 +20,7 @@ from mlcycle.reconcile.trainingjob import (
     current_job_name,
     held_back,
     reconcile_training_job,
+    replaced_job,
     replaced_run,
     replacement_events,
     reports_on,
@@ -281,6 +282,20 @@ def test_replace_names_the_running_run_of_another_job_and_forbid_none() -> None:
     assert replaced_run(spec(), running, "iris-train-3") is None  # Forbid
     assert replaced_run(replace_, running[1:], "iris-train-3") is None  # none running
     assert replaced_run(replace_, [], "iris-train-1") is None
+
+
+def test_a_job_made_for_a_run_already_replaced_is_to_be_deleted() -> None:
+    """A stale reconcile can create the replaced run's Job after the replacement."""
+    runs = [run(3, AT, RunPhase.RUNNING), run(2, AT, RunPhase.REPLACED),
+            run(1, AT, RunPhase.SUPERSEDED)]
+    done = [{"type": "Complete", "status": "True"}]
+    assert replaced_job(runs, job("iris-train-2", []))
+    assert not replaced_job(runs, job("iris-train-2", done))  # ended already
+    assert not replaced_job(runs, job("iris-train-3", []))  # the current run's
+    assert not replaced_job(runs, job("iris-train-1", []))  # Forbid: left to finish
+    deleting = job("iris-train-2", [])
+    deleting["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    assert not replaced_job(runs, deleting)
 
 
 def requested(status_: TrainingJobStatus, policy: str) -> TrainingJob:

@@ -323,6 +323,17 @@ def replaced_run(spec: TrainingJobSpec, runs: list[RunRecord],
     return latest
 
 
+def replaced_job(runs: list[RunRecord], job: Manifest) -> bool:
+    """Pure: whether `job` is an unfinished Job of a run recorded Replaced. A reconcile that
+    read the status before the replacement can still make it (a search's progress tick
+    creating the old run's final training); its status write then fails, but the Job would
+    train and register a version nobody reports on."""
+    metadata = job["metadata"]
+    return (not metadata.get("deletionTimestamp") and not job_state(job, []).finished
+            and any(r.job_name == metadata["name"] and r.phase == RunPhase.REPLACED
+                    for r in runs))
+
+
 REPLACE_DELETED = "spec.concurrencyPolicy Replace deleted its Job and Pods"
 
 
