@@ -188,14 +188,20 @@ def _iris_reference(features: pd.DataFrame) -> DriftReference:
     )
 
 
-def test_server_counts_predictions_and_answers_drift_and_gauges(
-    tmp_path: Path, iris_model_dir: Path, iris: tuple[pd.DataFrame, pd.Series]
-) -> None:
-    features, _ = iris
+def iris_with_reference(tmp_path: Path, iris_model_dir: Path, features: pd.DataFrame) -> Path:
+    """A copy of the iris model with a drift reference of its training features."""
     model_dir = tmp_path / "iris"
     shutil.copytree(iris_model_dir, model_dir)
     (model_dir / REFERENCE_ARTIFACT).parent.mkdir()
     (model_dir / REFERENCE_ARTIFACT).write_text(_iris_reference(features).model_dump_json())
+    return model_dir
+
+
+def test_server_counts_predictions_and_answers_drift_and_gauges(
+    tmp_path: Path, iris_model_dir: Path, iris: tuple[pd.DataFrame, pd.Series]
+) -> None:
+    features, _ = iris
+    model_dir = iris_with_reference(tmp_path, iris_model_dir, features)
     model = Model(str(model_dir), name="iris")
     model.load()
     settings = ServerSettings(model_uri=model.uri, drift=DriftSettings(enabled=True))

@@ -5,7 +5,6 @@ worker that stopped publishing."""
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import numpy as np
 import pandas as pd
 from starlette.testclient import TestClient
 
-from mlcycle_contract.drift import REFERENCE_ARTIFACT, DriftWindow
+from mlcycle_contract.drift import DriftWindow
 from mlcycle_serving.app import create_app
 from mlcycle_serving.drift import DriftMonitor, DriftSettings
 from mlcycle_serving.model import Model
@@ -27,6 +26,7 @@ from tests.serving_unit.test_serving_drift import (
     Clock,
     _batch,
     _iris_reference,
+    iris_with_reference,
 )
 
 COLUMNS = ("size", "colour")
@@ -81,11 +81,8 @@ def test_drift_and_gauges_of_a_worker_are_the_pods(
     tmp_path: Path, iris_model_dir: Path, iris: tuple[pd.DataFrame, pd.Series]
 ) -> None:
     features, _ = iris
-    model_dir = tmp_path / "iris"
-    shutil.copytree(iris_model_dir, model_dir)
-    (model_dir / REFERENCE_ARTIFACT).parent.mkdir()
+    model_dir = iris_with_reference(tmp_path, iris_model_dir, features)
     reference = _iris_reference(features)
-    (model_dir / REFERENCE_ARTIFACT).write_text(reference.model_dump_json())
     model = Model(str(model_dir), name="iris")
     model.load()
     shared = tmp_path / "drift"

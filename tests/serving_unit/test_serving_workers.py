@@ -4,7 +4,6 @@ SIGTERM to the whole process group (as local runtimes send it) draining them onc
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -18,9 +17,9 @@ import httpx
 import pandas as pd
 import pytest
 
-from mlcycle_contract.drift import DRIFT_PATH, REFERENCE_ARTIFACT, DriftWindow
+from mlcycle_contract.drift import DRIFT_PATH, DriftWindow
 from mlcycle_serving.pod_drift import WorkerCounts
-from tests.serving_unit.test_serving_drift import _iris_reference
+from tests.serving_unit.test_serving_drift import iris_with_reference
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 
@@ -121,10 +120,7 @@ def test_drift_of_two_workers_counts_the_rows_both_received(
     iris_model_dir: Path, tmp_path: Path, iris: tuple[pd.DataFrame, pd.Series]
 ) -> None:
     features, _ = iris
-    model_dir = tmp_path / "iris"
-    shutil.copytree(iris_model_dir, model_dir)
-    (model_dir / REFERENCE_ARTIFACT).parent.mkdir()
-    (model_dir / REFERENCE_ARTIFACT).write_text(_iris_reference(features).model_dump_json())
+    model_dir = iris_with_reference(tmp_path, iris_model_dir, features)
     temporary = tmp_path / "tmp"  # where the supervisor makes the workers' shared directory
     temporary.mkdir()
     rows = features.to_numpy()[:40].tolist()
