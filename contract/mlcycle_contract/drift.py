@@ -169,6 +169,17 @@ class DriftThresholds(ApiModel):
     min_rows: int = Field(default=200, ge=1, description="Fewest rows before any detection.")
 
 
+class WorkerCounts(ApiModel):
+    """One worker process's window, as the other workers of its Pod read it (MLCYCLE_WORKERS
+    > 1: the worker answering DRIFT_PATH adds its siblings' counts to its own)."""
+
+    version: str = Field(description="The model version the worker serves.")
+    counts: DriftCounts = Field(description="The worker's window when written.")
+    oldest_seconds: float | None = Field(
+        default=None, description="The age of its oldest counted rows when written."
+    )
+
+
 class DriftWindow(ApiModel):
     """A model server's answer on DRIFT_PATH: its reference, raw counts and own scores."""
 

@@ -18,9 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel
-
-from mlcycle_contract.drift import DriftCounts, DriftWindow, merge
+from mlcycle_contract.drift import DriftWindow, WorkerCounts, merge
 from mlcycle_serving.drift import DriftMonitor
 
 logger = logging.getLogger("mlcycle_serving")
@@ -28,15 +26,6 @@ logger = logging.getLogger("mlcycle_serving")
 PUBLISH_SECONDS = 1.0
 STALE_SECONDS = 5 * PUBLISH_SECONDS
 """A file older than this is a worker's that stopped publishing: left out."""
-
-
-class WorkerCounts(BaseModel):
-    """One worker's window, as its siblings read it."""
-
-    version: str
-    counts: DriftCounts
-    oldest_seconds: float | None
-    """The age of its oldest counted rows when written."""
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from mlcycle_contract.drift import DRIFT_PATH, DriftWindow
-from mlcycle_serving.pod_drift import WorkerCounts
+from mlcycle_contract.drift import DRIFT_PATH, DriftWindow, WorkerCounts
 from tests.serving_unit.test_serving_drift import iris_with_reference
 
 ROW = [5.1, 3.5, 1.4, 0.2]
