@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -20,10 +19,10 @@ import pytest
 from kubernetes import client
 from sklearn.datasets import load_iris
 
-from localkube import processes
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from tests.e2e.mlhelpers import (
+    bridge_http_server,
     condition,
     events_for,
     kubectl_apply,
@@ -72,12 +71,8 @@ class Source(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def source_url(mlstack: Stack) -> Iterator[str]:
-    host = mlstack.cluster.host_ip
-    httpd = http.server.ThreadingHTTPServer((host, processes.free_port(host)), Source)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://{host}:{httpd.server_address[1]}/iris.csv"
-    httpd.shutdown()
-    httpd.server_close()
+    with bridge_http_server(mlstack, Source) as base:
+        yield f"{base}/iris.csv"
 
 
 def dataset(url: str) -> dict[str, Any]:

@@ -7,8 +7,6 @@ records both runs.
 
 from __future__ import annotations
 
-import http.server
-import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,11 +14,10 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
-from localkube import processes
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
-from tests.e2e.mlhelpers import events_for, kubectl_apply, read, wait_phase
+from tests.e2e.mlhelpers import bridge_http_server, events_for, kubectl_apply, read, wait_phase
 from tests.e2e.test_continuous import Source, dataset, iris_csv
 
 pytestmark = pytest.mark.e2e
@@ -34,12 +31,8 @@ class SearchSource(Source):
 
 @pytest.fixture
 def search_source_url(mlstack: Stack) -> Iterator[str]:
-    host = mlstack.cluster.host_ip
-    httpd = http.server.ThreadingHTTPServer((host, processes.free_port(host)), SearchSource)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://{host}:{httpd.server_address[1]}/iris.csv"
-    httpd.shutdown()
-    httpd.server_close()
+    with bridge_http_server(mlstack, SearchSource) as base:
+        yield f"{base}/iris.csv"
 
 
 def search(model: str) -> dict[str, Any]:
