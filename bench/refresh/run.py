@@ -21,7 +21,6 @@ import os
 import secrets
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -79,13 +78,8 @@ class Served(http.server.BaseHTTPRequestHandler):
 @contextmanager
 def http_server(body: bytes) -> Iterator[str]:
     Served.body = body
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Served)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/source.csv"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    with processes.serving_http("127.0.0.1", Served) as base:
+        yield f"{base}/source.csv"
 
 
 class CountingClient:

@@ -94,13 +94,8 @@ class Source(http.server.BaseHTTPRequestHandler):
 def published(host: str) -> Iterator[str]:
     """Serve the csv on this machine's bridge address, which the cluster's Pods reach."""
     Source.publish(0)
-    server = http.server.ThreadingHTTPServer((host, processes.free_port(host)), Source)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{host}:{server.server_address[1]}/{NAME}.csv"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with processes.serving_http(host, Source) as base:
+        yield f"{base}/{NAME}.csv"
 
 
 @dataclass

@@ -7,14 +7,17 @@ it started, and its output goes to a log file under `.local/logs/`.
 from __future__ import annotations
 
 import contextlib
+import http.server
 import os
 import signal
 import socket
 import ssl
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -22,6 +25,19 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serving_http(host: str, handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
+    """`handler` served from a thread on `host` (the bridge address, for the cluster's Pods
+    to reach), until the block ends: its base URL."""
+    server = http.server.ThreadingHTTPServer((host, free_port(host)), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{host}:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def start(argv: list[str], log_file: Path, env: dict[str, str] | None = None) -> int:

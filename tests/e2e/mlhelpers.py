@@ -4,11 +4,7 @@ for a custom resource's phase, and read what the operator and MLflow recorded.""
 from __future__ import annotations
 
 import copy
-import http.server
 import subprocess
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -16,7 +12,6 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localkube import processes
 from localkube.paths import REPO_ROOT
 from localkube.stack import Stack
 from localkube.testing import wait_for
@@ -89,17 +84,3 @@ def events_for(k8s: client.ApiClient, namespace: str, name: str) -> list[Any]:
         namespace, field_selector=f"involvedObject.name={name}").items
     return list(events)
 
-
-@contextmanager
-def bridge_http_server(
-    mlstack: Stack, handler: type[http.server.BaseHTTPRequestHandler]
-) -> Iterator[str]:
-    """`handler` served on the host's bridge address, which Pods reach: its base URL."""
-    host = mlstack.cluster.host_ip
-    httpd = http.server.ThreadingHTTPServer((host, processes.free_port(host)), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        yield f"http://{host}:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

@@ -19,10 +19,10 @@ import pytest
 from kubernetes import client
 from sklearn.datasets import load_iris
 
+from localkube import processes
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from tests.e2e.mlhelpers import (
-    bridge_http_server,
     condition,
     events_for,
     kubectl_apply,
@@ -71,7 +71,7 @@ class Source(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def source_url(mlstack: Stack) -> Iterator[str]:
-    with bridge_http_server(mlstack, Source) as base:
+    with processes.serving_http(mlstack.cluster.host_ip, Source) as base:
         yield f"{base}/iris.csv"
 
 

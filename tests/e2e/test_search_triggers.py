@@ -14,10 +14,11 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
+from localkube import processes
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
-from tests.e2e.mlhelpers import bridge_http_server, events_for, kubectl_apply, read, wait_phase
+from tests.e2e.mlhelpers import events_for, kubectl_apply, read, wait_phase
 from tests.e2e.test_continuous import Source, dataset, iris_csv
 
 pytestmark = pytest.mark.e2e
@@ -31,7 +32,7 @@ class SearchSource(Source):
 
 @pytest.fixture
 def search_source_url(mlstack: Stack) -> Iterator[str]:
-    with bridge_http_server(mlstack, SearchSource) as base:
+    with processes.serving_http(mlstack.cluster.host_ip, SearchSource) as base:
         yield f"{base}/iris.csv"
 
 
