@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import handlers, kube
+from mlcycle import handlers, kube, metrics
 from mlcycle.settings import Settings
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
@@ -91,6 +91,7 @@ def main() -> None:
     namespaces = handlers.SETTINGS.namespaces
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)
     liveness = f"http://0.0.0.0:{handlers.SETTINGS.health_port}/healthz"
+    metrics.serve(handlers.SETTINGS.metrics_port)
     settings = operator_settings(handlers.SETTINGS, peering)
     if peering is None:
         kopf.run(clusterwide=not namespaces, namespaces=namespaces, standalone=True,

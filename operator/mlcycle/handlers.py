@@ -19,7 +19,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import kube, registry, tenancy, triggers
+from mlcycle import kube, metrics, registry, tenancy, triggers
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -120,7 +120,7 @@ def drift_by_training_job(body: kopf.Body, **_: Any) -> dict[str, triggers.Drift
 @kopf.on.update(GROUP, VERSION, constants.DATASET.plural)
 def dataset_changed(body: kopf.Body, **_: Any) -> None:
     dataset = parse_dataset(body)
-    with retry_transient():
+    with metrics.reconciling(constants.DATASET.kind), retry_transient():
         write(dataset, datasets.reconcile_dataset(dataset, SETTINGS))
 
 
@@ -135,7 +135,7 @@ def dataset_refresh(body: kopf.Body, **_: Any) -> None:
     """spec.refreshInterval: start the refresh check that is due; its Job's end reaches the
     status through job_event."""
     dataset = parse_dataset(body)
-    with retry_transient():
+    with metrics.reconciling(constants.DATASET.kind), retry_transient():
         write(dataset, datasets.refresh_dataset(dataset, SETTINGS))
 
 
@@ -144,7 +144,7 @@ def dataset_refresh(body: kopf.Body, **_: Any) -> None:
 @kopf.on.update(GROUP, VERSION, constants.TRAINING_JOB.plural)
 def training_job_changed(body: kopf.Body, **_: Any) -> None:
     training_job = parse_training_job(body)
-    with retry_transient():
+    with metrics.reconciling(constants.TRAINING_JOB.kind), retry_transient():
         write(training_job, reconcile_training(training_job))
 
 
@@ -171,7 +171,7 @@ def training_job_search_progress(body: kopf.Body, **_: Any) -> None:
     training_job = parse_training_job(body)
     if isinstance(training_job, Invalid):
         return
-    with retry_transient():
+    with metrics.reconciling(constants.TRAINING_JOB.kind), retry_transient():
         write(training_job, searches.reconcile_search(training_job, SETTINGS),
               if_unchanged=True)
 
@@ -197,7 +197,7 @@ def training_job_retrain(body: kopf.Body,
     drifts = list(drift_by_training_job.get(training_job.metadata.uid, []))
     retrain = (searches.retrain_search if not isinstance(training_job, Invalid)
                and searches.is_search(training_job) else training_jobs.retrain)
-    with retry_transient():
+    with metrics.reconciling(constants.TRAINING_JOB.kind), retry_transient():
         write(training_job, retrain(training_job, SETTINGS, drifts), if_unchanged=True)
 
 
@@ -214,7 +214,7 @@ def job_event(body: kopf.Body, type: str | None,
                   if ref.get("controller")), None)
     if owner is None:
         return
-    with retry_transient():
+    with metrics.reconciling(owner["kind"]), retry_transient():
         if owner["kind"] == constants.DATASET.kind:
             ingestion_changed(job, owner["name"], training_jobs_by_dataset)
         elif owner["kind"] == constants.TRAINING_JOB.kind:
@@ -307,7 +307,7 @@ def wake_model_deployment(namespace: str, name: str) -> None:
 @kopf.on.update(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     deployment = parse_model_deployment(body)
-    with retry_transient():
+    with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
         write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))
     memo["last_registry_check"] = time.monotonic()
 
@@ -326,14 +326,14 @@ def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     if (deployment.spec.model.alias is not None and clock - memo.get("last_registry_check", 0.0)
             >= deployment.spec.poll_interval_seconds):
         memo["last_registry_check"] = clock
-        with retry_transient():
+        with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
             followed = model_deployments.reconcile_model_deployment(deployment, SETTINGS)
             write(deployment, followed)
         deployment = replace(deployment, status=followed.status)
     if (deployment.spec.monitoring.drift and clock - memo.get("last_drift_check", 0.0)
             >= deployment.spec.monitoring.check_interval_seconds):
         memo["last_drift_check"] = clock
-        with retry_transient():
+        with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
             write(deployment, model_deployments.check_drift(deployment, SETTINGS))
 
 
@@ -346,10 +346,26 @@ def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
     name = deployment["metadata"]["labels"].get(constants.LABEL_MODEL_DEPLOYMENT)
     if not name:
         return
-    with retry_transient():
+    with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
         found = kube.read_custom(constants.MODEL_DEPLOYMENT,
                                  deployment["metadata"]["namespace"], name)
         owner = parse_model_deployment(found) if found else None
         if owner is None or not model_deployments.reports_deployment_events(owner, SETTINGS):
             return
         write(owner, model_deployments.deployment_outcome(owner, deployment))
+
+
+@kopf.on.event(GROUP, VERSION, constants.DATASET.plural, id="dataset_conditions")
+@kopf.on.event(GROUP, VERSION, constants.TRAINING_JOB.plural, id="training_job_conditions")
+@kopf.on.event(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural,
+               id="model_deployment_conditions")
+def conditions_observed(body: kopf.Body, type: str | None, **_: Any) -> None:
+    """Every object's conditions as the API holds them, for the mlcycle_conditions gauge:
+    the watch lists every object at start, and a deleted one leaves the count."""
+    metadata = body.metadata
+    key = (str(body.get("kind", "")), metadata.namespace or "", metadata.name or "")
+    if type == "DELETED":
+        metrics.CONDITIONS.forget(key)
+    else:
+        metrics.CONDITIONS.observe(key, body.get("status"))
+

@@ -18,6 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
+from mlcycle import metrics
 from mlcycle.objects import Object
 from mlcycle_contract import constants
 from mlcycle_contract.constants import ResourceNames
@@ -69,6 +70,7 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     name = manifest["metadata"]["name"]
     try:
         created = batch().create_namespaced_job(namespace, manifest)
+        metrics.job_created(manifest, constants.LABEL_COMPONENT)
         logger.info("Created Job %s/%s", namespace, name)
         return dict(api_client().sanitize_for_serialization(created))
     except ApiException as error:

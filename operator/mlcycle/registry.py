@@ -18,6 +18,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.store.model_registry.rest_store import RestStore
 from mlflow.utils.rest_utils import MlflowHostCreds
 
+from mlcycle import metrics
 from mlcycle_contract.environment import TAG_TRAININGJOB_UID, runtime_tag
 from mlcycle_contract.model_format import MLMODEL_FILE
 from mlcycle_contract.runtime import RUNTIME_KEYS
@@ -51,6 +52,9 @@ class ModelVersion:
 
 
 RUNTIME_TAGS = {key: runtime_tag(key) for key in RUNTIME_KEYS}
+# The user's errors, counted apart from the registry's own (mlcycle_registry_requests_total).
+USER_ERRORS: dict[type[Exception], str] = {ModelNotFound: metrics.NOT_FOUND,
+                                           ModelAccessDenied: metrics.ACCESS_DENIED}
 
 
 def _store(tracking_uri: str, user: RegistryUser) -> Any:
@@ -76,6 +80,7 @@ def _exists(tracking_uri: str, name: str) -> bool:
     return bool(admin.search_registered_models(f"name = '{name}'", max_results=1))
 
 
+@metrics.registry_call("resolve", USER_ERRORS)
 def resolve(tracking_uri: str, user: RegistryUser, name: str, version: int | None,
             alias: str | None) -> ModelVersion:
     """Look the model version up; ModelNotFound and ModelAccessDenied for user errors,
@@ -103,6 +108,7 @@ def resolve(tracking_uri: str, user: RegistryUser, name: str, version: int | Non
     )
 
 
+@metrics.registry_call("check_registrable", USER_ERRORS)
 def check_registrable(tracking_uri: str, user: RegistryUser, name: str) -> None:
     """ModelAccessDenied if the registered model exists and is another namespace's; a model
     that does not exist yet is the namespace's to create."""
@@ -116,6 +122,7 @@ def check_registrable(tracking_uri: str, user: RegistryUser, name: str) -> None:
             raise
 
 
+@metrics.registry_call("model_file", USER_ERRORS)
 def model_file(tracking_uri: str, model: ModelVersion) -> Any:
     """The version's MLmodel file, parsed but never acted on: the model itself is not read."""
     registry = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -136,6 +143,7 @@ class Lineage:
     training_job_uid: str | None
 
 
+@metrics.registry_call("version_lineage", USER_ERRORS)
 def version_lineage(tracking_uri: str, name: str, version: int) -> Lineage:
     """A version's lineage tags (as the operator's own user, the admin)."""
     admin = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -144,6 +152,7 @@ def version_lineage(tracking_uri: str, name: str, version: int) -> Lineage:
                    training_job_uid=(found.tags or {}).get(TAG_TRAININGJOB_UID))
 
 
+@metrics.registry_call("log_files", USER_ERRORS)
 def log_files(tracking_uri: str, run_id: str, files: dict[str, bytes]) -> None:
     """Add files (artifact path -> content) to a run's artifacts, as the operator's own user,
     through MLflow's artifact proxy: the operator holds no object store credentials."""

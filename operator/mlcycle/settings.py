@@ -81,6 +81,9 @@ class Settings(BaseModel):
         default=True, description="watch Namespaces and CRDs at run time; the chart sets "
         "false, which its least-privilege RBAC needs")
     health_port: int = Field(default=8080, description="port of the operator's /healthz")
+    metrics_port: int = Field(
+        default=0, ge=0, le=65535, description="port of the operator's Prometheus /metrics "
+        "(mlcycle.metrics); 0 serves none (the chart sets one)")
     source_deny_cidrs: list[str] = Field(
         default_factory=lambda: ["10.96.0.0/12"],
         description="networks a Dataset's url source must not resolve to (comma-separated "
