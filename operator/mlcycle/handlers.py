@@ -19,7 +19,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import kube, metrics, registry, tenancy, triggers
+from mlcycle import health, kube, metrics, registry, tenancy, triggers
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -369,3 +369,15 @@ def conditions_observed(body: kopf.Body, type: str | None, **_: Any) -> None:
     else:
         metrics.CONDITIONS.observe(key, body.get("status"))
 
+
+@kopf.on.probe(id="watchers")
+async def watchers_alive(**_: Any) -> list[str]:
+    """/healthz answers 500, and Kubernetes restarts the Pod, while a watcher is dead (what
+    is and is not detected: mlcycle.health). Permanent: kopf would retry a failing probe,
+    and the endpoint would hang instead of answering."""
+    report = health.watcher_report(
+        health.expected_watchers(health.WATCHED_RESOURCES, SETTINGS.namespaces),
+        health.running_tasks())
+    if not report.alive:
+        raise kopf.PermanentError(f"watchers not running: {', '.join(report.missing)}")
+    return list(report.running)

@@ -1,0 +1,70 @@
+"""The watcher probe's decision (mlcycle.health): which watch tasks the operator must run, and
+the verdict from the tasks it finds."""
+
+from __future__ import annotations
+
+import asyncio
+
+import kopf
+
+from mlcycle.health import (
+    WATCHED_RESOURCES,
+    TaskState,
+    expected_watchers,
+    running_tasks,
+    watcher_report,
+)
+
+JOBS = kopf.Resource("batch", "v1", "jobs")
+DEPLOYMENTS = kopf.Resource("apps", "v1", "deployments")
+
+
+def test_one_watcher_per_resource_cluster_wide_or_per_served_namespace() -> None:
+    assert expected_watchers([JOBS, DEPLOYMENTS], []) == (
+        "watcher for jobs.v1.batch@None", "watcher for deployments.v1.apps@None")
+    assert expected_watchers([JOBS], ["team-a", "team-b"]) == (
+        "watcher for jobs.v1.batch@team-a", "watcher for jobs.v1.batch@team-b")
+
+
+def test_the_operator_watches_its_three_kinds_and_their_children() -> None:
+    names = expected_watchers(WATCHED_RESOURCES, [])
+    assert set(names) == {
+        "watcher for datasets.v1alpha1.mlcycle.dev@None",
+        "watcher for trainingjobs.v1alpha1.mlcycle.dev@None",
+        "watcher for modeldeployments.v1alpha1.mlcycle.dev@None",
+        "watcher for jobs.v1.batch@None", "watcher for deployments.v1.apps@None"}
+
+
+def test_alive_only_while_every_expected_watcher_runs() -> None:
+    expected = expected_watchers([JOBS, DEPLOYMENTS], ["ns"])
+    tasks = [TaskState("watcher for jobs.v1.batch@ns", done=False),
+             TaskState("watcher for deployments.v1.apps@ns", done=False),
+             TaskState("poster of events", done=False)]
+    report = watcher_report(expected, tasks)
+    assert report.alive and report.running == expected and report.missing == ()
+
+
+def test_a_missing_or_ended_watcher_fails_the_probe() -> None:
+    expected = expected_watchers([JOBS, DEPLOYMENTS], ["ns"])
+    ended = [TaskState("watcher for jobs.v1.batch@ns", done=True),
+             TaskState("watcher for deployments.v1.apps@ns", done=False)]
+    report = watcher_report(expected, ended)
+    assert not report.alive and report.missing == ("watcher for jobs.v1.batch@ns",)
+    # A watcher of another namespace does not stand in for this one's.
+    elsewhere = [TaskState("watcher for jobs.v1.batch@other", done=False),
+                 TaskState("watcher for deployments.v1.apps@ns", done=False)]
+    assert watcher_report(expected, elsewhere).missing == ("watcher for jobs.v1.batch@ns",)
+    assert watcher_report(expected, []).missing == expected
+
+
+def test_running_tasks_are_the_loops_named_tasks() -> None:
+    async def probe_beside_a_watcher() -> list[TaskState]:
+        watcher = asyncio.create_task(asyncio.sleep(10), name="watcher for jobs.v1.batch@ns")
+        await asyncio.sleep(0)
+        try:
+            return running_tasks()
+        finally:
+            watcher.cancel()
+
+    found = asyncio.run(probe_beside_a_watcher())
+    assert TaskState("watcher for jobs.v1.batch@ns", done=False) in found
