@@ -2,10 +2,11 @@
 have a running watch task, or the probe fails and Kubernetes restarts the Pod.
 
 kopf runs one asyncio task per watched (resource, namespace), named
-"watcher for <plural>.<version>.<group>@<namespace or None>" (kopf's orchestration). A
-watcher that raised or returned is dropped from kopf's orchestration and only comes back when
-the cluster's resources or namespaces change, so the operator would sit alive and deaf (kopf
-issues #787, #1276).
+"watcher for <plural>.<version>.<group>@<namespace or None>" (kopf's orchestration). In
+kopf 1.45 a watcher that raised stops the whole operator, but one that returned is dropped from
+the orchestration and comes back only when the cluster's resources or namespaces change: the
+operator would sit alive and deaf (kopf issues #787, #1276). The probe does not depend on which
+way a watcher ended, nor on kopf's version keeping that behaviour.
 
 What is detected: a watcher task that is missing or done, for any resource handled in any
 served namespace. What is not: a watcher task that runs but whose stream delivers nothing.
