@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from mlcycle import metrics
+from mlcycle.handlers import conditions_observed
 from mlcycle.metrics import HeldCondition, condition_counts, held_conditions
 
 
@@ -92,3 +93,17 @@ def test_the_conditions_gauge_follows_observed_and_deleted_objects() -> None:
     assert sample("mlcycle_conditions", **labels) == 1
     metrics.CONDITIONS.forget(("Probe", "ns", "one"))
     assert sample("mlcycle_conditions", **labels) == 0
+
+
+def test_the_watch_handler_feeds_the_gauge_and_a_deletion_leaves_it() -> None:
+    labels = {"kind": "Dataset", "type": "Ready", "status": "False", "reason": "SourceGone"}
+    body = kopf.Body({"apiVersion": "mlcycle.dev/v1alpha1", "kind": "Dataset",
+                      "metadata": {"name": "gauged", "namespace": "ns", "uid": "u1"},
+                      "status": {"conditions": [{"type": "Ready", "status": "False",
+                                                 "reason": "SourceGone"}]}})
+    before = sample("mlcycle_conditions", **labels)
+    conditions_observed(body=body, type=None)  # as listed when the watch starts
+    conditions_observed(body=body, type="MODIFIED")
+    assert sample("mlcycle_conditions", **labels) == before + 1
+    conditions_observed(body=body, type="DELETED")
+    assert sample("mlcycle_conditions", **labels) == before
