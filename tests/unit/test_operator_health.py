@@ -4,8 +4,14 @@ the verdict from the tasks it finds."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import kopf
+from kopf._cogs.aiokits import aiotoggles
+from kopf._cogs.clients.auth import vault_var
+from kopf._cogs.structs.credentials import Vault
+from kopf._cogs.structs.references import NamespaceName
+from kopf._core.reactor import orchestration
 
 from mlcycle.health import (
     WATCHED_RESOURCES,
@@ -68,3 +74,41 @@ def test_running_tasks_are_the_loops_named_tasks() -> None:
 
     found = asyncio.run(probe_beside_a_watcher())
     assert TaskState("watcher for jobs.v1.batch@ns", done=False) in found
+
+
+def test_kopfs_own_orchestration_names_its_watchers_as_the_probe_expects() -> None:
+    """The probe depends on kopf's task names, which kopf does not promise: its own
+    orchestration spawns the watchers here (on an empty credentials vault, so they wait and
+    never reach an apiserver), and a kopf upgrade that renames them fails this test."""
+    resources = [dataclasses.replace(resource, namespaced=True)
+                 for resource in WATCHED_RESOURCES]
+    expected = expected_watchers(WATCHED_RESOURCES, ["ns"])
+
+    async def spawn_then_end_one() -> tuple[list[TaskState], list[TaskState]]:
+        vault_var.set(Vault())
+        paused = aiotoggles.ToggleSet(any)
+        ensemble = orchestration.Ensemble(
+            operator_indexed=aiotoggles.ToggleSet(all), operator_paused=paused,
+            peering_missing=await paused.make_toggle(name="peering"))
+
+        async def processor(**_: object) -> None:
+            return None
+
+        await orchestration.spawn_missing_watchers(
+            processor=processor, settings=kopf.OperatorSettings(), indexed_resources=set(),
+            watched_resources=resources, watched_namespaces=[NamespaceName("ns")],
+            ensemble=ensemble)
+        await asyncio.sleep(0.05)
+        spawned = running_tasks()
+        watchers = list(ensemble.watcher_tasks.values())
+        watchers[0].cancel()
+        await asyncio.gather(watchers[0], return_exceptions=True)
+        one_ended = running_tasks()
+        for task in watchers[1:]:
+            task.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+        return spawned, one_ended
+
+    spawned, one_ended = asyncio.run(spawn_then_end_one())
+    assert watcher_report(expected, spawned).alive
+    assert watcher_report(expected, one_ended).missing == (expected[0],)
