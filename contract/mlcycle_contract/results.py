@@ -76,6 +76,19 @@ class AliasOutcome(ApiModel):
     moved: bool = Field(description="True when it now points at the new version.")
 
 
+class TrainerTimings(ApiModel):
+    """Where a run's time went inside the trainer: the wall-clock seconds of each phase."""
+
+    process_started: float = Field(
+        description="When the trainer's process started, in seconds since the epoch (the "
+        "node's clock): what the phases add to."
+    )
+    phases: dict[str, float] = Field(
+        description="Seconds of each phase, in the order they ran, from the process's start "
+        "to the result (e.g. imports, read snapshot, fit, log and register model)."
+    )
+
+
 class TrainingResult(CommandResult):
     """`train` succeeded: the model registered, how it measured, and whether it is promoted."""
 
@@ -94,6 +107,10 @@ class TrainingResult(CommandResult):
     )
     champion: ChampionScores | None = Field(
         default=None, description="The champion compared with, when a gate has a baseline."
+    )
+    timings: TrainerTimings | None = Field(
+        default=None, description="The trainer's phases, when it could time them; the first "
+        "part dropped to fit the size limit."
     )
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from mlcycle_contract.environment import TERMINATION_MESSAGE_LIMIT
 from mlcycle_contract.results import IngestionResult, TrainingResult
-from mlcycle_trainer.termination import failure, fit, write
+from mlcycle_trainer.termination import encode, failure, fit, write
 
 
 def ingest_message(columns: int, warnings: int) -> dict[str, Any]:
@@ -67,6 +67,26 @@ def test_many_metrics_keep_the_headline_ones() -> None:
     assert decoded["metrics"] == {"accuracy": 0.9}
     assert decoded["gates"] == {"passed": False, "failed": ["accuracy >= 0.99 (got 0.9)"]}
     assert TrainingResult.model_validate(decoded).truncated is True
+
+
+def test_timings_go_first_when_a_result_is_too_long() -> None:
+    result = TrainingResult.model_validate(
+        {
+            "metrics": {f"cv_metric_{i}_mean": 0.123456 for i in range(60)} | {"accuracy": 0.9},
+            "fitSeconds": 1.0,
+            "model": {"name": "iris", "version": 1, "uri": "models:/iris/1"},
+            "mlflow": {"runId": "0123", "experimentId": "1"},
+            "runtime": {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"},
+            "gates": {"passed": True},
+            "datasetVersion": "0123456789abcdef",
+            "timings": {"processStarted": 1.5e9,
+                        "phases": {f"a phase with a long name {i}": 0.5 for i in range(60)}},
+        }
+    )
+    assert len(encode(result)) > TERMINATION_MESSAGE_LIMIT
+    decoded = json.loads(fit(result))
+    assert "timings" not in decoded
+    assert len(decoded["metrics"]) == 61 and decoded["truncated"] is True
 
 
 def test_a_long_error_message_is_cut() -> None:

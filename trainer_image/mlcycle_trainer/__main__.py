@@ -23,7 +23,7 @@ from mlcycle_contract.environment import (
     TERMINATION_LOG,
 )
 from mlcycle_contract.results import CommandResult
-from mlcycle_trainer import termination
+from mlcycle_trainer import phases, termination
 from mlcycle_trainer.environment import optional
 from mlcycle_trainer.errors import (
     INTERNAL_ERROR,
@@ -72,10 +72,12 @@ def main(argv: list[str]) -> int:
     path = optional(TERMINATION_LOG)
     name = argv[0] if len(argv) == 1 else ""
     started = time.perf_counter()
+    phases.lap("interpreter start")
     try:
         command = _command(name)
         if command is None:
             raise TrainerError(UNKNOWN_COMMAND, f"unknown command {' '.join(argv)!r}; {USAGE}")
+        phases.lap("imports")
         result = command()
         code = EXIT_OK
         size = termination.write(path, result)

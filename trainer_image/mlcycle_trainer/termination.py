@@ -39,6 +39,12 @@ def failure(reason: str, message: str, field: str | None = None) -> FailureResul
     return FailureResult(error=Failure(reason=reason, message=text, field=field))
 
 
+def _drop_timings(result: CommandResult) -> CommandResult:
+    if not isinstance(result, TrainingResult) or result.timings is None:
+        return result
+    return result.model_copy(update={"timings": None})
+
+
 def _shrink_profile(result: CommandResult) -> CommandResult:
     if not isinstance(result, IngestionResult) or result.profile is None:
         return result
@@ -61,6 +67,7 @@ def _keep_headline_metrics(result: CommandResult) -> CommandResult:
 
 
 SHRINKERS: tuple[Callable[[CommandResult], CommandResult], ...] = (
+    _drop_timings,
     _shrink_profile,
     _drop_failed_gates,
     _keep_headline_metrics,

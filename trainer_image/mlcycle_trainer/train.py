@@ -22,7 +22,7 @@ from mlcycle_contract.drift import REFERENCE_ARTIFACT, TAG_DRIFT_REFERENCE
 from mlcycle_contract.environment import MLFLOW_EXPERIMENT_NAME, TRAINING_SPEC
 from mlcycle_contract.results import AliasOutcome, TrackingRun, TrainingResult
 from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
-from mlcycle_trainer import lineage, tracking
+from mlcycle_trainer import lineage, phases, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
 from mlcycle_trainer.champion import compare_with_champion
 from mlcycle_trainer.drift_reference import build_reference
@@ -73,38 +73,49 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
     alias = spec.registry.alias
 
     store = store or ObjectStore()
+    phases.lap("S3 client")
     frame = read_snapshot(store, dataset.uri, dataset.version)
     x, y = features_and_target(frame, dataset.target, algorithm.task)
     x_train, x_holdout, y_train, y_holdout = split(x, y, holdout)
+    phases.lap("read snapshot")
     runtime = current_runtime()
     experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
     run_tags = lineage.run_tags(owner, dataset, algorithm, runtime)
     with tracking.training_run(experiment_id, owner.name, run_tags) as run_id:
+        phases.lap("start MLflow run")
         shape = {"train_rows": len(x_train), "holdout_rows": len(x_holdout), "features": x.shape[1]}
         params = lineage.run_params(
             spec, algorithm, objective, holdout, estimator.get_params(deep=False), shape
         )
         tracking.log_params(params)
         tracking.log_spec(spec.to_wire())
+        phases.lap("log params and spec")
         tracking.log_dataset(frame, dataset.name, dataset.version, dataset.uri, dataset.target)
+        phases.lap("log dataset")
         tracking.log_dataset_profile(store, profile_directory(dataset.uri))
+        phases.lap("log dataset profile")
         tracking.log_drift_reference(build_reference(x_train))
+        phases.lap("log drift reference")
 
         pipeline = build_pipeline(
             estimator, x_train, spec.preprocessing.scaling, spec.preprocessing.one_hot_encode
         )
         fit_seconds = fit(pipeline, x_train, y_train, algorithm)
+        phases.lap("fit")
         metrics, folds_used = measure(
             pipeline, spec.validation, algorithm.task, objective, (x_train, y_train),
             (x_holdout, y_holdout),
         )
+        phases.lap("scoring")
         model_bytes, trusted_types = serialize(pipeline, algorithm)
+        phases.lap("serialize")
         metrics[FIT_SECONDS] = fit_seconds
         metrics[GateMetric.MODEL_SIZE_BYTES.value] = float(len(model_bytes))
         champion = compare_with_champion(
             spec, model_name, algorithm.task, (x_train, y_train), (x_holdout, y_holdout)
         )
         outcome = evaluate_gates(spec.validation.gates, metrics, champion)
+        phases.lap("champion and gates")
         logger.info(
             "Validated: %s %.4g on the holdout; gates %s",
             objective,
@@ -114,8 +125,10 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
         tracking.log_metrics(metrics)
         tracking.log_params({"validation.folds_used": folds_used})
         tracking.set_tags(lineage.gate_tags(outcome))
+        phases.lap("log metrics")
 
         model = tracking.log_and_register_model(pipeline, x_train, trusted_types, model_name)
+        phases.lap("log and register model")
         tracking.tag_version(
             model,
             {
@@ -123,10 +136,13 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
                 TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT,
             },
         )
+        phases.lap("tag version")
         if alias is not None and outcome.passed:
             tracking.move_alias(model, alias)
         elif alias is not None:
             logger.info("Alias %s not moved: a gate failed", alias)
+        phases.lap("move alias")
+    phases.lap("end run")
 
     return TrainingResult(
         metrics={key: round(value, MESSAGE_DIGITS) for key, value in metrics.items()},
@@ -145,4 +161,5 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
             AliasOutcome(name=alias, moved=outcome.passed) if alias is not None else None
         ),
         champion=champion,
+        timings=phases.timings(),
     )
