@@ -256,13 +256,13 @@ def test_registered_version_reference_comes_from_its_training_run(
     mlflow.set_experiment("drift")
     features, target = iris
     pipeline = LogisticRegression(max_iter=500).fit(features, target)
-    for _ in range(2):
-        with mlflow.start_run():
+    for version_tags in ({}, {TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT}):  # version 2 only
+        with mlflow.start_run() as run:
             tracking.log_drift_reference(build_reference(features))
-            model = tracking.log_and_register_model(
-                Pipeline([("model", pipeline)]), features, [], "iris-drift"
+            tracking.log_and_register_model(
+                Pipeline([("model", pipeline)]), features, [], "iris-drift", version_tags,
+                run.info.run_id, tracking.RunResults(metrics={"accuracy": 1.0}),
             )
-    tracking.tag_version(model, {TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT})  # version 2 only
     client = MlflowClient()
     assert client.get_model_version("iris-drift", "2").tags[TAG_DRIFT_REFERENCE]
 

@@ -25,7 +25,6 @@ from mlcycle_contract.api.evaluation import ChampionScores, ValidationSpec
 from mlcycle_contract.api.learning import GateMetric, Metric, Task
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 from mlcycle_contract.model_format import MLMODEL_FILE, SKOPS_FILE, unsafe_format
-from mlcycle_trainer import tracking
 from mlcycle_trainer.tracking import tracking_errors
 from mlcycle_trainer.validation import measure
 
@@ -43,19 +42,24 @@ def compare_with_champion(
     train: tuple[pd.DataFrame, pd.Series],
     holdout: tuple[pd.DataFrame, pd.Series],
 ) -> ChampionScores | None:
-    """The champion scored for the baseline gates, also logged to the run (metrics
-    `champion_<metric>`, tag of its version); None when no gate has a baseline or no
-    version holds the alias yet."""
+    """The champion scored for the baseline gates (`run_record` says what the run logs of
+    it); None when no gate has a baseline or no version holds the alias yet."""
     alias = spec.registry.alias
     metrics = [gate.metric.value for gate in spec.validation.gates if gate.baseline]
     version = champion_version(model_name, alias) if alias and metrics else None
     if version is None:
         return None
-    champion = score_champion(model_name, version, metrics, spec.validation, task,
-                              spec.effective_objective.metric, train, holdout)
-    tracking.log_metrics({CHAMPION_METRIC_PREFIX + k: v for k, v in champion.metrics.items()})
-    tracking.set_tags({TAG_CHAMPION_VERSION: str(version)})
-    return champion
+    return score_champion(model_name, version, metrics, spec.validation, task,
+                          spec.effective_objective.metric, train, holdout)
+
+
+def run_record(champion: ChampionScores | None) -> tuple[dict[str, float], dict[str, str]]:
+    """The metrics (`champion_<metric>`) and tag (its version) the run logs of the champion
+    it was compared with."""
+    if champion is None:
+        return {}, {}
+    metrics = {CHAMPION_METRIC_PREFIX + name: value for name, value in champion.metrics.items()}
+    return metrics, {TAG_CHAMPION_VERSION: str(champion.version)}
 
 
 def champion_version(model_name: str, alias: str) -> int | None:

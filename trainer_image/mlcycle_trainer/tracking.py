@@ -1,7 +1,9 @@
 """MLflow: the experiment, the run with every condition of the training, the logged and
 registered model, its version tags and alias. Errors become Transient or InvalidInput.
 
-The tracking server comes from MLFLOW_TRACKING_URI (read by MLflow itself).
+The tracking server comes from MLFLOW_TRACKING_URI (read by MLflow itself). Each call is a
+round trip to it, so what can go together goes together: the version's tags with its
+registration, the run's results in one batch.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,7 @@ import mlflow.data.pandas_dataset
 import mlflow.sklearn
 import pandas as pd
 from botocore.exceptions import BotoCoreError
+from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
@@ -108,14 +112,28 @@ def log_params(params: dict[str, Any]) -> None:
         mlflow.log_params({key: str(value)[:MAX_PARAM_CHARS] for key, value in params.items()})
 
 
-def log_metrics(metrics: dict[str, float]) -> None:
-    with tracking_errors("logging metrics"):
-        mlflow.log_metrics(metrics)
+@dataclass(frozen=True)
+class RunResults:
+    """What a run learns after its fit: metrics, late parameters, tags."""
+
+    metrics: dict[str, float]
+    params: dict[str, Any] = field(default_factory=dict)
+    tags: dict[str, str] = field(default_factory=dict)
 
 
-def set_tags(tags: dict[str, str]) -> None:
-    with tracking_errors("setting tags"):
-        mlflow.set_tags(tags)
+def log_results(run_id: str, results: RunResults, model_id: str | None = None) -> None:
+    """The results in one request; the metrics linked to the run's logged model `model_id`,
+    as MLflow links a run's metrics to a model logged after them."""
+    timestamp = int(time.time() * 1000)
+    with tracking_errors("logging the results"):
+        MlflowClient().log_batch(
+            run_id,
+            metrics=[Metric(key, value, timestamp, 0, model_id=model_id)
+                     for key, value in results.metrics.items()],
+            params=[Param(key, str(value)[:MAX_PARAM_CHARS])
+                    for key, value in results.params.items()],
+            tags=[RunTag(key, value) for key, value in results.tags.items()],
+        )
 
 
 def log_dataset(frame: pd.DataFrame, name: str, version: str, uri: str, target: str) -> None:
@@ -168,20 +186,39 @@ def log_and_register_model(
     x_example: pd.DataFrame,
     trusted_types: list[str],
     model_name: str,
+    version_tags: dict[str, str],
+    run_id: str,
+    results: RunResults,
 ) -> RegisteredModelVersion:
-    """Log the pipeline (skops format) with its signature and register a new version."""
+    """Log the pipeline (skops format) with its signature, register a new version with its
+    tags, then log the run's results.
+
+    In that order because MLflow links every metric a run already has to a model logged in
+    it by reading each metric's history back (a request per metric); logged after the
+    model, the metrics are linked as they are written. A model that fails to log still
+    leaves the results in the run.
+    """
     signature = infer_signature(x_example, pipeline.predict(x_example))
-    with tracking_errors("logging the model"):
-        info = mlflow.sklearn.log_model(
-            pipeline,
-            name=MODEL_ARTIFACT_NAME,
-            serialization_format="skops",
-            skops_trusted_types=trusted_types,
-            signature=signature,
-            input_example=x_example.head(3),
-            registered_model_name=model_name,
-            pip_requirements=model_requirements(),
-        )
+    try:
+        with tracking_errors("logging the model"):
+            info = mlflow.sklearn.log_model(
+                pipeline,
+                name=MODEL_ARTIFACT_NAME,
+                serialization_format="skops",
+                skops_trusted_types=trusted_types,
+                signature=signature,
+                input_example=x_example.head(3),
+                registered_model_name=model_name,
+                pip_requirements=model_requirements(),
+                tags=version_tags,  # on the logged model and on the version it registers
+            )
+    except BaseException:
+        try:
+            log_results(run_id, results)
+        except Exception as error:  # the model's error matters more
+            logger.warning("Could not log the results of run %s: %s", run_id, error)
+        raise
+    log_results(run_id, results, info.model_id)
     version = info.registered_model_version
     if version is None:
         raise Transient(
@@ -191,13 +228,6 @@ def log_and_register_model(
     return RegisteredModelVersion(
         name=model_name, version=int(version), uri=f"models:/{model_name}/{version}"
     )
-
-
-def tag_version(model: RegisteredModelVersion, tags: dict[str, str]) -> None:
-    client = MlflowClient()
-    with tracking_errors(f"tagging {model.uri}"):
-        for key, value in tags.items():
-            client.set_model_version_tag(model.name, str(model.version), key, value)
 
 
 def move_alias(model: RegisteredModelVersion, alias: str) -> None:

@@ -24,7 +24,7 @@ from mlcycle_contract.results import AliasOutcome, TrackingRun, TrainingResult
 from mlcycle_contract.runtime import RUNTIME_KEYS, current_runtime
 from mlcycle_trainer import lineage, phases, tracking
 from mlcycle_trainer.algorithms import build_estimator, lookup
-from mlcycle_trainer.champion import compare_with_champion
+from mlcycle_trainer.champion import compare_with_champion, run_record
 from mlcycle_trainer.drift_reference import build_reference
 from mlcycle_trainer.environment import Owner, model_from_json, optional
 from mlcycle_trainer.errors import FIT_FAILED, INVALID_HYPERPARAMETER, InvalidInput
@@ -122,21 +122,20 @@ def run_train(store: ObjectStore | None = None) -> TrainingResult:
             metrics.get(objective, float("nan")),
             "passed" if outcome.passed else "failed: " + "; ".join(outcome.failed),
         )
-        tracking.log_metrics(metrics)
-        tracking.log_params({"validation.folds_used": folds_used})
-        tracking.set_tags(lineage.gate_tags(outcome))
-        phases.lap("log metrics")
-
-        model = tracking.log_and_register_model(pipeline, x_train, trusted_types, model_name)
-        phases.lap("log and register model")
-        tracking.tag_version(
-            model,
-            {
-                **lineage.version_tags(owner, dataset, runtime, outcome),
-                TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT,
-            },
+        champion_metrics, champion_tags = run_record(champion)
+        results = tracking.RunResults(
+            metrics={**metrics, **champion_metrics},
+            params={"validation.folds_used": folds_used},
+            tags={**lineage.gate_tags(outcome), **champion_tags},
         )
-        phases.lap("tag version")
+        version_tags = {
+            **lineage.version_tags(owner, dataset, runtime, outcome),
+            TAG_DRIFT_REFERENCE: REFERENCE_ARTIFACT,
+        }
+        model = tracking.log_and_register_model(
+            pipeline, x_train, trusted_types, model_name, version_tags, run_id, results
+        )
+        phases.lap("log and register model, log results")
         if alias is not None and outcome.passed:
             tracking.move_alias(model, alias)
         elif alias is not None:
