@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import handlers, kube, metrics
+from mlcycle import faults, handlers, kube, metrics
 from mlcycle.settings import Settings
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
@@ -89,6 +89,7 @@ def operator_settings(settings: Settings, peering: Peering | None) -> kopf.Opera
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     namespaces = handlers.SETTINGS.namespaces
+    faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)
     liveness = f"http://0.0.0.0:{handlers.SETTINGS.health_port}/healthz"
     metrics.serve(handlers.SETTINGS.metrics_port)

@@ -79,11 +79,14 @@ def retry_transient() -> Iterator[None]:
 
 def write(resource: Object[Any], outcome: Outcome[Any] | None, if_unchanged: bool = False,
           ) -> None:
+    """Events before the status: a crash between the two posts them again on the retry,
+    which their deterministic names count on one Event, where the other order would lose
+    them (the retry finds the transition already written)."""
     if outcome is None:
         return
-    kube.patch_status(resource, outcome.status.to_wire(), if_unchanged)
     for event in outcome.events:
         kube.post_event(resource, event.type, event.reason, event.message)
+    kube.patch_status(resource, outcome.status.to_wire(), if_unchanged)
 
 
 @kopf.index(GROUP, VERSION, constants.TRAINING_JOB.plural)

@@ -18,7 +18,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from kubernetes.dynamic import DynamicClient
 
-from mlcycle import metrics
+from mlcycle import faults, metrics
 from mlcycle.objects import Object
 from mlcycle_contract import constants
 from mlcycle_contract.constants import ResourceNames
@@ -72,6 +72,8 @@ def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
         created = batch().create_namespaced_job(namespace, manifest)
         metrics.job_created(manifest, constants.LABEL_COMPONENT)
         logger.info("Created Job %s/%s", namespace, name)
+        component = manifest["metadata"].get("labels", {}).get(constants.LABEL_COMPONENT)
+        faults.reached(namespace, f"Job/{component}/created")
         return dict(api_client().sanitize_for_serialization(created))
     except ApiException as error:
         if error.status != 409:
@@ -86,6 +88,7 @@ def delete_job(namespace: str, name: str) -> None:
     unless_missing(lambda: batch().delete_namespaced_job(
         name, namespace, propagation_policy="Background"))
     logger.info("Deleted Job %s/%s", namespace, name)
+    faults.reached(namespace, "Job/deleted")
 
 
 def jobs(namespace: str, labels: dict[str, str]) -> list[Manifest]:
@@ -107,6 +110,7 @@ def ensure_secret(namespace: str, manifest: Manifest) -> dict[str, str]:
         try:
             existing = core().create_namespaced_secret(namespace, manifest)
             logger.info("Created Secret %s/%s", namespace, name)
+            faults.reached(namespace, "Secret/created")
         except ApiException as error:
             if error.status != 409:
                 raise
@@ -129,6 +133,7 @@ def apply(manifest: Manifest) -> Manifest:
         field_manager=FIELD_MANAGER,
         force_conflicts=True,
     )
+    faults.reached(manifest["metadata"].get("namespace", ""), f"{manifest['kind']}/applied")
     return dict(applied.to_dict())
 
 
@@ -167,10 +172,13 @@ def patch_status(resource: Object[Any], status: Manifest, if_unchanged: bool = F
     patch: Manifest = {"status": status}
     if if_unchanged and metadata.resource_version:
         patch["metadata"] = {"resourceVersion": metadata.resource_version}
+    point = f"{resource.names.kind}/status/{status.get('phase')}"
+    faults.reached(metadata.namespace, point)
     custom().patch_namespaced_custom_object_status(
         constants.API_GROUP, constants.API_VERSION, metadata.namespace, resource.names.plural,
         metadata.name, patch,
     )
+    faults.reached(metadata.namespace, f"{point}/written")
 
 
 def event_name(involved: Object[Any], reason: str, message: str) -> str:
@@ -213,3 +221,5 @@ def post_event(involved: Object[Any], event_type: str, reason: str, message: str
                 "count": (posted.count or 1) + 1, "lastTimestamp": now})
     except ApiException as error:  # an Event is never worth failing a reconcile
         logger.warning("Could not post event %s on %s: %s", reason, metadata.name, error.reason)
+        return
+    faults.reached(metadata.namespace, f"{involved.names.kind}/event/{reason}")

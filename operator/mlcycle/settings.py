@@ -84,6 +84,9 @@ class Settings(BaseModel):
     metrics_port: int = Field(
         default=0, ge=0, le=65535, description="port of the operator's Prometheus /metrics "
         "(mlcycle.metrics); 0 serves none (the chart sets one)")
+    kill_points: str = Field(
+        default="", description="TESTS ONLY: a file that arms kill points (mlcycle.faults); "
+        "empty, as the chart leaves it, turns them off")
     source_deny_cidrs: list[str] = Field(
         default_factory=lambda: ["10.96.0.0/12"],
         description="networks a Dataset's url source must not resolve to (comma-separated "

@@ -88,6 +88,7 @@ def test_a_replaced_jobs_late_event_read_before_the_new_run_never_writes_over_it
     monkeypatch.setattr(handlers.kube, "read_custom", lambda *_: next(reads))
     monkeypatch.setattr(handlers.kube, "job_pods", lambda *_: [])
     monkeypatch.setattr(handlers.kube, "patch_status", patch_status)
+    monkeypatch.setattr(handlers.kube, "post_event", lambda *_: None)
     finished = {"metadata": {"name": old_job, "namespace": "ml"},
                 "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
     training_changed(finished, "iris", cast(kopf.Index[Any, Any], {}))
