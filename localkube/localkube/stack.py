@@ -74,6 +74,7 @@ def operator_environment(stack: Stack) -> dict[str, str]:
         "MLCYCLE_S3_ENDPOINT": state.s3_endpoint,
         "MLCYCLE_DATA_BUCKET": state.data_bucket,
         "MLCYCLE_HEALTH_PORT": str(processes.free_port()),
+        "MLCYCLE_METRICS_PORT": str(processes.free_port()),
         "MLCYCLE_TRAINER_IMAGE": images["trainer"],
         "MLCYCLE_SERVING_IMAGE": images["serving"],
         "MLCYCLE_IMAGE_PULL_POLICY": "Never",

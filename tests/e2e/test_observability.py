@@ -1,0 +1,105 @@
+"""The running operator's health and metrics on the local cluster: /healthz reports every
+watcher alive, and /metrics counts an iris Dataset's ingestion (its reconciles, its Job, the
+Ready condition it reaches)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.request
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
+
+from localkube import stack
+from localkube.stack import Stack
+from localkube.testing import wait_for
+from mlcycle.health import WATCHED_RESOURCES, expected_watchers
+from tests.e2e.mlhelpers import kubectl_apply, load_example, wait_phase
+
+pytestmark = pytest.mark.e2e
+logger = logging.getLogger(__name__)
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def operator_port(pid: int, variable: str) -> int | None:
+    environment = Path(f"/proc/{pid}/environ").read_text().split("\0")
+    return next((int(e.split("=", 1)[1]) for e in environment
+                 if e.startswith(f"{variable}=")), None)
+
+
+@pytest.fixture
+def operator_ports(mlstack: Stack) -> tuple[int, int]:
+    """(health port, metrics port) of the running operator; one started before the metrics
+    existed (no MLCYCLE_METRICS_PORT) is restarted as `make up` would start it now."""
+    pid = stack.operator_pid(mlstack.paths)
+    assert pid is not None, "no operator runs"
+    if operator_port(pid, "MLCYCLE_METRICS_PORT") is None:
+        logger.warning("The operator (pid %d) predates its metrics: restarting it", pid)
+        stack.stop_operator(mlstack.paths)
+        pid = stack.start_operator(mlstack)
+    health, metrics = (operator_port(pid, "MLCYCLE_HEALTH_PORT"),
+                       operator_port(pid, "MLCYCLE_METRICS_PORT"))
+    assert health is not None and metrics is not None
+    return health, metrics
+
+
+def healthz(port: int) -> dict[str, object] | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+            report: dict[str, object] = json.loads(answer.read())
+            return report
+    except OSError:  # not listening yet, or 500 while a watcher is not running
+        return None
+
+
+def scrape(port: int) -> Samples:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+        text = answer.read().decode()
+    return {(sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text) for sample in family.samples}
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def test_healthz_reports_every_watcher_and_metrics_count_an_ingestion(
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str,
+    operator_ports: tuple[int, int],
+) -> None:
+    health_port, metrics_port = operator_ports
+    report = wait_for("the operator's /healthz", lambda: healthz(health_port), timeout=120)
+    # The local operator serves every namespace: one cluster-wide watcher per resource.
+    watchers = report["watchers"]
+    assert isinstance(watchers, list)
+    assert sorted(watchers) == sorted(expected_watchers(WATCHED_RESOURCES, []))
+
+    before = scrape(metrics_port)
+    code, output = kubectl_apply(mlstack, ml_namespace, load_example("iris/dataset.yaml"))
+    assert code == 0, output
+    dataset = wait_phase(k8s, "datasets", ml_namespace, "iris", ("Ready", "Failed"))
+    assert dataset["status"]["phase"] == "Ready", dataset["status"]
+
+    ready = {"kind": "Dataset", "type": "Ready", "status": "True",
+             "reason": next(c["reason"] for c in dataset["status"]["conditions"]
+                            if c["type"] == "Ready")}
+
+    def counted_ready() -> Samples | None:
+        """The watch brings the Ready status to the conditions gauge just after it is written."""
+        samples = scrape(metrics_port)
+        more = (value(samples, "mlcycle_conditions", **ready)
+                > value(before, "mlcycle_conditions", **ready))
+        return samples if more else None
+
+    after = wait_for("the Ready Dataset on /metrics", counted_ready, timeout=30)
+
+    def grew(name: str, **labels: str) -> float:
+        return value(after, name, **labels) - value(before, name, **labels)
+
+    assert grew("mlcycle_reconciles_total", kind="Dataset", outcome="ok") >= 2  # create, Job
+    assert grew("mlcycle_reconcile_duration_seconds_count", kind="Dataset") >= 2
+    assert grew("mlcycle_jobs_created_total", component="ingest") >= 1  # other tests' too
+    assert value(after, "process_resident_memory_bytes") > 0
