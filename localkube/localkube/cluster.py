@@ -293,6 +293,20 @@ def _link_tools(paths: LocalPaths, kubectl: Path) -> None:
     link.symlink_to(kubectl)
 
 
+def apiserver_outage(seconds: float) -> None:
+    """kube-apiserver down for `seconds`, then back on its port: every watch and connection
+    to it is cut, as a control-plane upgrade or crash cuts them."""
+    paths = local_paths()
+    state = load_state(paths)
+    assert state is not None, "no cluster runs"
+    name = "kube-apiserver"
+    state.pids[name] = processes.outage(state.pids[name], paths.logs / f"{name}.log", seconds)
+    paths.state.write_text(state.model_dump_json(indent=2))
+    pki = ensure_pki(paths.pki, _cert_specs(state.host_ip))
+    processes.wait_healthy(name, f"{state.server}/readyz", state.pids[name],
+                           paths.logs / f"{name}.log", 120, _tls_context(pki))
+
+
 def down(progress: Progress = build.say) -> None:
     """Stop every process `up()` started, newest first: the node first, with its containers,
     mounts and iptables chains."""

@@ -88,6 +88,27 @@ def stop(pid: int, grace_seconds: float = 10.0) -> None:
             time.sleep(0.1)
 
 
+def outage(pid: int, log_file: Path, seconds: float) -> int:
+    """SIGKILL the process group, wait `seconds`, and start the process again as it was (its
+    command line, environment and working directory, read from /proc before the kill): a
+    service that goes down and comes back on the same address with the same data. Its
+    new pid."""
+    proc = Path(f"/proc/{pid}")
+    argv = proc.joinpath("cmdline").read_bytes().rstrip(b"\0").split(b"\0")
+    environment = dict(entry.split(b"=", 1) for entry in
+                       proc.joinpath("environ").read_bytes().split(b"\0") if b"=" in entry)
+    cwd = os.readlink(proc / "cwd")
+    os.killpg(pid, signal.SIGKILL)
+    while alive(pid):
+        time.sleep(0.05)
+    time.sleep(seconds)
+    with open(log_file, "ab") as log:
+        return subprocess.Popen([a.decode() for a in argv], stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                start_new_session=True,
+                                env={k.decode(): v.decode() for k, v in environment.items()}).pid
+
+
 def _kill_group_leftovers(pgid: int) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)

@@ -197,6 +197,18 @@ def is_running(state: ServicesState | None) -> bool:
     return state is not None and all(processes.alive(pid) for pid in state.pids.values())
 
 
+def outage(paths: LocalPaths, name: str, seconds: float) -> None:
+    """`minio` or `mlflow` down for `seconds`, then back on its address with its data (the
+    fault-injection suite's service faults)."""
+    state = load_state(paths)
+    assert state is not None, "no services run"
+    state.pids[name] = processes.outage(state.pids[name], paths.logs / f"{name}.log", seconds)
+    _save(paths, state)
+    url = (f"{state.s3_endpoint}/minio/health/live" if name == "minio"
+           else f"{state.mlflow_url}/health")
+    processes.wait_healthy(name, url, state.pids[name], paths.logs / f"{name}.log", 120)
+
+
 def down(paths: LocalPaths, progress: build.Progress = build.say) -> None:
     state = load_state(paths)
     if state is None:
