@@ -77,6 +77,10 @@ lint: venv ## ruff and mypy --strict
 test: lint build node-deps images ## lint, then every test (unit and end-to-end on the local cluster)
 	$(VENV)/bin/pytest
 
+.PHONY: test-faults
+test-faults: venv node-deps images ## only the fault-injection suite: the operator SIGKILLed at every write boundary, its state compared with a fault-free run's
+	$(VENV)/bin/pytest -m faults tests/e2e/test_faults.py
+
 .PHONY: bench-serving
 bench-serving: venv ## ours vs mlflow models serve vs KServe, then ours: workers, HTTP stack, start-up, fuzzing, drift monitoring's cost (last line); writes docs/benchmarks.md
 	$(PY) -m bench.serving.run

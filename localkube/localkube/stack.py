@@ -46,6 +46,12 @@ def _operator_pid_file(paths: LocalPaths) -> Path:
     return paths.root / "operator.pid"
 
 
+def kill_points_file(paths: LocalPaths) -> Path:
+    """Where the fault-injection tests arm the local operator's kill points (mlcycle.faults);
+    no file, no kill point."""
+    return paths.root / "kill-points.json"
+
+
 def operator_pid(paths: LocalPaths) -> int | None:
     try:
         pid = int(_operator_pid_file(paths).read_text())
@@ -79,16 +85,23 @@ def operator_environment(stack: Stack) -> dict[str, str]:
         "MLCYCLE_SERVING_IMAGE": images["serving"],
         "MLCYCLE_IMAGE_PULL_POLICY": "Never",
         "MLCYCLE_SERVING_RUNTIME": image_runtime(stack.paths, images["serving"]),
+        "MLCYCLE_KILL_POINTS": str(kill_points_file(stack.paths)),
     }
 
 
 def start_operator(stack: Stack) -> int:
     log = stack.paths.logs / "operator.log"
-    pid = processes.start([sys.executable, "-m", "mlcycle"], log,
-                          env={**operator_environment(stack),
-                               **services.admin_environment(stack.paths)})
+    pid = start_operator_process(stack, log)
     _operator_pid_file(stack.paths).write_text(str(pid))
     return pid
+
+
+def start_operator_process(stack: Stack, log: Path, **settings: str) -> int:
+    """An operator process with the stack's environment and `settings` on top (MLCYCLE_*
+    variables: a benchmark's replicas, peering, proxied endpoints); not the stack's own."""
+    return processes.start([sys.executable, "-m", "mlcycle"], log,
+                           env={**operator_environment(stack),
+                                **services.admin_environment(stack.paths), **settings})
 
 
 def operator_images(pid: int) -> dict[str, str]:
