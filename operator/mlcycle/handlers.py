@@ -19,7 +19,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import health, kube, metrics, registry, tenancy, triggers
+from mlcycle import alias_board, health, kube, metrics, registry, tenancy, triggers
 from mlcycle.objects import (
     Invalid,
     Object,
@@ -315,6 +315,10 @@ def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
     memo["last_registry_check"] = time.monotonic()
 
 
+# One read of the registry's aliases per poll interval, whatever the number of deployments.
+ALIASES = alias_board.SharedBoard(lambda: alias_board.read_aliases(SETTINGS.operator_tracking_uri))
+
+
 @kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5)
 def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """CD: when the alias moves in the registry, the new version rolls out. Then, with
@@ -330,9 +334,12 @@ def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
             >= deployment.spec.poll_interval_seconds):
         memo["last_registry_check"] = clock
         with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
-            followed = model_deployments.reconcile_model_deployment(deployment, SETTINGS)
-            write(deployment, followed)
-        deployment = replace(deployment, status=followed.status)
+            followed = model_deployments.follow_alias(deployment, memo.get("followed"), ALIASES,
+                                                      SETTINGS, clock)
+            if followed is not None:
+                write(deployment, followed[0])
+                memo["followed"] = followed[1]
+                deployment = replace(deployment, status=followed[0].status)
     if (deployment.spec.monitoring.drift and clock - memo.get("last_drift_check", 0.0)
             >= deployment.spec.monitoring.check_interval_seconds):
         memo["last_drift_check"] = clock

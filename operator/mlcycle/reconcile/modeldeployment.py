@@ -13,12 +13,13 @@ Drifted condition.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import httpx
 from pydantic import ValidationError
 
 from mlcycle import drift, drift_plot, kube, registry, tenancy, unsupported
+from mlcycle.alias_board import SharedBoard
 from mlcycle.builders.modeldeployment import (
     build_autoscaler,
     build_deployment,
@@ -38,6 +39,7 @@ from mlcycle.reconcile.common import (
     now,
     outcome,
 )
+from mlcycle.registry import ModelVersion
 from mlcycle.runtime import parse_runtime, runtime_mismatch
 from mlcycle.settings import Settings
 from mlcycle_contract import constants, environment
@@ -74,6 +76,53 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
                                settings: Settings) -> Outcome[ModelDeploymentStatus]:
     """Resolve, check, apply, report. MLflow errors other than 'not found' propagate, so the
     handler retries them as transient."""
+    resolved = resolve_model(deployment, settings)
+    if isinstance(resolved, Outcome):
+        return resolved
+    assert not isinstance(deployment, Invalid)  # resolve_model refuses every Invalid
+    return roll_out(deployment, resolved, settings)
+
+
+RESYNC_SECONDS = 300.0
+
+
+@dataclass(frozen=True)
+class Followed:
+    """What a ModelDeployment's timer last did for its alias: for which spec (model name,
+    alias, generation), at which version on the board, with which model resolved (None:
+    refused), and when."""
+
+    key: tuple[str, str, int]
+    version: int | None
+    model: ModelVersion | None
+    at: float
+
+
+def follow_alias(deployment: ModelDeployment, last: Followed | None, board: SharedBoard,
+                 settings: Settings, clock: float,
+                 ) -> tuple[Outcome[ModelDeploymentStatus], Followed] | None:
+    """CD at the cost of the shared board: resolve and roll out when the alias's version
+    moved (or the spec changed); every RESYNC_SECONDS re-apply the resolved version without
+    asking MLflow (an edited Deployment is put back) or, if it was refused, resolve again.
+    None when there is nothing to do."""
+    spec = deployment.spec
+    assert spec.model.alias is not None
+    key = (spec.model.name, spec.model.alias, deployment.metadata.generation)
+    version = board.version(key[:2], max_age=spec.poll_interval_seconds)
+    if last is not None and last.key == key and last.version == version:
+        if clock - last.at < RESYNC_SECONDS:
+            return None
+        if last.model is not None:
+            return roll_out(deployment, last.model, settings), replace(last, at=clock)
+    resolved = resolve_model(deployment, settings)
+    if isinstance(resolved, Outcome):
+        return resolved, Followed(key, version, None, clock)
+    return roll_out(deployment, resolved, settings), Followed(key, version, resolved, clock)
+
+
+def resolve_model(deployment: ModelDeployment | Invalid[ModelDeploymentStatus],
+                  settings: Settings) -> ModelVersion | Outcome[ModelDeploymentStatus]:
+    """The model version to serve, checked (its format, its runtime), or the refusal."""
     refusal = spec_refusal(deployment, settings)
     if refusal is not None:
         return refused(deployment, *refusal)
@@ -99,7 +148,13 @@ def reconcile_model_deployment(deployment: ModelDeployment | Invalid[ModelDeploy
                        f"{mismatch}",
                        condition(Types.RUNTIME_MISMATCH, True, "RuntimeMismatch", mismatch,
                                  generation))
-    namespace, name = deployment.metadata.namespace, deployment.metadata.name
+    return model
+
+
+def roll_out(deployment: ModelDeployment, model: ModelVersion,
+             settings: Settings) -> Outcome[ModelDeploymentStatus]:
+    """Apply the serving Deployment, Service and autoscaler of a resolved version; report."""
+    spec, namespace, name = deployment.spec, deployment.metadata.namespace, deployment.metadata.name
     applied = kube.apply(build_deployment(deployment, model, settings))
     kube.apply(build_service(deployment))
     if spec.autoscaling.enabled:
