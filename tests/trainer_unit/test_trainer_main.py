@@ -133,3 +133,22 @@ def test_sigterm_ends_the_command_as_transient(environment: Path) -> None:
         connection.close()
     assert process.returncode == contract.EXIT_TRANSIENT, stderr
     assert outcome(environment) == {"reason": "Terminated", "message": "stopped by signal SIGTERM"}
+
+
+def test_the_process_exits_with_the_code_its_message_and_its_log_written(
+    environment: Path,
+) -> None:
+    """The entry point ends the process without the interpreter's teardown: what it wrote
+    must be out all the same."""
+    env = {
+        "PATH": os.environ["PATH"],
+        contract.OWNER_NAME.name: "owner",
+        contract.TERMINATION_LOG.name: str(environment),
+    }
+    process = subprocess.run(
+        [sys.executable, "-m", "mlcycle_trainer", "fly"], env=env, capture_output=True,
+        text=True, timeout=60,
+    )
+    assert process.returncode == contract.EXIT_INVALID_INPUT
+    assert "UnknownCommand" in process.stderr
+    assert outcome(environment)["reason"] == "UnknownCommand"

@@ -8,11 +8,13 @@ reason. Neither ever contains an environment value (secrets are scrubbed regardl
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import time
 import traceback
 from collections.abc import Callable
+from typing import NoReturn
 
 from mlcycle_contract.environment import (
     COMMAND_INGEST,
@@ -99,5 +101,16 @@ def main(argv: list[str]) -> int:
     return code
 
 
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` once its output is flushed, skipping the interpreter's
+    teardown: with scikit-learn, pandas and MLflow loaded, freeing every module takes a few
+    tenths of a second of the run, and once the result is written nothing is pending (the
+    MLflow run has ended, nothing logs in the background)."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    exit_now(main(sys.argv[1:]))
