@@ -9,11 +9,13 @@ and MinIO:
   own phases (from its termination message) fall (bench.training.breakdown).
 
 Run: `.venv/bin/python -m bench.training.run`. Results replace the `training` section of
-docs/benchmarks.md.
+docs/benchmarks.md; with `--overhead-only` it measures only the overhead and prints its
+breakdown, writing nothing (to compare two trainers quickly).
 """
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from functools import partial
@@ -122,8 +124,8 @@ class Milestones:
     def _job(self, job: client.V1Job, moment: float) -> None:
         owner = (job.metadata.labels or {}).get(LABEL_TRAINING_JOB)
         self._mark(owner, "job_created", moment)
-        if any(c.type == "Complete" and c.status == "True"
-               for c in (job.status.conditions or []) if job.status):
+        conditions = (job.status.conditions if job.status else None) or []
+        if any(c.type == "Complete" and c.status == "True" for c in conditions):
             self._mark(owner, "job_complete", moment)
 
     def _pod(self, pod: client.V1Pod, moment: float) -> None:
@@ -183,6 +185,10 @@ def overhead(k8s: client.ApiClient, namespace: str) -> list[tuple[RunTimeline, f
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--overhead-only", action="store_true",
+                        help="measure the overhead only and print its breakdown")
+    overhead_only = parser.parse_args().overhead_only
     running = stack.up()
     k8s = api_client(running.cluster.kubeconfig)
     namespace = create_namespace(running.cluster.kubeconfig, prefix="bench")
@@ -193,10 +199,13 @@ def main() -> None:
         wait_for("the iris Dataset", lambda: (objects.get_namespaced_custom_object(
             GROUP, VERSION, namespace, "datasets", "iris").get("status") or {}).get(
             "phase") == "Ready", timeout=300, interval=1)
-        latencies = apply_to_job_latency(k8s, namespace)
+        latencies = [] if overhead_only else apply_to_job_latency(k8s, namespace)
         runs = overhead(k8s, namespace)
     finally:
         delete_namespace(running.cluster.kubeconfig, namespace, timeout=600)
+    if overhead_only:
+        print("\n".join(breakdown_table([t for t, _ in runs], [f for _, f in runs])))
+        return
 
     overheads = [timeline.end_to_end - fit for timeline, fit in runs]
     lines = [
