@@ -101,6 +101,10 @@ bench-cluster: build ## local cluster start-up, memory at rest, trivial Job (res
 bench-ci: venv ## time `make test` on a fresh clone (COLD=1: from empty caches); stop your cluster first
 	$(PY) -m bench.ci.run $(if $(COLD),--cold)
 
+.PHONY: bench-operator
+bench-operator: venv images ## the operator at scale (2,000 objects, 200 deployments), at rest, MLflow load, platform overhead, failover; last line JSON; writes docs/benchmarks.md
+	$(PY) -m bench.scale.run
+
 .PHONY: bench-training
 bench-training: venv ## apply-to-Job latency over 20 TrainingJobs, platform overhead around fit
 	$(PY) -m bench.training.run
