@@ -86,8 +86,18 @@ def operator_settings(settings: Settings, peering: Peering | None) -> kopf.Opera
     return operator
 
 
+def quiet_timer_successes(record: logging.LogRecord) -> bool:
+    """kopf logs every timer tick that succeeded: with 200 ModelDeployments polling every
+    5 s that is 40 lines a second of nothing, most of an idle operator's work."""
+    message = record.msg
+    return not (record.name == "kopf.objects" and isinstance(message, str)
+                and message.startswith("Timer ") and message.endswith(" succeeded."))
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(quiet_timer_successes)
     namespaces = handlers.SETTINGS.namespaces
     faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)

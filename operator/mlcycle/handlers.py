@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 from mlcycle import alias_board, health, kube, metrics, registry, tenancy, triggers
 from mlcycle.objects import (
     Invalid,
+    ModelDeployment,
     Object,
     TrainingJob,
     parse_dataset,
@@ -36,6 +37,7 @@ from mlcycle.reconcile.common import Manifest, Outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.dataset import DatasetPhase
+from mlcycle_contract.api.modeldeployment import ModelDeploymentStatus
 from mlcycle_contract.api.trainingjob import TrainingJobPhase, TrainingJobStatus
 
 SETTINGS = Settings.from_env()
@@ -57,6 +59,9 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own Events mark the transitions
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
+    # Handlers wait on the API and MLflow, not the CPU: kopf's default pool (cores + 4
+    # threads) made the 100th of 100 objects created at once wait seconds for its turn.
+    settings.execution.max_workers = 16
 
 
 @contextlib.contextmanager
@@ -319,6 +324,17 @@ def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 ALIASES = alias_board.SharedBoard(lambda: alias_board.read_aliases(SETTINGS.operator_tracking_uri))
 
 
+def parsed_once(body: kopf.Body, memo: kopf.Memo,
+                ) -> ModelDeployment | Invalid[ModelDeploymentStatus]:
+    """The ModelDeployment, parsed again only when its resourceVersion moved: at rest, most
+    of the timer's ticks have nothing due, and parsing was most of their cost."""
+    version = body.get("metadata", {}).get("resourceVersion")
+    if memo.get("parsed_version") != version or "parsed" not in memo:
+        memo["parsed"], memo["parsed_version"] = parse_model_deployment(body), version
+    parsed: ModelDeployment | Invalid[ModelDeploymentStatus] = memo["parsed"]
+    return parsed
+
+
 @kopf.timer(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural, interval=5, initial_delay=5)
 def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """CD: when the alias moves in the registry, the new version rolls out. Then, with
@@ -326,7 +342,7 @@ def model_deployment_tick(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     windows, added up, reach status.drift and the Drifted condition. One timer, so the two
     never write the whole status from the same old state at once (the later one would undo
     the other's change)."""
-    deployment = parse_model_deployment(body)
+    deployment = parsed_once(body, memo)
     if isinstance(deployment, Invalid):
         return
     clock = time.monotonic()
