@@ -98,6 +98,8 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet_timer_successes)
+    # httpx logs every request at INFO: the registry polls (mlcycle.mlflow_api) would fill the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     namespaces = handlers.SETTINGS.namespaces
     faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)

@@ -16,9 +16,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mlflow import MlflowClient
-
 from mlcycle import metrics
+from mlcycle.mlflow_api import Mlflow
 
 PAGE_SIZE = 1000
 AliasKey = tuple[str, str]  # (registered model name, alias)
@@ -33,13 +32,13 @@ class AliasBoard:
 @metrics.registry_call("read_aliases", {})
 def read_aliases(tracking_uri: str) -> dict[AliasKey, int]:
     """As the operator's own MLflow user (the admin): one request per page of models."""
-    admin = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    admin = Mlflow.admin(tracking_uri)
     versions: dict[AliasKey, int] = {}
     token: str | None = None
     while True:
         page = admin.search_registered_models(max_results=PAGE_SIZE, page_token=token)
-        for model in page:
-            for alias, version in (model.aliases or {}).items():
+        for model in page.items:
+            for alias, version in model.aliases.items():
                 versions[(model.name, alias)] = int(version)
         token = page.token
         if not token:

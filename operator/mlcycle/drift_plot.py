@@ -3,7 +3,7 @@ reference's shares next to the live window's, as a PNG (matplotlib's Agg backend
 only when a detection is drawn) and the same numbers as JSON.
 
 Pure: files from the reference, the merged counts and the scores; the reconciler logs them
-through MLflow's artifact proxy (`registry.log_artifacts`).
+through MLflow's artifact proxy (`registry.log_files`).
 """
 
 from __future__ import annotations

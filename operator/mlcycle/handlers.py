@@ -76,7 +76,7 @@ def retry_transient() -> Iterator[None]:
         raise
     except (urllib3.exceptions.HTTPError, ConnectionError) as error:
         raise kopf.TemporaryError(f"unreachable: {error}", delay=10) from error
-    except registry.MlflowException as error:
+    except registry.MlflowError as error:
         raise kopf.TemporaryError(f"MLflow registry: {error.message}", delay=10) from error
     except tenancy.TenancyUnavailable as error:
         raise kopf.TemporaryError(f"namespace credentials: {error}", delay=10) from error

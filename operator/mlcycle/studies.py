@@ -11,9 +11,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from mlflow import MlflowClient
-from mlflow.entities import Run
-
+from mlcycle.mlflow_api import Mlflow, Run
 from mlcycle_contract.api.learning import Algorithm, Metric
 from mlcycle_contract.api.search import TrialState, TrialSummary
 from mlcycle_contract.environment import (
@@ -39,38 +37,38 @@ class Trials:
 
 
 def _summary(run: Run, metric: Metric) -> TrialSummary:
-    tags, params = run.data.tags, run.data.params
+    tags, params = run.tags, run.params
     return TrialSummary(
         number=int(tags[TAG_TRIAL_NUMBER]),
         algorithm=Algorithm(tags[TAG_TRIAL_ALGORITHM]),
-        value=run.data.metrics.get(metric.value),
+        value=run.metrics.get(metric.value),
         state=TrialState(tags[TAG_TRIAL_STATE]),
         hyperparameters=json.dumps({name: json.loads(value) for name, value in params.items()
                                     if name != "algorithm"}, sort_keys=True),
-        run_id=run.info.run_id,
+        run_id=run.run_id,
     )
 
 
 def read_trials(tracking_uri: str, experiment: str, study: str, metric: Metric) -> Trials:
     """Every trial of the study recorded so far (none before the first worker starts)."""
-    client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
+    client = Mlflow.admin(tracking_uri)
+    experiment_id = client.get_experiment_id(experiment)
+    if experiment_id is None:
         return Trials([], None, None, {})
     runs: list[Run] = []
     token: str | None = None
     while True:
-        page = client.search_runs([found.experiment_id],
+        page = client.search_runs([experiment_id],
                                   filter_string=f"tags.`{TAG_SEARCH_STUDY}` = '{study}'",
                                   max_results=PAGE, page_token=token)
-        runs += list(page)
+        runs += page.items
         token = page.token
         if not token:
             break
-    trials = [run for run in runs if run.data.tags.get(TAG_SEARCH_ROLE) == "trial"]
-    parent = next((run.info.run_id for run in runs
-                   if run.data.tags.get(TAG_SEARCH_ROLE) == "parent"), None)
+    trials = [run for run in runs if run.tags.get(TAG_SEARCH_ROLE) == "trial"]
+    parent = next((run.run_id for run in runs if run.tags.get(TAG_SEARCH_ROLE) == "parent"),
+                  None)
     summaries = sorted((_summary(run, metric) for run in trials), key=lambda t: t.number)
-    errors = {int(run.data.tags[TAG_TRIAL_NUMBER]): run.data.tags[TAG_TRIAL_ERROR]
-              for run in trials if TAG_TRIAL_ERROR in run.data.tags}
-    return Trials(summaries, parent, str(found.experiment_id), errors)
+    errors = {int(run.tags[TAG_TRIAL_NUMBER]): run.tags[TAG_TRIAL_ERROR]
+              for run in trials if TAG_TRIAL_ERROR in run.tags}
+    return Trials(summaries, parent, experiment_id, errors)

@@ -27,11 +27,9 @@ from typing import Any
 from minio import MinioAdmin
 from minio.credentials.providers import StaticProvider
 from minio.error import MinioAdminException
-from mlflow.exceptions import MlflowException, RestException
-from mlflow.utils.credentials import get_default_host_creds
-from mlflow.utils.rest_utils import http_request, verify_rest_response
 
 from mlcycle import kube
+from mlcycle.mlflow_api import ADMIN_PASSWORD, ADMIN_USERNAME, Mlflow, MlflowError
 from mlcycle.registry import RegistryUser
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
@@ -42,10 +40,6 @@ S3_ACCESS_KEY, S3_SECRET_KEY = "accessKey", "secretKey"
 MLFLOW_USERNAME, MLFLOW_PASSWORD = "mlflowUsername", "mlflowPassword"
 SECRET_KEYS = (S3_ACCESS_KEY, S3_SECRET_KEY, MLFLOW_USERNAME, MLFLOW_PASSWORD)
 USER_PREFIX = "mlcycle-ns-"
-# MLflow's auth REST API (mlflow.server.auth.client speaks it too, but importing it loads the
-# whole tracking server: seconds and tens of MiB in the operator).
-CREATE_USER = "/api/2.0/mlflow/users/create"
-UPDATE_PASSWORD = "/api/2.0/mlflow/users/update-password"
 
 
 class TenancyUnavailable(Exception):
@@ -150,21 +144,16 @@ def _provision_storage(tenant: Tenant, settings: Settings) -> None:
 
 
 def _provision_registry(tenant: Tenant, settings: Settings) -> None:
-    _admin_environment("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD")
-    admin = get_default_host_creds(  # type: ignore[no-untyped-call]  # reads those two
-        settings.operator_tracking_uri)
-
-    def call(endpoint: str, method: str) -> None:
-        body = {"username": tenant.user, "password": tenant.mlflow_password}
-        answer = http_request(admin, endpoint, method, json=body)  # type: ignore[no-untyped-call]
-        verify_rest_response(answer, endpoint)
-
+    """The namespace's MLflow user with the Secret's password: made, or its password set
+    again, through the basic-auth app's REST API."""
+    _admin_environment(ADMIN_USERNAME, ADMIN_PASSWORD)
+    admin = Mlflow.admin(settings.operator_tracking_uri)
     try:
         try:
-            call(CREATE_USER, "POST")
-        except RestException as error:
+            admin.create_user(tenant.user, tenant.mlflow_password)
+        except MlflowError as error:
             if error.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-            call(UPDATE_PASSWORD, "PATCH")
-    except (MlflowException, OSError) as error:
-        raise TenancyUnavailable(f"MLflow admin API: {type(error).__name__}") from error
+            admin.update_user_password(tenant.user, tenant.mlflow_password)
+    except MlflowError as error:
+        raise TenancyUnavailable(f"MLflow admin API: {error.error_code}") from error

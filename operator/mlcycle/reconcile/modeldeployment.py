@@ -336,7 +336,7 @@ def log_drift_plot(deployment: ModelDeployment, windows: list[DriftWindow],
             f"{stem}.png": drift_plot.draw(features, title),
             f"{stem}.json": drift_plot.numbers(features, found.version, found.rows,
                                                found.checked_time)})
-    except (registry.MlflowException, OSError) as error:
+    except (registry.MlflowError, OSError) as error:
         logger.warning("Drift plot of %s version %s not logged: %s", model, found.version, error)
         return None
     return DriftPlot(run_id=run_id, artifact_path=f"{stem}.png")
