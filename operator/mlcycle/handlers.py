@@ -59,9 +59,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own Events mark the transitions
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
-    # Handlers wait on the API and MLflow, not the CPU: kopf's default pool (cores + 4
-    # threads) made the 100th of 100 objects created at once wait seconds for its turn.
-    settings.execution.max_workers = 16
 
 
 @contextlib.contextmanager
