@@ -40,11 +40,13 @@ MILESTONES = ("job_created", "pod_created", "pod_scheduled", "container_terminat
               "job_complete", "succeeded")
 
 
-def training_job(name: str) -> dict[str, Any]:
+def training_job(name: str, namespace: str) -> dict[str, Any]:
+    """The iris example; its model named after the namespace too, as model names are a
+    namespace's own (a second run on the same MLflow would find the first's refused)."""
     document: dict[str, Any] = yaml.safe_load(
         (REPO_ROOT / "examples/iris/trainingjob.yaml").read_text())
     document["metadata"]["name"] = name
-    document["spec"]["registry"] = {"modelName": f"bench-{name}"}
+    document["spec"]["registry"] = {"modelName": f"bench-{namespace}-{name}"}
     return document
 
 
@@ -82,7 +84,7 @@ def apply_to_job_latency(k8s: client.ApiClient, namespace: str) -> list[float]:
     for index in range(LATENCY_RUNS):
         name = f"latency-{index}"
         objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs",
-                                                training_job(name))
+                                                training_job(name, namespace))
         created[name] = time.monotonic()
         time.sleep(1)
     watcher.join(timeout=300)
@@ -180,7 +182,7 @@ def overhead(k8s: client.ApiClient, namespace: str) -> list[tuple[RunTimeline, f
             name = f"overhead-{index}"
             created = time.time()
             objects.create_namespaced_custom_object(GROUP, VERSION, namespace, "trainingjobs",
-                                                    training_job(name))
+                                                    training_job(name, namespace))
             wait_for(f"{name} to succeed", partial(milestones.all_seen, name),
                      timeout=600, interval=0.05)
             status = objects.get_namespaced_custom_object(
