@@ -25,7 +25,6 @@ return, with the Jobs, versions and alias of a fault-free run.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -42,6 +41,7 @@ from mlflow.tracking import MlflowClient
 from localkube import cluster, services, stack, testing
 from localkube.stack import Stack
 from localkube.testing import wait_for
+from mlcycle import faults
 from mlcycle_contract import constants
 from tests.e2e.mlhelpers import (
     GROUP,
@@ -143,31 +143,25 @@ def supervised_operator(mlstack: Stack) -> Iterator[Supervisor]:
 
 def arm(mlstack: Stack, namespace: str, points: list[str]) -> None:
     armed = stack.kill_points_file(mlstack.paths)
-    fired_file(mlstack).unlink(missing_ok=True)
-    armed.write_text(json.dumps({"namespace": namespace, "points": points}))
+    faults.fired_file(armed).unlink(missing_ok=True)
+    armed.write_text(faults.KillPlan(namespace=namespace, points=points).model_dump_json())
 
 
 def disarm(mlstack: Stack) -> None:
     stack.kill_points_file(mlstack.paths).unlink(missing_ok=True)
 
 
-def fired_file(mlstack: Stack) -> Any:
-    armed = stack.kill_points_file(mlstack.paths)
-    return armed.with_name(armed.name + ".fired")
-
-
 def fired(mlstack: Stack) -> list[str]:
-    found = fired_file(mlstack)
-    return found.read_text().split() if found.exists() else []
+    return sorted(faults.fired_points(stack.kill_points_file(mlstack.paths)))
 
 
 def assert_all_fired(mlstack: Stack, points: list[str]) -> None:
-    """Each armed point fired once: one the flow never reached would be a fault untested."""
+    """Each armed point fired: one the flow never reached would be a fault untested."""
     try:
-        wait_for("every kill point to fire", lambda: sorted(fired(mlstack)) == sorted(points),
+        wait_for("every kill point to fire", lambda: fired(mlstack) == sorted(points),
                  timeout=60)
     except TimeoutError:
-        assert sorted(fired(mlstack)) == sorted(points)
+        assert fired(mlstack) == sorted(points)
 
 
 @pytest.fixture
