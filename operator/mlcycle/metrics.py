@@ -10,7 +10,7 @@ prometheus-client's own process metrics (process_resident_memory_bytes, CPU seco
   already there), by their `mlcycle.dev/component` label.
 - `mlcycle_conditions{kind, type, status, reason}`: how many objects hold each condition now.
 - `mlcycle_registry_requests_total{operation, outcome}`: the MLflow registry calls, the
-  ModelDeployments' alias polls (`resolve`) among them.
+  shared poll of every alias (`read_aliases`) among them.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ RECONCILE_SECONDS = Histogram(
 JOBS_CREATED = Counter("mlcycle_jobs_created", "Jobs the operator created, by their "
                        "mlcycle.dev/component label", ["component"])
 REGISTRY_REQUESTS = Counter("mlcycle_registry_requests", "Calls to the MLflow model registry "
-                            "(resolve: a ModelDeployment's poll), by how they ended",
+                            "(read_aliases: the shared alias poll), by how they ended",
                             ["operation", "outcome"])
 
 
