@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,6 +97,10 @@ def tenant_secret(namespace: str, settings: Settings) -> Manifest:
 
 
 _provisioned: dict[str, Tenant] = {}
+# One provisioning at a time: each MinIO admin call derives its payload's key with Argon2id
+# in 64 MiB and 0.1 s of CPU, and a burst of new objects in a new namespace had every worker
+# thread provision the same tenant at once (6 x 64 MiB was most of the operator's peak RSS).
+_provisioning = threading.Lock()
 
 
 def ensure_tenant(namespace: str, settings: Settings) -> Tenant:
@@ -106,9 +111,11 @@ def ensure_tenant(namespace: str, settings: Settings) -> Tenant:
         namespace, tenant_secret(namespace, settings)), settings)
     if _provisioned.get(namespace) == tenant:
         return tenant
-    _provision_storage(tenant, settings)
-    _provision_registry(tenant, settings)
-    _provisioned[namespace] = tenant
+    with _provisioning:
+        if _provisioned.get(namespace) != tenant:
+            _provision_storage(tenant, settings)
+            _provision_registry(tenant, settings)
+            _provisioned[namespace] = tenant
     return tenant
 
 

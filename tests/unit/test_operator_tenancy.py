@@ -4,6 +4,8 @@ and the user names, which come from the namespace and never from the Secret."""
 from __future__ import annotations
 
 import base64
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -51,3 +53,29 @@ def test_a_secret_missing_keys_is_reported_without_its_values() -> None:
     assert str(missing.value) == (
         "Secret mlcycle-tenant in namespace team-a lacks secretKey, mlflowUsername, "
         "mlflowPassword; delete it and the operator writes a new one")
+
+
+def test_a_burst_of_reconciles_in_a_new_namespace_provisions_its_tenant_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each MinIO admin call derives a key in 64 MiB: threads reconciling a new namespace's
+    objects at once must not all provision it (one at a time, and once per Secret)."""
+    data = {key: base64.b64encode(b"value").decode() for key in tenancy.SECRET_KEYS}
+    monkeypatch.setattr(tenancy.kube, "ensure_secret", lambda namespace, manifest: data)
+    monkeypatch.setattr(tenancy, "_provisioned", {})
+    running, most_at_once, provisioned = [0], [0], []
+
+    def provision_storage(tenant: tenancy.Tenant, settings: Settings) -> None:
+        running[0] += 1
+        most_at_once[0] = max(most_at_once[0], running[0])
+        time.sleep(0.05)
+        provisioned.append(tenant.namespace)
+        running[0] -= 1
+
+    monkeypatch.setattr(tenancy, "_provision_storage", provision_storage)
+    monkeypatch.setattr(tenancy, "_provision_registry", lambda tenant, settings: None)
+    namespaces = ["team-a"] * 6 + ["team-b"] * 6
+    with ThreadPoolExecutor(12) as pool:
+        tenants = list(pool.map(lambda ns: tenancy.ensure_tenant(ns, SETTINGS), namespaces))
+    assert sorted(provisioned) == ["team-a", "team-b"]
+    assert most_at_once[0] == 1
+    assert [tenant.namespace for tenant in tenants] == namespaces
