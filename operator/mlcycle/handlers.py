@@ -91,8 +91,10 @@ def write(resource: Object[Any], outcome: Outcome[Any] | None, if_unchanged: boo
     kube.patch_status(resource, outcome.status.to_wire(), if_unchanged)
 
 
+# Indices and the conditions gauge are async: pure and quick, kopf runs them on its loop
+# instead of handing every watch event of every object to a worker thread.
 @kopf.index(GROUP, VERSION, constants.TRAINING_JOB.plural)
-def training_jobs_by_dataset(body: kopf.Body, **_: Any) -> dict[DatasetKey, str] | None:
+async def training_jobs_by_dataset(body: kopf.Body, **_: Any) -> dict[DatasetKey, str] | None:
     """Every TrainingJob by the Dataset it trains on: those to wake when it is ingested."""
     training_job = parse_training_job(body)
     if isinstance(training_job, Invalid):
@@ -102,7 +104,7 @@ def training_jobs_by_dataset(body: kopf.Body, **_: Any) -> dict[DatasetKey, str]
 
 
 @kopf.index(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
-def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey] | None:
+async def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey] | None:
     """ModelDeployments that follow an alias: those to roll out when a TrainingJob moves it."""
     deployment = parse_model_deployment(body)
     if isinstance(deployment, Invalid) or deployment.spec.model.alias is None:
@@ -112,7 +114,8 @@ def deployments_by_alias(body: kopf.Body, **_: Any) -> dict[AliasKey, ObjectKey]
 
 
 @kopf.index(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
-def drift_by_training_job(body: kopf.Body, **_: Any) -> dict[str, triggers.DriftReport] | None:
+async def drift_by_training_job(body: kopf.Body,
+                                **_: Any) -> dict[str, triggers.DriftReport] | None:
     """ModelDeployments monitoring drift, by the TrainingJob that produced the version they
     serve: what spec.retrain.onDrift retrains on (kept from the watch, with their status)."""
     deployment = parse_model_deployment(body)
@@ -382,7 +385,7 @@ def deployment_event(body: kopf.Body, type: str | None, **_: Any) -> None:
 @kopf.on.event(GROUP, VERSION, constants.TRAINING_JOB.plural, id="training_job_conditions")
 @kopf.on.event(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural,
                id="model_deployment_conditions")
-def conditions_observed(body: kopf.Body, type: str | None, **_: Any) -> None:
+async def conditions_observed(body: kopf.Body, type: str | None, **_: Any) -> None:
     """Every object's conditions as the API holds them, for the mlcycle_conditions gauge:
     the watch lists every object at start, and a deleted one leaves the count."""
     metadata = body.metadata

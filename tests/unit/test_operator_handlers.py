@@ -4,6 +4,7 @@ stale read never lands."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from typing import Any, cast
 
@@ -33,16 +34,18 @@ TRAINING_SPEC = {"datasetRef": {"name": "flowers"}, "algorithm": "random_forest_
 
 
 def test_training_jobs_are_indexed_by_the_dataset_they_train_on() -> None:
-    assert training_jobs_by_dataset(body=body("TrainingJob", TRAINING_SPEC)) == {
+    assert asyncio.run(training_jobs_by_dataset(body=body("TrainingJob", TRAINING_SPEC))) == {
         ("ml", "flowers"): "iris"}
-    assert training_jobs_by_dataset(body=body("TrainingJob", {"datasetRef": {}})) is None
+    invalid = body("TrainingJob", {"datasetRef": {}})
+    assert asyncio.run(training_jobs_by_dataset(body=invalid)) is None
 
 
 def test_only_model_deployments_that_follow_an_alias_are_indexed() -> None:
     following = body("ModelDeployment", {"model": {"name": "iris-model", "alias": "champion"}})
-    assert deployments_by_alias(body=following) == {("iris-model", "champion"): ("ml", "iris")}
+    assert asyncio.run(deployments_by_alias(body=following)) == {
+        ("iris-model", "champion"): ("ml", "iris")}
     pinned = body("ModelDeployment", {"model": {"name": "iris-model", "version": 3}})
-    assert deployments_by_alias(body=pinned) is None
+    assert asyncio.run(deployments_by_alias(body=pinned)) is None
 
 
 def test_only_the_current_generations_unfinished_job_reports_on_a_training_job() -> None:

@@ -3,6 +3,8 @@ watched conditions record, read back from the prometheus-client registry as a sc
 
 from __future__ import annotations
 
+import asyncio
+
 import kopf
 import pytest
 from prometheus_client import REGISTRY
@@ -102,8 +104,8 @@ def test_the_watch_handler_feeds_the_gauge_and_a_deletion_leaves_it() -> None:
                       "status": {"conditions": [{"type": "Ready", "status": "False",
                                                  "reason": "SourceGone"}]}})
     before = sample("mlcycle_conditions", **labels)
-    conditions_observed(body=body, type=None)  # as listed when the watch starts
-    conditions_observed(body=body, type="MODIFIED")
+    asyncio.run(conditions_observed(body=body, type=None))  # as listed when the watch starts
+    asyncio.run(conditions_observed(body=body, type="MODIFIED"))
     assert sample("mlcycle_conditions", **labels) == before + 1
-    conditions_observed(body=body, type="DELETED")
+    asyncio.run(conditions_observed(body=body, type="DELETED"))
     assert sample("mlcycle_conditions", **labels) == before
