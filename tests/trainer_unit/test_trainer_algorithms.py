@@ -54,6 +54,31 @@ def test_the_declared_progress_reporting_exists(name: str) -> None:
     assert has_it[algorithm.intermediate_values]
 
 
+def test_every_ensemble_that_warm_start_grows_declares_its_members() -> None:
+    growable = {name for name, algorithm in ALGORITHMS.items()
+                if {"warm_start", "n_estimators"} <= set(algorithm.parameter_names())}
+    declared = {name for name, algorithm in ALGORITHMS.items() if algorithm.members}
+    assert growable <= declared
+    for name in declared:
+        assert ALGORITHMS[name].members in ALGORITHMS[name].parameter_names()
+
+
+@pytest.mark.parametrize("name", sorted(n for n, a in ALGORITHMS.items() if a.members))
+def test_an_ensemble_grown_in_place_is_the_one_a_single_fit_makes(name: str) -> None:
+    """What a pruned search relies on: growing `members` with warm_start keeps the members
+    fitted so far and ends in the model one fit of that size makes."""
+    algorithm = ALGORITHMS[name]
+    assert algorithm.members is not None
+    x, y = features_and_target(small_frame(algorithm.task), "y", algorithm.task)
+    x = x[["x1", "x2"]]
+    unseen = x + np.random.default_rng(1).normal(scale=0.5, size=x.shape)
+    one_fit = build_estimator(algorithm, {algorithm.members: 12}, seed=0).fit(x, y)
+    grown = build_estimator(algorithm, {algorithm.members: 4, "warm_start": True}, seed=0)
+    grown.fit(x, y)
+    grown.set_params(**{algorithm.members: 12}).fit(x, y)
+    assert np.allclose(grown.predict(unseen), one_fit.predict(unseen))
+
+
 def space_values(name: str) -> list[dict[str, Any]]:
     """One hyperparameter setting per bound and per choice of the default search space."""
     settings: list[dict[str, Any]] = []

@@ -62,6 +62,10 @@ class AlgorithmDefinition(BaseModel):
     task: Task
     search_space: dict[str, ParameterSpace]
     intermediate_values: IntermediateValues = IntermediateValues.NONE
+    members: str | None = None
+    """The hyperparameter counting an ensemble's members (trees, boosting iterations) when
+    warm_start grows the fitted ensemble in place to the same model a single fit makes: a
+    pruned search scores the ensemble as it grows and stops a trial before its fit ends."""
     trusted_types: tuple[str, ...] = ()
 
     def estimator_class(self) -> type[Any]:
@@ -218,6 +222,18 @@ _ROWS: tuple[tuple[str, str, Task, dict[str, ParameterSpace], IntermediateValues
      _MLP_SPACE, _PARTIAL, _MLP),
 )
 
+# The ensembles that warm_start grows member by member (AdaBoost has no warm_start).
+_MEMBERS = {
+    "random_forest_classifier": "n_estimators",
+    "gradient_boosting_classifier": "n_estimators",
+    "hist_gradient_boosting_classifier": "max_iter",
+    "extra_trees_classifier": "n_estimators",
+    "random_forest_regressor": "n_estimators",
+    "gradient_boosting_regressor": "n_estimators",
+    "hist_gradient_boosting_regressor": "max_iter",
+    "extra_trees_regressor": "n_estimators",
+}
+
 ALGORITHMS: dict[str, AlgorithmDefinition] = {
     name: AlgorithmDefinition(
         name=name,
@@ -225,6 +241,7 @@ ALGORITHMS: dict[str, AlgorithmDefinition] = {
         task=task,
         search_space=space,
         intermediate_values=progress,
+        members=_MEMBERS.get(name),
         trusted_types=trusted,
     )
     for name, estimator, task, space, progress, trusted in _ROWS
