@@ -9,7 +9,7 @@ from sklearn.datasets import load_iris
 from mlcycle_contract.api.algorithms import ALGORITHMS
 from mlcycle_contract.api.learning import Metric, Task
 from mlcycle_contract.api.parameters import ParameterSpace, ParameterType
-from mlcycle_trainer.search import folds_for
+from mlcycle_trainer.search_objective import folds_for
 from mlcycle_trainer.search_space import (
     ALGORITHM_PARAMETER,
     GridSampler,

@@ -16,7 +16,8 @@ from mlcycle_contract.api.learning import Metric, Task
 from mlcycle_contract.api.search import TrialState, effective_space
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 from mlcycle_trainer import search
-from mlcycle_trainer.search import ATTR_ERROR, ATTR_RUN, ATTR_WORKER, Worker, folds_for
+from mlcycle_trainer.search import ATTR_ERROR, ATTR_RUN, ATTR_WORKER, Worker
+from mlcycle_trainer.search_objective import folds_for
 from mlcycle_trainer.storage import ObjectMissing, S3Location
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

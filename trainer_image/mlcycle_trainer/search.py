@@ -3,8 +3,8 @@ the study its Job's workers share, until the study's budget, goal or deadline is
 
 A worker reads the dataset once and pays the Pod's start-up once, for many trials. Each
 trial cross-validates one configuration on the training rows (the holdout stays unseen
-until the best configuration is trained by the `train` command) and reports its running
-score after every fold, so the pruner can stop it before its remaining folds. The study
+until the best configuration is trained by the `train` command) and reports intermediate
+values on the way, so the pruner can stop it early (`search_objective`). The study
 lives in S3 (`search_journal`); trials are counted there, so every worker stops when
 `maxTrials` trials have started in total, whichever worker ran them.
 """
@@ -12,7 +12,6 @@ lives in S3 (`search_journal`); trials are counted there, so every worker stops 
 from __future__ import annotations
 
 import logging
-import math
 import socket
 import threading
 import time
@@ -22,22 +21,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-import numpy as np
 import optuna
-import pandas as pd
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
-from sklearn.base import clone
-from sklearn.metrics import get_scorer
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
-from mlcycle_contract.api.algorithms import ALGORITHMS
-from mlcycle_contract.api.learning import Direction, Metric, Task
-from mlcycle_contract.api.search import Pruner, Sampler, SearchSpec, TrialState, effective_space
+from mlcycle_contract.api.learning import Direction, Metric
+from mlcycle_contract.api.search import Sampler, SearchSpec, TrialState, effective_space
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 from mlcycle_contract.environment import (
     JOB_COMPLETION_INDEX,
@@ -52,12 +44,11 @@ from mlcycle_contract.environment import (
 )
 from mlcycle_contract.results import SearchWorkerResult
 from mlcycle_trainer import lineage, tracking
-from mlcycle_trainer.algorithms import build_estimator
 from mlcycle_trainer.environment import Owner, model_from_json, optional, required
 from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, TrainerError
-from mlcycle_trainer.evaluate import CV_SCORERS
-from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
+from mlcycle_trainer.preprocessing import features_and_target
 from mlcycle_trainer.search_journal import journal_storage
+from mlcycle_trainer.search_objective import Folds, evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
 from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking
 from mlcycle_trainer.snapshots import read_snapshot
@@ -73,39 +64,6 @@ SETTLE_SECONDS = 1.0  # how often a worker done with its trials looks at the oth
 # ATTR_UNCOUNTED marks a trial that counts nowhere: one started past the budget, or one whose
 # worker died before it had an MLflow run (it ran nothing; another trial takes its place).
 ATTR_WORKER, ATTR_RUN, ATTR_ERROR, ATTR_UNCOUNTED = "worker", "run_id", "error", "overflow"
-VALIDATION_FRACTION = 0.2  # of the training rows, when there is no cross-validation
-
-
-@dataclass(frozen=True)
-class Folds:
-    """The rows every trial is scored on: cross-validation folds of the training rows, or
-    one validation split of them when spec.validation.folds is 0."""
-
-    x: pd.DataFrame
-    y: pd.Series
-    splits: list[tuple[np.ndarray, np.ndarray]]
-    scorer: Any
-    sign: float  # makes the scorer's value the metric's value (losses are negated)
-
-
-def folds_for(x: pd.DataFrame, y: pd.Series, task: Task, metric: Metric, folds: int,
-              seed: int) -> Folds:
-    """Stratified for classification, and fewer folds when a class has fewer rows."""
-    classification = task == Task.CLASSIFICATION
-    if classification:
-        folds = min(folds, int(y.value_counts().min()))
-    splitter: Any
-    if folds >= 2:
-        splitter = (StratifiedKFold if classification else KFold)(
-            n_splits=folds, shuffle=True, random_state=seed)
-    else:
-        splitter = (StratifiedShuffleSplit if classification and y.value_counts().min() >= 2
-                    else ShuffleSplit)(n_splits=1, test_size=VALIDATION_FRACTION,
-                                       random_state=seed)
-    name, sign = CV_SCORERS[metric.value]
-    if name == "roc_auc" and y.nunique() > 2:
-        name = "roc_auc_ovr"
-    return Folds(x, y, list(splitter.split(x, y)), get_scorer(name), sign)
 
 
 @dataclass
@@ -213,7 +171,8 @@ class Worker:
         value: float | None = None
         error: str | None = None
         try:
-            value = self.evaluate(trial, algorithm, hyperparameters, intermediate)
+            value = evaluate(trial, self.spec, self.folds, algorithm, hyperparameters,
+                             intermediate)
             state = TrialState.COMPLETE
         except optuna.TrialPruned:
             state = TrialState.PRUNED
@@ -227,28 +186,6 @@ class Worker:
             state = TrialState.FAILED
             logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
         self.end(trial, run_id, state, intermediate, value, error)
-
-    def evaluate(self, trial: optuna.Trial, algorithm: str, hyperparameters: dict[str, Any],
-                 intermediate: dict[int, float]) -> float:
-        """The trial's mean score over the folds, reported after each fold so the pruner
-        can stop it (TrialPruned) before the remaining ones."""
-        estimator = build_estimator(ALGORITHMS[algorithm], hyperparameters,
-                                    self.spec.validation.seed)
-        pipeline = build_pipeline(estimator, self.folds.x, self.spec.preprocessing.scaling,
-                                  self.spec.preprocessing.one_hot_encode)
-        x, y, scores = self.folds.x, self.folds.y, []
-        for step, (train_rows, test_rows) in enumerate(self.folds.splits):
-            fitted = clone(pipeline).fit(x.iloc[train_rows], y.iloc[train_rows])
-            score = self.folds.sign * float(
-                self.folds.scorer(fitted, x.iloc[test_rows], y.iloc[test_rows]))
-            if math.isnan(score):
-                raise ValueError(f"{self.metric.value} is undefined on fold {step}")
-            scores.append(score)
-            intermediate[step] = float(np.mean(scores))
-            trial.report(intermediate[step], step)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after fold {step}")
-        return float(np.mean(scores))
 
     def end(self, trial: optuna.Trial, run_id: str, state: TrialState,
             intermediate: dict[int, float], value: float | None, error: str | None) -> None:
@@ -347,16 +284,6 @@ def sampler_for(search: SearchSpec, spaces: Spaces, worker: int) -> optuna.sampl
                                       constant_liar=True)
 
 
-def pruner_for(search: SearchSpec, folds: int) -> optuna.pruners.BasePruner:
-    if search.pruner == Pruner.MEDIAN:
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-    if search.pruner == Pruner.SUCCESSIVE_HALVING:
-        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    if search.pruner == Pruner.HYPERBAND:
-        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=folds)
-    return optuna.pruners.NopPruner()
-
-
 def _lineage(owner: Owner, dataset: lineage.DatasetInput) -> dict[str, str]:
     return {"mlcycle.trainingjob.name": owner.name, TAG_TRAININGJOB_UID: owner.uid,
             "mlcycle.namespace": owner.namespace, "mlcycle.image": owner.image,
@@ -392,7 +319,7 @@ def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
         study_name=required(SEARCH_STUDY),
         direction=objective.direction.value if objective.direction else "maximize",
         sampler=sampler_for(search, spaces, index),
-        pruner=pruner_for(search, len(folds.splits)),
+        pruner=pruner_for(search, most_steps(spec, spaces, folds)),
         load_if_exists=True,
     )
     tags = _lineage(owner, dataset)

@@ -98,7 +98,8 @@ class SearchTracking:
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
                   error: str | None = None) -> None:
-        """The trial's running scores (one per fold), its objective value and its end."""
+        """The trial's intermediate values (one per step, `search_objective`), its objective
+        value and its end."""
         now = int(time.time() * 1000)
         metrics = [Metric(metric + INTERMEDIATE_SUFFIX, score, now, step)
                    for step, score in sorted(intermediate.items())]
