@@ -6,28 +6,41 @@ The same 40-trial TPE search (fixed seed, same space: a random forest on breast_
 - (i) as a TrainingJob with parallelism 1, (ii) with parallelism 2: the real operator,
   worker Pods, the S3 journal and MLflow; wall time from creating the TrainingJob to the
   end of its last trial (the trials' MLflow runs carry their end times);
-- (iii) `study.optimize` in this process, with the trainer's own objective code (the same
-  folds, pipeline and sampler settings as a worker): the floor.
+- (iii) `study.optimize` in this process, each trial computed by the workers' own
+  `search_objective.evaluate` (the same folds, pipeline, sampler and pruner settings as a
+  worker): the floor. Its "fit" time is the sum of its trials' durations.
 
-Then, in this process, the same search with the median pruner against none (5 folds), for
-the trial compute it saves; and the operator's RSS during a 200-trial search.
+Then, in this process, the same search (same space, seed 7 and 40 trials, 5 folds) with the
+median pruner against none, for the trial compute it saves: the CPU time of the trials,
+which the other processes of a shared machine do not inflate as they do wall time. With a
+pruner, a forest's trial reports its cross-validated score as its forests grow (8, 16, 32,
+64 trees, then its own size), so the pruner can stop it after its first few trees; without
+one, each fold's forest is fitted in one go. And the operator's RSS during a 200-trial
+search.
 
 Run: `.venv/bin/python -m bench.search.run`. The last line is one JSON object. Results
-replace the `search` section of docs/benchmarks.md.
+replace the `search` section of docs/benchmarks.md. `--pruning-only` runs the pruning
+comparison alone (`--rounds` times, 3 by default, reporting the medians), without the
+cluster and without touching docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import statistics
 import time
+import warnings
+from collections import Counter
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 import pandas as pd
 from kubernetes import client
 from mlflow import MlflowClient
+from optuna.trial import TrialState
 from sklearn.datasets import load_breast_cancer
 
 from bench.sections import machine, replace_section
@@ -35,20 +48,19 @@ from bench.serving.procfs import PeakRss
 from localkube import services, stack
 from localkube.readiness import api_client
 from localkube.testing import create_namespace, delete_namespace, wait_for
-from mlcycle_contract.api.algorithms import ALGORITHMS
 from mlcycle_contract.api.dataset import SplitSpec
 from mlcycle_contract.api.learning import Metric, Task
 from mlcycle_contract.api.search import SearchSpec, effective_space
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 from mlcycle_contract.environment import TAG_SEARCH_ROLE, TAG_SEARCH_STUDY
-from mlcycle_trainer.algorithms import build_estimator
-from mlcycle_trainer.preprocessing import build_pipeline
-from mlcycle_trainer.search import folds_for, pruner_for, sampler_for
+from mlcycle_trainer.search import sampler_for
+from mlcycle_trainer.search_objective import evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import suggest
 from mlcycle_trainer.validation import Holdout, split
 
 GROUP, VERSION = "mlcycle.dev", "v1alpha1"
 ROUNDS, TRIALS, SEED, FOLDS = 3, 40, 7, 3
+PRUNING_FOLDS = 5
 SPACE = {"random_forest_classifier": {
     "n_estimators": {"type": "int", "low": 60, "high": 120},
     "max_depth": {"type": "int", "low": 2, "high": 12},
@@ -65,42 +77,79 @@ def spec(parallelism: int, trials: int = TRIALS, pruner: str = "none",
                        "seed": SEED, "pruner": pruner}}
 
 
-def in_process(trials: int, pruner: str, folds: int) -> tuple[float, float, float]:
+@dataclass(frozen=True)
+class InProcess:
+    """A search in this process: its wall time, its trials' compute as the sum of their
+    durations and as the CPU time they took (fits, scoring and the pruner's checks; the
+    sampler's work left out), best value and pruned trials."""
+
+    wall: float
+    compute: float
+    cpu: float
+    best: float
+    trials: int
+    pruned_at: dict[int, int]  # step -> trials pruned there
+
+    @property
+    def pruned(self) -> int:
+        return sum(self.pruned_at.values())
+
+
+def in_process(trials: int, pruner: str, folds: int) -> InProcess:
+    """The search in this process, each trial computed by the workers' own `evaluate` (the
+    same folds of the training rows, the Dataset's default holdout split left out, pipeline,
+    sampler and pruner settings)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    """(wall seconds, fit seconds, best value) of the search in this process."""
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     training = TrainingJobSpec.model_validate(spec(1, trials, pruner, folds))
     search: SearchSpec = training.search  # type: ignore[assignment]
-    # The worker's objective: the folds of the training rows (the Dataset's default holdout
-    # split left out), seeded as the TrainingJob's validation is.
     x_all, y_all = load_breast_cancer(return_X_y=True, as_frame=True)
     holdout = Holdout.resolve(SplitSpec(), training.validation, Task.CLASSIFICATION)
     x, _, y, _ = split(x_all, pd.Series(y_all), holdout)
-    seed = training.validation.seed
-    fold_rows = folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, folds, seed)
+    fold_rows = folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, folds,
+                          training.validation.seed)
     spaces = effective_space(search, training.candidate_algorithms)
-    fitted_for = [0.0]
+
+    cpu = [0.0]
 
     def objective(trial: optuna.Trial) -> float:
         algorithm, parameters = suggest(trial, spaces)
-        pipeline = build_pipeline(build_estimator(ALGORITHMS[algorithm], parameters, seed), x,
-                                  training.preprocessing.scaling,
-                                  training.preprocessing.one_hot_encode)
-        scores = []
-        for step, (train_rows, test_rows) in enumerate(fold_rows.splits):
-            started = time.perf_counter()
-            fitted = pipeline.fit(x.iloc[train_rows], y.iloc[train_rows])
-            fitted_for[0] += time.perf_counter() - started
-            scores.append(float(fold_rows.scorer(fitted, x.iloc[test_rows], y.iloc[test_rows])))
-            trial.report(sum(scores) / len(scores), step)
-            if trial.should_prune():
-                raise optuna.TrialPruned()
-        return sum(scores) / len(scores)
+        started = time.process_time()
+        try:
+            return evaluate(trial, training, fold_rows, algorithm, parameters, {})
+        finally:
+            cpu[0] += time.process_time() - started
 
-    study = optuna.create_study(direction="maximize", sampler=sampler_for(search, spaces, 0),
-                                pruner=pruner_for(search, len(fold_rows.splits)))
+    study = optuna.create_study(
+        direction="maximize", sampler=sampler_for(search, spaces, 0),
+        pruner=pruner_for(search, most_steps(training, spaces, fold_rows)))
     started = time.perf_counter()
     study.optimize(objective, n_trials=trials)
-    return time.perf_counter() - started, fitted_for[0], float(study.best_value)
+    wall = time.perf_counter() - started
+    compute = sum((t.datetime_complete - t.datetime_start).total_seconds()
+                  for t in study.trials if t.datetime_complete and t.datetime_start)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    pruned_at = Counter(t.last_step for t in pruned if t.last_step is not None)
+    return InProcess(wall, compute, cpu[0], float(study.best_value), len(study.trials),
+                     dict(sorted(pruned_at.items())))
+
+
+@dataclass(frozen=True)
+class PruningComparison:
+    """The same search (space, seed, trials) without a pruner and with the median one.
+    The saving is in CPU time, which other processes on the machine do not inflate."""
+
+    plain: InProcess
+    pruned: InProcess
+
+    @property
+    def saving(self) -> float:
+        return 1 - self.pruned.cpu / self.plain.cpu
+
+
+def compare_pruning(trials: int = TRIALS, folds: int = PRUNING_FOLDS) -> PruningComparison:
+    return PruningComparison(in_process(trials, "none", folds),
+                             in_process(trials, "median", folds))
 
 
 def on_cluster(running: stack.Stack, objects: client.CustomObjectsApi, namespace: str,
@@ -149,9 +198,9 @@ def main() -> None:
         for index in range(ROUNDS):
             p1, best_p1 = on_cluster(running, objects, namespace, f"p1-{index}", 1)
             p2, _ = on_cluster(running, objects, namespace, f"p2-{index}", 2)
-            floor, fit, best_floor = in_process(TRIALS, "none", FOLDS)
-            rounds.append({"p1": p1, "p2": p2, "floor": floor, "fit": fit,
-                           "best_p1": best_p1, "best_floor": best_floor})
+            floor = in_process(TRIALS, "none", FOLDS)
+            rounds.append({"p1": p1, "p2": p2, "floor": floor.wall, "fit": floor.compute,
+                           "best_p1": best_p1, "best_floor": floor.best})
             print(json.dumps(rounds[-1]))
         pid = stack.operator_pid(running.paths)
         assert pid is not None
@@ -164,8 +213,7 @@ def main() -> None:
         operator_rss_mib = peak.overall / 2**20
     finally:
         delete_namespace(running.cluster.kubeconfig, namespace, timeout=600)
-    _, plain_fit, plain_best = in_process(TRIALS, "none", 5)
-    _, pruned_fit, pruned_best = in_process(TRIALS, "median", 5)
+    pruning = compare_pruning()
 
     def median(key: str) -> float:
         return statistics.median(r[key] for r in rounds)
@@ -174,7 +222,7 @@ def main() -> None:
         "p1_vs_inprocess": round(median("p1") / median("floor"), 3),
         "p2_vs_inprocess": round(median("p2") / median("floor"), 3),
         "best_gap": round(median("best_floor") - median("best_p1"), 4),
-        "pruning_saving": round(1 - pruned_fit / plain_fit, 3),
+        "pruning_saving": round(pruning.saving, 3),
         "overhead_per_trial_s": round((median("p1") - median("fit")) / TRIALS, 3),
     }
     lines = [
@@ -190,14 +238,15 @@ def main() -> None:
         f"{median('p1'):.1f} s |",
         f"| (ii) TrainingJob, parallelism 2 | {median('p2'):.1f} s |",
         f"| (iii) `study.optimize` in one process (the floor) | {median('floor'):.1f} s, of "
-        f"which fits {median('fit'):.1f} s |",
+        f"which its trials {median('fit'):.1f} s |",
         f"| (i) / (iii), (ii) / (iii) | {summary['p1_vs_inprocess']}, "
         f"{summary['p2_vs_inprocess']} |",
         f"| best accuracy (iii) minus (i) | {summary['best_gap']} |",
-        f"| per-trial platform overhead of (i): (wall - fit) / trials | "
+        f"| per-trial platform overhead of (i): ((i) - (iii)'s trials) / trials | "
         f"{summary['overhead_per_trial_s']} s |",
-        f"| median pruner vs none (5 folds, in process): trial compute saved | "
-        f"{summary['pruning_saving']:.0%} (best {pruned_best:.4f} vs {plain_best:.4f}) |",
+        f"| median pruner vs none ({PRUNING_FOLDS} folds, in process): trial CPU time saved | "
+        f"{summary['pruning_saving']:.0%} ({pruning.pruned.pruned} of {TRIALS} trials "
+        f"pruned; best {pruning.pruned.best:.4f} vs {pruning.plain.best:.4f}) |",
         f"| operator peak RSS during a 200-trial search | {operator_rss_mib:.0f} MiB |",
     ]
     replace_section("search", "\n".join(lines))
@@ -205,5 +254,38 @@ def main() -> None:
     print(json.dumps(summary))
 
 
+def describe(comparison: PruningComparison) -> str:
+    plain, pruned = comparison.plain, comparison.pruned
+    return (f"trial CPU {pruned.cpu:.1f} s pruned vs {plain.cpu:.1f} s plain "
+            f"(saved {comparison.saving:.1%}; wall {pruned.compute:.1f} vs "
+            f"{plain.compute:.1f} s); {pruned.pruned} of {pruned.trials} trials "
+            f"pruned, by step {pruned.pruned_at}; best {pruned.best:.4f} vs {plain.best:.4f}")
+
+
+def pruning_only(rounds: int) -> None:
+    """The pruning comparison alone, in this process: no cluster, docs/benchmarks.md
+    untouched. Prints each round, then the medians as one JSON object."""
+    comparisons = []
+    for index in range(rounds):
+        comparisons.append(compare_pruning())
+        print(f"round {index + 1}: {describe(comparisons[-1])}", flush=True)
+    print(json.dumps({
+        "pruning_saving": round(statistics.median(c.saving for c in comparisons), 3),
+        "best_gap": round(statistics.median(c.plain.best - c.pruned.best
+                                            for c in comparisons), 4),
+        "pruned_trials": statistics.median(c.pruned.pruned for c in comparisons),
+        "rounds": rounds,
+    }))
+
+
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pruning-only", action="store_true",
+                        help="only the in-process comparison of the median pruner with none")
+    parser.add_argument("--rounds", type=int, default=ROUNDS,
+                        help="rounds of --pruning-only, whose median is reported")
+    arguments = parser.parse_args()
+    if arguments.pruning_only:
+        pruning_only(arguments.rounds)
+    else:
+        main()
