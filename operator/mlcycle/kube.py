@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import json
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -67,18 +68,26 @@ def unless_missing(call: Callable[[], T]) -> T | None:
 
 def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     """Create the Job unless a Job of that name exists; return the Job as it is now."""
+    return ensure_job_with_pods(namespace, manifest, with_pods=False)[0]
+
+
+def ensure_job_with_pods(namespace: str, manifest: Manifest, with_pods: bool = True,
+                         ) -> tuple[Manifest, list[Manifest]]:
+    """`ensure_job`, and the Job's Pods: none for a Job this call created (the job
+    controller makes them after), so a new Job costs one request, not two."""
     name = manifest["metadata"]["name"]
     try:
-        created = batch().create_namespaced_job(namespace, manifest)
+        created = as_manifest(batch().create_namespaced_job(
+            namespace, manifest, _preload_content=False))
         metrics.job_created(manifest, constants.LABEL_COMPONENT)
         logger.info("Created Job %s/%s", namespace, name)
         component = manifest["metadata"].get("labels", {}).get(constants.LABEL_COMPONENT)
         faults.reached(namespace, f"Job/{component}/created")
-        return dict(api_client().sanitize_for_serialization(created))
+        return created, []
     except ApiException as error:
         if error.status != 409:
             raise
-    return read_job(namespace, name) or {}
+    return read_job(namespace, name) or {}, job_pods(namespace, name) if with_pods else []
 
 
 def delete_job(namespace: str, name: str) -> None:
@@ -118,9 +127,15 @@ def ensure_secret(namespace: str, manifest: Manifest) -> dict[str, str]:
     return dict((existing.data if existing else None) or {})
 
 
+def as_manifest(response: Any) -> Manifest:
+    """The API's JSON answer as plain data (a call made with `_preload_content=False`): the
+    client's typed models cost more CPU to build and to turn back into dicts than the call."""
+    return dict(json.loads(response.data))
+
+
 def read_job(namespace: str, name: str) -> Manifest | None:
-    job = unless_missing(lambda: batch().read_namespaced_job(name, namespace))
-    return None if job is None else dict(api_client().sanitize_for_serialization(job))
+    return unless_missing(lambda: as_manifest(batch().read_namespaced_job(
+        name, namespace, _preload_content=False)))
 
 
 def apply(manifest: Manifest) -> Manifest:
@@ -148,14 +163,14 @@ def read(api_version: str, kind: str, namespace: str, name: str) -> Manifest | N
 
 
 def job_pods(namespace: str, job_name: str) -> list[Manifest]:
-    pods = core().list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
-    return [dict(api_client().sanitize_for_serialization(pod)) for pod in pods.items]
+    return pods(namespace, {"job-name": job_name})
 
 
 def pods(namespace: str, labels: dict[str, str]) -> list[Manifest]:
     selector = ",".join(f"{key}={value}" for key, value in labels.items())
-    found = core().list_namespaced_pod(namespace, label_selector=selector)
-    return [dict(api_client().sanitize_for_serialization(pod)) for pod in found.items]
+    found = as_manifest(core().list_namespaced_pod(
+        namespace, label_selector=selector, _preload_content=False))
+    return list(found.get("items") or [])
 
 
 def read_custom(names: ResourceNames, namespace: str, name: str) -> Manifest | None:
@@ -167,17 +182,19 @@ def patch_status(resource: Object[Any], status: Manifest, if_unchanged: bool = F
     """Merge-patch the status subresource. Every path writes status here, the Job and
     Deployment event handlers included, which have no kopf `patch` for the custom resource.
     `if_unchanged`: only if the object is still at the resourceVersion it was read at (else
-    409 Conflict), so a status computed from an older read never lands over a newer one."""
+    409 Conflict), so a status computed from an older read never lands over a newer one.
+    A status equal to the one read is not sent (most events of a running Job change nothing
+    in its owner's status), but passes the same kill points: the API holds it either way."""
     metadata = resource.metadata
     patch: Manifest = {"status": status}
     if if_unchanged and metadata.resource_version:
         patch["metadata"] = {"resourceVersion": metadata.resource_version}
     point = f"{resource.names.kind}/status/{status.get('phase')}"
     faults.reached(metadata.namespace, point)
-    custom().patch_namespaced_custom_object_status(
-        constants.API_GROUP, constants.API_VERSION, metadata.namespace, resource.names.plural,
-        metadata.name, patch,
-    )
+    if status != resource.status.to_wire():
+        custom().patch_namespaced_custom_object_status(
+            constants.API_GROUP, constants.API_VERSION, metadata.namespace,
+            resource.names.plural, metadata.name, patch)
     faults.reached(metadata.namespace, f"{point}/written")
 
 

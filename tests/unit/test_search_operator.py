@@ -158,9 +158,8 @@ def record_calls(monkeypatch: pytest.MonkeyPatch, existing: list[dict[str, Any]]
     monkeypatch.setattr(searches.kube, "jobs", lambda *_: existing)
     monkeypatch.setattr(searches.kube, "delete_job",
                         lambda namespace, name: calls.append(("delete", name)))
-    monkeypatch.setattr(searches.kube, "ensure_job", ensure_job)
-    monkeypatch.setattr(searches.kube, "job_pods",
-                        lambda namespace, name: (pods or {}).get(name, []))
+    monkeypatch.setattr(searches.kube, "ensure_job_with_pods", lambda namespace, manifest: (
+        ensure_job(namespace, manifest), (pods or {}).get(manifest["metadata"]["name"], [])))
     monkeypatch.setattr(searches.studies, "read_trials",
                         lambda *_: trials or Trials([], None, None, {}))
     return calls

@@ -363,7 +363,8 @@ def cluster(monkeypatch: pytest.MonkeyPatch) -> Calls:
     monkeypatch.setattr(trainingjob.kube, "delete_job",
                         lambda namespace, name: calls.append(("delete", name)))
     monkeypatch.setattr(trainingjob.kube, "ensure_job", ensure_job)
-    monkeypatch.setattr(trainingjob.kube, "job_pods", lambda *_: [])
+    monkeypatch.setattr(trainingjob.kube, "ensure_job_with_pods",
+                        lambda namespace, manifest: (ensure_job(namespace, manifest), []))
     monkeypatch.setattr(trainingjob.tenancy, "ensure_tenant",
                         lambda namespace, _: tenancy.Tenant(namespace, "s", "p"))
     monkeypatch.setattr(trainingjob.registry, "check_registrable", lambda *_: None)

@@ -71,8 +71,7 @@ def reconcile_dataset(dataset: Dataset | Invalid[DatasetStatus],
         return None  # finished; its Job may since have been deleted by its TTL
     namespace = dataset.metadata.namespace
     tenancy.ensure_tenant(namespace, settings)
-    job = kube.ensure_job(namespace, job_manifest)
-    return dataset_outcome(dataset, job, kube.job_pods(namespace, job_name))
+    return dataset_outcome(dataset, *kube.ensure_job_with_pods(namespace, job_manifest))
 
 
 def reports_on(dataset: Dataset, job_name: str) -> bool:

@@ -151,11 +151,11 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
         # Made again after the new study deleted it, by a timer tick that read the spec
         # before the change.
         kube.delete_job(namespace, changed_job["metadata"]["name"])
-    workers = kube.ensure_job(namespace, build_search_workers(
+    workers, worker_pods = kube.ensure_job_with_pods(namespace, build_search_workers(
         training_job, dataset, study, deadline, settings, workers_name))
     found = studies.read_trials(settings.operator_tracking_uri, experiment_name(metadata),
                                 study, training_job.spec.effective_objective.metric)
-    state = workers_state(workers, kube.job_pods(namespace, workers_name))
+    state = workers_state(workers, worker_pods)
     searched = search_outcome(training_job, study, found, state)
     searched.events[:0] = [*stopped, *replaced]
     searched.status = searched.status.model_copy(
@@ -166,8 +166,9 @@ def reconcile_search(training_job: TrainingJob, settings: Settings,
     if not (state.finished and state.succeeded) or best is None:
         return searched
     final = best_trial_training(replace(training_job, status=searched.status), best)
-    job = kube.ensure_job(namespace, build_training_job(final, dataset, settings, run.job_name))
-    trained = training_outcome(final, job, kube.job_pods(namespace, run.job_name), settings)
+    job, pods = kube.ensure_job_with_pods(
+        namespace, build_training_job(final, dataset, settings, run.job_name))
+    trained = training_outcome(final, job, pods, settings)
     trained.events[:0] = searched.events
     return trained
 

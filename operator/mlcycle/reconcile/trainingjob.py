@@ -88,8 +88,8 @@ def reconcile_training_job(training_job: TrainingJob | Invalid[TrainingJobStatus
     replaced = replaced_run(training_job.spec, training_job.status.runs, job_name)
     if replaced is not None:
         kube.delete_job(namespace, replaced.job_name)
-    job = kube.ensure_job(namespace, job_manifest)
-    return training_outcome(training_job, job, kube.job_pods(namespace, job_name), settings)
+    job, pods = kube.ensure_job_with_pods(namespace, job_manifest)
+    return training_outcome(training_job, job, pods, settings)
 
 
 def current_run(training_job: TrainingJob) -> RunRecord | None:
