@@ -214,8 +214,10 @@ def training_job_retrain(body: kopf.Body,
 def job_event(body: kopf.Body, type: str | None,
               training_jobs_by_dataset: kopf.Index[DatasetKey, str],
               deployments_by_alias: kopf.Index[AliasKey, ObjectKey], **_: Any) -> None:
-    """A Job we own changed: recompute its owner's status from it, and wake what waited."""
-    if type == "DELETED":
+    """A Job we own changed: recompute its owner's status from it, and wake what waited.
+    A Job with no status yet has nothing to report: its creator wrote the owner's status
+    (or, killed before that, does so when it reconciles the owner again)."""
+    if type == "DELETED" or not body.get("status"):
         return
     job = dict(body)
     owner = next((ref for ref in job["metadata"].get("ownerReferences") or []

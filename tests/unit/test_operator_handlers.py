@@ -139,3 +139,19 @@ def test_a_search_with_a_trigger_ticks_through_its_own_start_and_writes_over_wha
     handlers.training_job_search_progress(ticked)
     assert ticks == ["search retrain", "search progress"]
     assert written == [("7", True), ("7", True)]
+
+
+def test_a_job_event_before_the_job_has_a_status_reads_nothing(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event of a Job just created: its creator wrote the owner's status already."""
+    reads: list[str] = []
+    monkeypatch.setattr(handlers.kube, "read_custom",
+                        lambda names, namespace, name: reads.append(name))
+    job = {"metadata": {"name": "iris-ingest-1", "namespace": "ml", "ownerReferences": [
+        {"kind": "Dataset", "name": "iris", "controller": True}]}}
+    no_index = cast(kopf.Index[Any, Any], {})
+    handlers.job_event(cast(kopf.Body, {**job, "status": {}}), "ADDED", no_index, no_index)
+    assert reads == []
+    handlers.job_event(cast(kopf.Body, {**job, "status": {"active": 1}}), "MODIFIED",
+                       no_index, no_index)
+    assert reads == ["iris"]
