@@ -11,8 +11,9 @@ The same 40-trial TPE search (fixed seed, same space: a random forest on breast_
   worker): the floor. Its "fit" time is the sum of its trials' durations.
 
 Then, in this process, the same search (same space, seed 7 and 40 trials, 5 folds) with the
-median pruner against none, for the trial compute it saves: the CPU time of the trials,
-which the other processes of a shared machine do not inflate as they do wall time. With a
+median pruner against none, side by side (a trial of one, then a trial of the other), for
+the trial compute it saves: the CPU time of the trials, which the other processes of a
+shared machine inflate less than wall time. With a
 pruner, a forest's trial reports its cross-validated score as its forests grow (8, 16, 32,
 64 trees, then its own size), so the pruner can stop it after its first few trees; without
 one, each fold's forest is fitted in one go. And the operator's RSS during a 200-trial
@@ -95,43 +96,55 @@ class InProcess:
         return sum(self.pruned_at.values())
 
 
-def in_process(trials: int, pruner: str, folds: int) -> InProcess:
+class InProcessSearch:
     """The search in this process, each trial computed by the workers' own `evaluate` (the
     same folds of the training rows, the Dataset's default holdout split left out, pipeline,
-    sampler and pruner settings)."""
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    training = TrainingJobSpec.model_validate(spec(1, trials, pruner, folds))
-    search: SearchSpec = training.search  # type: ignore[assignment]
-    x_all, y_all = load_breast_cancer(return_X_y=True, as_frame=True)
-    holdout = Holdout.resolve(SplitSpec(), training.validation, Task.CLASSIFICATION)
-    x, _, y, _ = split(x_all, pd.Series(y_all), holdout)
-    fold_rows = folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, folds,
-                          training.validation.seed)
-    spaces = effective_space(search, training.candidate_algorithms)
+    sampler and pruner settings). `run` may be called trial by trial: the study and its
+    seeded sampler carry on where they stopped."""
 
-    cpu = [0.0]
+    def __init__(self, trials: int, pruner: str, folds: int) -> None:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        self.training = TrainingJobSpec.model_validate(spec(1, trials, pruner, folds))
+        search: SearchSpec = self.training.search  # type: ignore[assignment]
+        x_all, y_all = load_breast_cancer(return_X_y=True, as_frame=True)
+        holdout = Holdout.resolve(SplitSpec(), self.training.validation, Task.CLASSIFICATION)
+        x, _, y, _ = split(x_all, pd.Series(y_all), holdout)
+        self.folds = folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, folds,
+                               self.training.validation.seed)
+        self.spaces = effective_space(search, self.training.candidate_algorithms)
+        self.study = optuna.create_study(
+            direction="maximize", sampler=sampler_for(search, self.spaces, 0),
+            pruner=pruner_for(search, most_steps(self.training, self.spaces, self.folds)))
+        self.wall = self.cpu = 0.0
 
-    def objective(trial: optuna.Trial) -> float:
-        algorithm, parameters = suggest(trial, spaces)
+    def objective(self, trial: optuna.Trial) -> float:
+        algorithm, parameters = suggest(trial, self.spaces)
         started = time.process_time()
         try:
-            return evaluate(trial, training, fold_rows, algorithm, parameters, {})
+            return evaluate(trial, self.training, self.folds, algorithm, parameters, {})
         finally:
-            cpu[0] += time.process_time() - started
+            self.cpu += time.process_time() - started
 
-    study = optuna.create_study(
-        direction="maximize", sampler=sampler_for(search, spaces, 0),
-        pruner=pruner_for(search, most_steps(training, spaces, fold_rows)))
-    started = time.perf_counter()
-    study.optimize(objective, n_trials=trials)
-    wall = time.perf_counter() - started
-    compute = sum((t.datetime_complete - t.datetime_start).total_seconds()
-                  for t in study.trials if t.datetime_complete and t.datetime_start)
-    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
-    pruned_at = Counter(t.last_step for t in pruned if t.last_step is not None)
-    return InProcess(wall, compute, cpu[0], float(study.best_value), len(study.trials),
-                     dict(sorted(pruned_at.items())))
+    def run(self, trials: int) -> None:
+        started = time.perf_counter()
+        self.study.optimize(self.objective, n_trials=trials)
+        self.wall += time.perf_counter() - started
+
+    def result(self) -> InProcess:
+        trials = self.study.trials
+        compute = sum((t.datetime_complete - t.datetime_start).total_seconds()
+                      for t in trials if t.datetime_complete and t.datetime_start)
+        pruned_at = Counter(t.last_step for t in trials
+                            if t.state == TrialState.PRUNED and t.last_step is not None)
+        return InProcess(self.wall, compute, self.cpu, float(self.study.best_value),
+                         len(trials), dict(sorted(pruned_at.items())))
+
+
+def in_process(trials: int, pruner: str, folds: int) -> InProcess:
+    search = InProcessSearch(trials, pruner, folds)
+    search.run(trials)
+    return search.result()
 
 
 @dataclass(frozen=True)
@@ -148,8 +161,14 @@ class PruningComparison:
 
 
 def compare_pruning(trials: int = TRIALS, folds: int = PRUNING_FOLDS) -> PruningComparison:
-    return PruningComparison(in_process(trials, "none", folds),
-                             in_process(trials, "median", folds))
+    """The two searches side by side, a trial of one then a trial of the other, so that the
+    machine's load, which moves, weighs on both alike."""
+    plain = InProcessSearch(trials, "none", folds)
+    pruned = InProcessSearch(trials, "median", folds)
+    for _ in range(trials):
+        plain.run(1)
+        pruned.run(1)
+    return PruningComparison(plain.result(), pruned.result())
 
 
 def on_cluster(running: stack.Stack, objects: client.CustomObjectsApi, namespace: str,
