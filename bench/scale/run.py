@@ -104,6 +104,7 @@ def in_use(k8s: client.ApiClient, namespace: str) -> None:
 def first_status_latencies(k8s: client.ApiClient, namespace: str) -> list[float]:
     """BURST Datasets created at once; seconds from each create's answer to its status."""
     objects = client.CustomObjectsApi(k8s)
+    names = [f"burst-{index}" for index in range(BURST)]
     seen: dict[str, float] = {}
     stream = watch.Watch()
 
@@ -112,7 +113,7 @@ def first_status_latencies(k8s: client.ApiClient, namespace: str) -> list[float]
                                    namespace, "datasets", timeout_seconds=300):
             body = event["object"]
             name = body["metadata"]["name"]
-            if (body.get("status") or {}).get("phase") and name not in seen:
+            if (body.get("status") or {}).get("phase") and name in names and name not in seen:
                 seen[name] = time.monotonic()
             if len(seen) == BURST:
                 stream.stop()
@@ -120,7 +121,6 @@ def first_status_latencies(k8s: client.ApiClient, namespace: str) -> list[float]
     watcher = threading.Thread(target=watch_statuses, daemon=True)
     watcher.start()
     time.sleep(1)  # the watch is established
-    names = [f"burst-{index}" for index in range(BURST)]
     with ThreadPoolExecutor(20) as pool:
         created = dict(zip(names, pool.map(
             lambda name: create(objects, namespace, "datasets",
