@@ -104,9 +104,11 @@ class SearchSpec(ApiModel):
     )
     pruner: Pruner = Field(
         default=Pruner.NONE,
-        description="Optuna pruner: none, median, successive_halving or hyperband. It reads "
-        "each trial's running cross-validation score after every fold (validation.folds "
-        ">= 2), and stops a trial before its remaining folds.",
+        description="Optuna pruner: none, median, successive_halving or hyperband. A forest "
+        "or gradient-boosting trial reports its cross-validated score as its models grow (8, "
+        "16, 32, ... members, then its own size); other algorithms report their running "
+        "cross-validation score after each fold (validation.folds >= 2). The pruner stops a "
+        "trial before the rest.",
     )
     max_trials: int = Field(
         default=20, ge=1, le=1000,
