@@ -49,6 +49,7 @@ from kubernetes import client, watch
 from bench.scale.proxy import CountingProxy
 from bench.sections import machine, percentile, replace_section
 from bench.serving.procfs import PeakRss
+from bench.training.breakdown import RunTimeline, breakdown_table
 from bench.training.run import overhead
 from localkube import build, processes, stack
 from localkube.paths import REPO_ROOT
@@ -322,12 +323,13 @@ def main() -> None:
         delete_namespace(kubeconfig, overhead_namespace, timeout=600)
     results["platform_overhead_s"] = round(statistics.median(
         timeline.end_to_end - fit for timeline, fit in runs), 1)
-    report(results, cold, load_seconds, times, duplicated)
+    report(results, cold, load_seconds, times, duplicated, runs)
     print(json.dumps(results))
 
 
 def report(results: dict[str, Any], cold: list[float], load_seconds: float,
-           failovers: list[float], duplicated: bool) -> None:
+           failovers: list[float], duplicated: bool,
+           training_runs: list[tuple[RunTimeline, float]]) -> None:
     lines = [
         "## The operator at scale (`make bench-operator`)",
         "",
@@ -359,6 +361,13 @@ def report(results: dict[str, Any], cold: list[float], load_seconds: float,
         f"{', '.join(f'{t:.1f}' for t in failovers)} s) | {results['failover_s']} s | < 15 s |",
         f"| a Dataset ingested twice across the failovers | {'yes' if duplicated else 'no'} "
         "| no |",
+    ]
+    lines += [
+        "",
+        "Where a training run's time goes (median of the 3 runs; bench.training.breakdown):",
+        "",
+        *breakdown_table([timeline for timeline, _ in training_runs],
+                         [fit for _, fit in training_runs]),
     ]
     replace_section("operator", "\n".join(lines))
     print("\n".join(lines))

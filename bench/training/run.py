@@ -21,6 +21,7 @@ import time
 from functools import partial
 from typing import Any
 
+import urllib3
 import yaml
 from kubernetes import client, watch
 
@@ -101,6 +102,7 @@ class Milestones:
         self.seen: dict[str, dict[str, float]] = {}
         self.messages: dict[str, str] = {}
         self._streams = [watch.Watch() for _ in range(3)]
+        self._stopped = False
         batch, core = client.BatchV1Api(k8s), client.CoreV1Api(k8s)
         objects = client.CustomObjectsApi(k8s)
         watches = [
@@ -116,8 +118,12 @@ class Milestones:
 
     def _follow(self, stream: watch.Watch, record: Any, lister: Any,
                 arguments: tuple[str, ...]) -> None:
-        for event in stream.stream(lister, *arguments, timeout_seconds=1800):
-            record(event["object"], time.time())
+        try:
+            for event in stream.stream(lister, *arguments, timeout_seconds=1800):
+                record(event["object"], time.time())
+        except urllib3.exceptions.ProtocolError:
+            if not self._stopped:
+                raise  # else: the namespace was deleted under the stopped watch
 
     def _mark(self, name: str | None, milestone: str, moment: float) -> None:
         if name:
@@ -160,6 +166,7 @@ class Milestones:
                            trainer=result.timings)
 
     def stop(self) -> None:
+        self._stopped = True
         for stream in self._streams:
             stream.stop()
 
