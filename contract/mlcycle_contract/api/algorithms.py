@@ -2,7 +2,8 @@
 
 Each entry names a scikit-learn estimator by the path of the module that defines it, which
 is also the name skops records in a saved model (imported only when a program asks for the
-class, so this package never imports scikit-learn itself), the task it solves, the default
+class, so this package never imports scikit-learn itself; the parameters and scikit-learn's
+rules for their values are data, in `api.estimator_parameters`), the task it solves, the default
 search space of its main hyperparameters, how it can report intermediate values while it
 fits (for a pruner), and the other types its fitted model holds that skops does not trust by
 default (sub-estimators, trees). The model server trusts these names and no others.
@@ -19,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from mlcycle_contract.api.estimator_parameters import EstimatorParameters, estimator_parameters
 from mlcycle_contract.api.parameters import ParameterSpace, ParameterType
 
 
@@ -73,29 +75,42 @@ class AlgorithmDefinition(BaseModel):
         cls: type[Any] = getattr(importlib.import_module(module_name), class_name)
         return cls
 
+    def parameters(self) -> EstimatorParameters:
+        """The estimator's parameters, defaults and constraints, without scikit-learn."""
+        return estimator_parameters(self.estimator)
+
     def parameter_names(self) -> list[str]:
-        return sorted(self.estimator_class()().get_params(deep=False))
+        return sorted(self.parameters().defaults)
 
     def skops_trusted_types(self) -> list[str]:
         """The types a model server may load from this algorithm's pipeline."""
         return sorted({*PIPELINE_TRUSTED_TYPES, self.estimator, *self.trusted_types})
 
 
+def unknown_parameter_problem(algorithm: AlgorithmDefinition, name: str) -> str | None:
+    """None when the estimator has a parameter of this name; else which ones it has."""
+    known = algorithm.parameter_names()
+    if name in known:
+        return None
+    return (f"{algorithm.name} has no parameter {name!r}; "
+            f"valid parameters are {', '.join(known)}")
+
+
 def hyperparameter_problem(
     algorithm: AlgorithmDefinition, hyperparameters: dict[str, Any]
 ) -> str | None:
-    """None when scikit-learn accepts the hyperparameters; else a message naming the field."""
-    known = algorithm.parameter_names()
+    """None when scikit-learn would accept the hyperparameters; else a message naming the
+    field. Names are checked first, then values in the order scikit-learn checks them."""
     for name in hyperparameters:
-        if name not in known:
-            return (
-                f"spec.hyperparameters.{name}: {algorithm.name} has no parameter {name!r}; "
-                f"valid parameters are {', '.join(known)}"
-            )
-    try:
-        algorithm.estimator_class()(**hyperparameters)._validate_params()
-    except (TypeError, ValueError) as error:  # scikit-learn's InvalidParameterError is both
-        return f"spec.hyperparameters: {error}"
+        unknown = unknown_parameter_problem(algorithm, name)
+        if unknown is not None:
+            return f"spec.hyperparameters.{name}: {unknown}"
+    parameters = algorithm.parameters()
+    for name in parameters.defaults:
+        if name in hyperparameters:
+            problem = parameters.value_problem(name, hyperparameters[name])
+            if problem is not None:
+                return f"spec.hyperparameters.{name}: {problem}"
     return None
 
 
