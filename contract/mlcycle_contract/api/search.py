@@ -7,14 +7,13 @@ algorithm brings its default space from the algorithm table (`api.algorithms`).
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
 from mlcycle_contract.api.algorithms import (
     ALGORITHMS,
-    AlgorithmDefinition,
-    hyperparameter_problem,
+    unknown_parameter_problem,
 )
 from mlcycle_contract.api.common import (
     LIST_SET,
@@ -171,26 +170,21 @@ def effective_space(search: SearchSpec,
             for algorithm in algorithms}
 
 
-def _choice_problem(definition: AlgorithmDefinition, name: str, value: Any) -> str | None:
-    problem = hyperparameter_problem(definition, {name: value})
-    return None if problem is None else problem.split(": ", 1)[-1]
-
-
 def search_problem(search: SearchSpec, algorithms: list[Algorithm],
                    cross_validation: bool) -> tuple[str, str] | None:
     """What the CRD schema cannot check: (field path, problem), or None when the search can
-    run. Names are checked against the estimator, and every bound and choice is handed to
-    scikit-learn's own parameter validation (a choice of the wrong type fails there)."""
+    run. Names are checked against the estimator, and every bound and choice against
+    scikit-learn's own rules for the parameter's values (a choice of the wrong type fails)."""
     for algorithm, space in effective_space(search, algorithms).items():
         definition = ALGORITHMS[algorithm]
-        known = definition.parameter_names()
+        parameters = definition.parameters()
         for name, parameter in space.items():
             path = f"spec.search.space.{algorithm}.{name}"
-            if name not in known:
-                return path, (f"{algorithm} has no parameter {name!r}; valid parameters are "
-                              f"{', '.join(known)}")
+            unknown = unknown_parameter_problem(definition, name)
+            if unknown is not None:
+                return path, unknown
             for value in parameter.candidate_values():
-                problem = _choice_problem(definition, name, value)
+                problem = parameters.value_problem(name, value)
                 if problem is not None:
                     return path, f"{value!r} is not a valid value: {problem}"
         if search.sampler == Sampler.GRID and any(
