@@ -2,14 +2,15 @@
 
 Each entry names a scikit-learn estimator by the path of the module that defines it, which
 is also the name skops records in a saved model (imported only when a program asks for the
-class, so this package never imports scikit-learn itself; the parameters and scikit-learn's
-rules for their values are data, in `api.estimator_parameters`), the task it solves, the default
+class, so this package never imports scikit-learn itself), the task it solves, the default
 search space of its main hyperparameters, how it can report intermediate values while it
 fits (for a pruner), and the other types its fitted model holds that skops does not trust by
 default (sub-estimators, trees). The model server trusts these names and no others.
 `learning.Algorithm`, and so the CRDs, are derived from this table: adding an algorithm is
-one entry here plus regenerated CRDs (`python -m mlcycle.crdgen`). Nothing is ever imported
-from a path given in a spec.
+one entry here plus regenerated CRDs (`python -m mlcycle.crdgen`) and estimator parameters
+(`python -m mlcycle_contract.paramgen`: its parameters and scikit-learn's rules for their
+values, as data, `api.estimator_parameters`). Nothing is ever imported from a path given in
+a spec.
 """
 
 from __future__ import annotations
