@@ -68,13 +68,19 @@ def unless_missing(call: Callable[[], T]) -> T | None:
 
 def ensure_job(namespace: str, manifest: Manifest) -> Manifest:
     """Create the Job unless a Job of that name exists; return the Job as it is now."""
-    return ensure_job_with_pods(namespace, manifest, with_pods=False)[0]
+    return _created_or_existing_job(namespace, manifest)[0]
 
 
-def ensure_job_with_pods(namespace: str, manifest: Manifest, with_pods: bool = True,
+def ensure_job_with_pods(namespace: str, manifest: Manifest,
                          ) -> tuple[Manifest, list[Manifest]]:
     """`ensure_job`, and the Job's Pods: none for a Job this call created (the job
     controller makes them after), so a new Job costs one request, not two."""
+    job, created = _created_or_existing_job(namespace, manifest)
+    return job, [] if created else job_pods(namespace, manifest["metadata"]["name"])
+
+
+def _created_or_existing_job(namespace: str, manifest: Manifest) -> tuple[Manifest, bool]:
+    """The Job as it is now, and whether this call created it."""
     name = manifest["metadata"]["name"]
     try:
         created = as_manifest(batch().create_namespaced_job(
@@ -83,11 +89,11 @@ def ensure_job_with_pods(namespace: str, manifest: Manifest, with_pods: bool = T
         logger.info("Created Job %s/%s", namespace, name)
         component = manifest["metadata"].get("labels", {}).get(constants.LABEL_COMPONENT)
         faults.reached(namespace, f"Job/{component}/created")
-        return created, []
+        return created, True
     except ApiException as error:
         if error.status != 409:
             raise
-    return read_job(namespace, name) or {}, job_pods(namespace, name) if with_pods else []
+    return read_job(namespace, name) or {}, False
 
 
 def delete_job(namespace: str, name: str) -> None:
