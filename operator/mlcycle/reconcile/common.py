@@ -1,5 +1,9 @@
 """What every reconciler shares: conditions, the outcome of a finished Job read through the
-typed results, and Events only on transitions."""
+typed results, and Events only on transitions.
+
+A Job's end is read from its Pods as soon as they show it: the Pod whose workload exited 0
+with its result completes a Job of one completion, and the Job controller says so only a
+couple of seconds later. Failures are left to the Job (it may retry a failed Pod)."""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
+from mlcycle.builders.common import CONTAINER_NAME
 from mlcycle.objects import field_errors
 from mlcycle.settings import Settings
 from mlcycle_contract.api.common import (
@@ -160,8 +165,45 @@ def oom_killed_limit(pod: Manifest) -> str | None:
     return None
 
 
-def job_state(job: Manifest, pods: list[Manifest]) -> JobState:
-    """Pure: read the Job's conditions and the newest pod's termination message."""
+def succeeded_result(pod: Manifest, results: tuple[type[CommandResult], ...]) -> str | None:
+    """Pure: the termination message the pod's workload container left when it exited 0, if
+    it holds one of `results`."""
+    for status in pod.get("status", {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated") or {}
+        message = terminated.get("message")
+        if status.get("name") != CONTAINER_NAME or terminated.get("exitCode") != 0 or not message:
+            continue
+        for model in results:
+            try:
+                model.model_validate_json(message)
+            except ValidationError:
+                continue
+            return str(message)
+    return None
+
+
+def completed_by_pod(job: Manifest, pods: list[Manifest],
+                     results: tuple[type[CommandResult], ...]) -> str | None:
+    """Pure: the result of the Job's Pod that completes it, before the Job controller marks
+    it Complete: a Job of one completion is complete once one of its Pods succeeded. Only
+    this Job's Pods count (a Job of the same name made again has another uid)."""
+    if (job.get("spec") or {}).get("completions", 1) != 1:
+        return None
+    uid = job["metadata"].get("uid")
+    for pod in pods:
+        owners = {ref.get("uid") for ref in pod["metadata"].get("ownerReferences") or []
+                  if ref.get("controller")}
+        message = succeeded_result(pod, results) if uid in owners else None
+        if message is not None:
+            return message
+    return None
+
+
+def job_state(job: Manifest, pods: list[Manifest],
+              results: tuple[type[CommandResult], ...] = ()) -> JobState:
+    """Pure: read the Job's conditions and the newest pod's termination message. `results`:
+    the results its command ends with; a Pod that exited 0 leaving one of them has the Job
+    succeed before its Complete condition."""
     name = job["metadata"]["name"]
     conditions = {c["type"]: c for c in (job.get("status") or {}).get("conditions") or []
                   if c.get("status") == "True"}
@@ -171,7 +213,9 @@ def job_state(job: Manifest, pods: list[Manifest]) -> JobState:
         return JobState(name, finished=True, succeeded=True, message=message)
     failed = conditions.get("Failed") or conditions.get("FailureTarget")
     if failed is None:
-        return JobState(name, finished=False, succeeded=False, message=message)
+        result = completed_by_pod(job, pods, results)
+        return JobState(name, finished=result is not None, succeeded=result is not None,
+                        message=result if result is not None else message)
     return JobState(name, finished=True, succeeded=False, message=message,
                     failed_reason=str(failed.get("reason") or "JobFailed"),
                     failed_message=str(failed.get("message") or "the Job failed"),

@@ -97,7 +97,7 @@ def dataset_outcome(dataset: Dataset, job: Manifest,
                     pods: list[Manifest]) -> Outcome[DatasetStatus]:
     """Pure: the Dataset's status given its ingestion Job and that Job's pods."""
     generation = dataset.metadata.generation
-    state = job_state(job, pods)
+    state = job_state(job, pods, (IngestionResult,))
     status = dataset.status.model_copy(update={"job_name": state.name})
     if not state.finished:
         return outcome(dataset.status.conditions, status.model_copy(update={
@@ -233,7 +233,7 @@ def refresh_outcome(dataset: Dataset, job: Manifest,
     """Pure: what an ended check changes (None while it runs). Every check is recorded
     (status.lastCheckTime, the Refreshed condition) and posts an Event; only new content
     makes a new version. A failed check leaves the current version Ready."""
-    state = job_state(job, pods)
+    state = job_state(job, pods, (SourceUnchangedResult, IngestionResult))
     if not state.finished:
         return None
     old, generation = dataset.status, dataset.metadata.generation

@@ -194,7 +194,7 @@ def training_outcome(training_job: TrainingJob, job: Manifest, pods: list[Manife
                      settings: Settings) -> Outcome[TrainingJobStatus]:
     """Pure: the TrainingJob's status given its training Job and that Job's pods."""
     old, generation = training_job.status, training_job.metadata.generation
-    state = job_state(job, pods)
+    state = job_state(job, pods, (TrainingResult,))
     labels = job["metadata"].get("labels") or {}
     status = old.model_copy(update={
         "job_name": state.name,
