@@ -1,7 +1,7 @@
 """Every kopf registration, in one place; each parses its object once and delegates at once to
 a per-kind reconciler.
 
-Status is written with `kube.patch_status` from every path (create, resume, Job events),
+Status is written with `kube.patch_status` from every path (create, resume, Job and Pod events),
 never through kopf's handler results, which strict schemas would prune. Cross-resource
 lookups go through kopf indices, kept up to date from the watch streams kopf runs anyway.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -20,6 +20,7 @@ import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
 from mlcycle import alias_board, health, kube, metrics, registry, tenancy, triggers
+from mlcycle.builders.common import CONTAINER_NAME
 from mlcycle.objects import (
     Invalid,
     ModelDeployment,
@@ -219,7 +220,53 @@ def job_event(body: kopf.Body, type: str | None,
     (or, killed before that, does so when it reconciles the owner again)."""
     if type == "DELETED" or not body.get("status"):
         return
-    job = dict(body)
+    job_changed(dict(body), training_jobs_by_dataset, deployments_by_alias)
+
+
+# A search's workers stay on their Job's events and the progress tick: one worker's end is
+# not its study's.
+ENDED_BY_POD = (constants.COMPONENT_INGEST, constants.COMPONENT_TRAIN)
+
+
+def workload_succeeded(body: kopf.Body, **_: Any) -> bool:
+    """kopf's filter (on the raw body): a Pod of an ingestion or training Job whose workload
+    exited 0 with a termination message (what it holds, `job_state` checks)."""
+    labels = body.get("metadata", {}).get("labels") or {}
+    if labels.get(constants.LABEL_COMPONENT) not in ENDED_BY_POD:
+        return False
+    return any(status.get("name") == CONTAINER_NAME
+               and ((status.get("state") or {}).get("terminated") or {}).get("exitCode") == 0
+               for status in (body.get("status") or {}).get("containerStatuses") or [])
+
+
+# kopf passes indices as keyword arguments; its WatchingFn protocol does not list them.
+@kopf.on.event("", "v1", "pods", labels=MANAGED,  # type: ignore[arg-type]
+               when=workload_succeeded)
+def pod_event(body: kopf.Body, type: str | None,
+              training_jobs_by_dataset: kopf.Index[DatasetKey, str],
+              deployments_by_alias: kopf.Index[AliasKey, ObjectKey], **_: Any) -> None:
+    """A Pod of a Job we own ended its work: its owner's status as for the completed Job,
+    read as the API holds it, without waiting for the Job controller to mark it Complete
+    (about 2 s). The Job's own event reports the same later, which then changes nothing.
+    A Job being deleted (replaced, or its owner deleted) reports nothing more."""
+    job_name = None if type == "DELETED" else pod_job_name(dict(body))
+    if job_name is None:
+        return
+    with retry_transient():
+        job = kube.read_job(body.metadata.namespace or "", job_name)
+    if job is not None and not job["metadata"].get("deletionTimestamp"):
+        job_changed(job, training_jobs_by_dataset, deployments_by_alias)
+
+
+def pod_job_name(pod: Manifest) -> str | None:
+    """Pure: the name of the Job that controls the Pod."""
+    return next((str(ref["name"]) for ref in pod["metadata"].get("ownerReferences") or []
+                 if ref.get("kind") == "Job" and ref.get("controller")), None)
+
+
+def job_changed(job: Manifest, training_jobs_by_dataset: kopf.Index[DatasetKey, str],
+                deployments_by_alias: kopf.Index[AliasKey, ObjectKey]) -> None:
+    """The status of the Job's owner, from the Job and its Pods."""
     owner = next((ref for ref in job["metadata"].get("ownerReferences") or []
                   if ref.get("controller")), None)
     if owner is None:
@@ -231,8 +278,28 @@ def job_event(body: kopf.Body, type: str | None,
             training_changed(job, owner["name"], deployments_by_alias)
 
 
+def read_again_on_conflict(report: Callable[[], None], attempts: int = 3) -> None:
+    """`report` writes only over the status it read (if_unchanged): on a conflict, it reads
+    the owner again and decides again. A Job's end reaches its owner from two events (its
+    Pod's, then its own), and a Job that concurrencyPolicy Replace is replacing may report
+    from a read made just before the new run's record was written: whichever writes second
+    finds the owner moved on, and then has nothing to do."""
+    for attempt in range(attempts):
+        try:
+            report()
+            return
+        except ApiException as error:
+            if error.status != 409 or attempt == attempts - 1:
+                raise
+
+
 def ingestion_changed(job: Manifest, owner_name: str,
                       training_jobs_by_dataset: kopf.Index[DatasetKey, str]) -> None:
+    read_again_on_conflict(lambda: report_ingestion(job, owner_name, training_jobs_by_dataset))
+
+
+def report_ingestion(job: Manifest, owner_name: str,
+                     training_jobs_by_dataset: kopf.Index[DatasetKey, str]) -> None:
     namespace, job_name = job["metadata"]["namespace"], job["metadata"]["name"]
     body = kube.read_custom(constants.DATASET, namespace, owner_name)
     dataset = parse_dataset(body) if body else None
@@ -247,27 +314,17 @@ def ingestion_changed(job: Manifest, owner_name: str,
         outcome = refreshed
     else:
         return
-    write(dataset, outcome)
+    write(dataset, outcome, if_unchanged=True)
     if outcome.status.phase == DatasetPhase.READY:
         for name in training_jobs_by_dataset.get((namespace, owner_name), []):
             wake_training_job(namespace, name)
 
 
 def training_changed(job: Manifest, owner_name: str,
-                     deployments_by_alias: kopf.Index[AliasKey, ObjectKey],
-                     attempts: int = 3) -> None:
+                     deployments_by_alias: kopf.Index[AliasKey, ObjectKey]) -> None:
     """The TrainingJob's status from its Job, written only over the status it was computed
-    from: an event of a Job that concurrencyPolicy Replace is replacing, read just before
-    the new run's record was written, would otherwise write the old run back over it. On a
-    conflict the TrainingJob is read again, and that Job is then no longer its current
-    run's."""
-    for attempt in range(attempts):
-        try:
-            report_training(job, owner_name, deployments_by_alias)
-            return
-        except ApiException as error:
-            if error.status != 409 or attempt == attempts - 1:
-                raise
+    from (`read_again_on_conflict`)."""
+    read_again_on_conflict(lambda: report_training(job, owner_name, deployments_by_alias))
 
 
 def report_training(job: Manifest, owner_name: str,

@@ -34,6 +34,7 @@ WATCHED_RESOURCES = (
     *(kopf.Resource(constants.API_GROUP, constants.API_VERSION, names.plural)
       for names in (constants.DATASET, constants.TRAINING_JOB, constants.MODEL_DEPLOYMENT)),
     kopf.Resource("batch", "v1", "jobs"),
+    kopf.Resource("", "v1", "pods"),
     kopf.Resource("apps", "v1", "deployments"),
 )
 

@@ -37,7 +37,8 @@ USES: dict[Grant, tuple[str, str]] = {
     ("batch", "jobs", "list"): ("kube.py", "list_namespaced_job("),  # and kopf, to watch
     ("batch", "jobs", "delete"): ("kube.py", "delete_namespaced_job("),
     ("batch", "jobs", "watch"): ("handlers.py", '@kopf.on.event("batch", "v1", "jobs"'),
-    ("", "pods", "list"): ("kube.py", "list_namespaced_pod("),
+    ("", "pods", "list"): ("kube.py", "list_namespaced_pod("),  # and kopf, to watch
+    ("", "pods", "watch"): ("handlers.py", '@kopf.on.event("", "v1", "pods"'),
     # Server-side apply creates what is missing: the apiserver checks `create` and `patch`.
     ("apps", "deployments", "create"): ("reconcile/modeldeployment.py",
                                         "kube.apply(build_deployment("),

@@ -38,7 +38,8 @@ def test_the_operator_watches_its_three_kinds_and_their_children() -> None:
         "watcher for datasets.v1alpha1.mlcycle.dev@None",
         "watcher for trainingjobs.v1alpha1.mlcycle.dev@None",
         "watcher for modeldeployments.v1alpha1.mlcycle.dev@None",
-        "watcher for jobs.v1.batch@None", "watcher for deployments.v1.apps@None"}
+        "watcher for jobs.v1.batch@None", "watcher for pods.v1@None",
+        "watcher for deployments.v1.apps@None"}
 
 
 def test_alive_only_while_every_expected_watcher_runs() -> None:
