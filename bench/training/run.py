@@ -38,7 +38,7 @@ GROUP, VERSION = "mlcycle.dev", "v1alpha1"
 LATENCY_RUNS = 20
 OVERHEAD_RUNS = 3
 MILESTONES = ("job_created", "pod_created", "pod_scheduled", "container_terminated",
-              "job_complete", "succeeded")
+              "succeeded")
 
 
 def training_job(name: str, namespace: str) -> dict[str, Any]:
@@ -132,9 +132,6 @@ class Milestones:
     def _job(self, job: client.V1Job, moment: float) -> None:
         owner = (job.metadata.labels or {}).get(LABEL_TRAINING_JOB)
         self._mark(owner, "job_created", moment)
-        conditions = (job.status.conditions if job.status else None) or []
-        if any(c.type == "Complete" and c.status == "True" for c in conditions):
-            self._mark(owner, "job_complete", moment)
 
     def _pod(self, pod: client.V1Pod, moment: float) -> None:
         owner = (pod.metadata.labels or {}).get(LABEL_TRAINING_JOB)
@@ -162,7 +159,7 @@ class Milestones:
         return RunTimeline(created=created, job_created=seen["job_created"],
                            pod_created=seen["pod_created"], pod_scheduled=seen["pod_scheduled"],
                            container_terminated=seen["container_terminated"],
-                           job_complete=seen["job_complete"], succeeded=seen["succeeded"],
+                           succeeded=seen["succeeded"],
                            trainer=result.timings)
 
     def stop(self) -> None:
