@@ -226,13 +226,19 @@ def job_event(body: kopf.Body, type: str | None,
 # A search's workers stay on their Job's events and the progress tick: one worker's end is
 # not its study's.
 ENDED_BY_POD = (constants.COMPONENT_INGEST, constants.COMPONENT_TRAIN)
+# The Job controller's finalizer on a Pod it has yet to count in the Job's status.
+JOB_TRACKING = "batch.kubernetes.io/job-tracking"
 
 
 def workload_succeeded(body: kopf.Body, **_: Any) -> bool:
     """kopf's filter (on the raw body): a Pod of an ingestion or training Job whose workload
-    exited 0 with a termination message (what it holds, `job_state` checks)."""
-    labels = body.get("metadata", {}).get("labels") or {}
-    if labels.get(constants.LABEL_COMPONENT) not in ENDED_BY_POD:
+    exited 0 (what its termination message holds, `job_state` checks), not yet counted by
+    the Job controller. Once counted, the Job's own event reports the end at once; and the
+    Pods listed when the operator starts, long since counted, cost it nothing."""
+    metadata = body.get("metadata", {})
+    labels = metadata.get("labels") or {}
+    if (labels.get(constants.LABEL_COMPONENT) not in ENDED_BY_POD
+            or JOB_TRACKING not in (metadata.get("finalizers") or [])):
         return False
     return any(status.get("name") == CONTAINER_NAME
                and ((status.get("state") or {}).get("terminated") or {}).get("exitCode") == 0

@@ -81,6 +81,7 @@ def pod(result: dict[str, Any] | str, exit_code: int = 0, job_uid: str = JOB_UID
     message = result if isinstance(result, str) else json.dumps(result)
     return {"metadata": {"name": f"{TRAIN_JOB}-abcde", "namespace": "ml",
                          "creationTimestamp": "2026-12-01T10:00:00Z",
+                         "finalizers": [handlers.JOB_TRACKING],
                          "labels": {constants.LABEL_MANAGED_BY: constants.MANAGED_BY,
                                     constants.LABEL_COMPONENT: component},
                          "ownerReferences": [{"kind": "Job", "name": TRAIN_JOB,
@@ -163,6 +164,9 @@ def test_only_a_succeeded_workload_of_an_ingestion_or_training_pod_is_handled() 
     running = pod(TRAINED)
     running["status"]["containerStatuses"][0]["state"] = {"running": {}}
     assert not handled(running)
+    counted = pod(TRAINED)  # the Job controller counted it: the Job's event reports it
+    counted["metadata"]["finalizers"] = []
+    assert not handled(counted)
 
 
 class FakeApi:
