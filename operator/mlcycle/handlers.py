@@ -96,9 +96,11 @@ def write(resource: Object[Any], outcome: Outcome[Any] | None, if_unchanged: boo
 # instead of handing every watch event of every object to a worker thread.
 @kopf.index(GROUP, VERSION, constants.TRAINING_JOB.plural)
 async def training_jobs_by_dataset(body: kopf.Body, **_: Any) -> dict[DatasetKey, str] | None:
-    """Every TrainingJob by the Dataset it trains on: those to wake when it is ingested."""
+    """The TrainingJobs that wait for the Dataset they train on (no phase yet, or Pending):
+    those to wake when it is ingested."""
     training_job = parse_training_job(body)
-    if isinstance(training_job, Invalid):
+    if isinstance(training_job, Invalid) or training_job.status.phase not in (
+            None, TrainingJobPhase.PENDING):
         return None
     metadata = training_job.metadata
     return {(metadata.namespace, training_job.spec.dataset_ref.name): metadata.name}
@@ -318,10 +320,15 @@ def report_ingestion(job: Manifest, owner_name: str,
         if refreshed is None:
             return
         outcome = refreshed
+    elif datasets.ingested_by(dataset, job_name):
+        # Recorded by the Dataset's own reconcile (on a restart, from the Pod's end): a
+        # TrainingJob that read the Dataset just before still waits (wake: only if Pending).
+        outcome = None
     else:
         return
-    write(dataset, outcome, if_unchanged=True)
-    if outcome.status.phase == DatasetPhase.READY:
+    if outcome is not None:
+        write(dataset, outcome, if_unchanged=True)
+    if (outcome.status if outcome else dataset.status).phase == DatasetPhase.READY:
         for name in training_jobs_by_dataset.get((namespace, owner_name), []):
             wake_training_job(namespace, name)
 

@@ -33,11 +33,16 @@ def body(kind: str, spec: dict[str, Any], generation: int = 1) -> kopf.Body:
 TRAINING_SPEC = {"datasetRef": {"name": "flowers"}, "algorithm": "random_forest_classifier"}
 
 
-def test_training_jobs_are_indexed_by_the_dataset_they_train_on() -> None:
+def test_training_jobs_waiting_are_indexed_by_the_dataset_they_train_on() -> None:
     assert asyncio.run(training_jobs_by_dataset(body=body("TrainingJob", TRAINING_SPEC))) == {
         ("ml", "flowers"): "iris"}
     invalid = body("TrainingJob", {"datasetRef": {}})
     assert asyncio.run(training_jobs_by_dataset(body=invalid)) is None
+    waiting = {**body("TrainingJob", TRAINING_SPEC), "status": {"phase": "Pending"}}
+    assert asyncio.run(training_jobs_by_dataset(body=kopf.Body(waiting))) == {
+        ("ml", "flowers"): "iris"}
+    running = {**waiting, "status": {"phase": "Running"}}  # nothing to wake
+    assert asyncio.run(training_jobs_by_dataset(body=kopf.Body(running))) is None
 
 
 def test_only_model_deployments_that_follow_an_alias_are_indexed() -> None:

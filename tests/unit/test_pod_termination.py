@@ -18,7 +18,7 @@ from mlcycle.builders.dataset import ingest_job_name
 from mlcycle.builders.trainingjob import training_job_name
 from mlcycle.objects import Dataset, Invalid, TrainingJob, parse_dataset, parse_training_job
 from mlcycle.reconcile.common import Outcome, job_state
-from mlcycle.reconcile.dataset import dataset_outcome, refresh_outcome
+from mlcycle.reconcile.dataset import dataset_outcome, ingested_by, refresh_outcome
 from mlcycle.reconcile.trainingjob import training_outcome
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
@@ -122,6 +122,9 @@ def test_an_ingestion_or_a_refresh_check_ends_with_its_pod_too() -> None:
     assert ingested.status.phase == "Ready" and ingested.status.version == "v1"
     assert [e.reason for e in ingested.events] == ["Ingested"]
     ready = replace(dataset, status=ingested.status)
+    # Its Job's later events find it recorded (the TrainingJobs still waiting are woken).
+    assert ingested_by(ready, name) and not ingested_by(dataset, name)
+    assert not ingested_by(ready, "check")
     unchanged = {"unchanged": True, "evidence": 'ETag "e1" unchanged'}
     checked = refresh_outcome(ready, job("check", owner="Dataset"), [pod(unchanged)])
     assert checked is not None and [e.reason for e in checked.events] == ["SourceUnchanged"]
@@ -263,10 +266,12 @@ def test_a_replaced_runs_pod_does_nothing_but_delete_its_job_again(
     assert api.deleted == [TRAIN_JOB]
 
 
-def test_an_ingestions_second_report_finds_it_recorded_and_wakes_nobody_again(
+def test_an_ingestions_second_report_finds_it_recorded_and_writes_nothing(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The Pod's and the Job's events report the same end at once: the second write is
-    refused (the Dataset moved on), and read again the Dataset needs nothing more."""
+    refused (the Dataset moved on), and read again the Dataset needs nothing more. The
+    TrainingJobs the index still names as waiting are woken (each starts only if Pending):
+    one may have read the Dataset just before its Ready was written by another path."""
     dataset_body = {"apiVersion": constants.API_GROUP_VERSION, "kind": "Dataset",
                     "metadata": {"name": "iris", "namespace": "ml", "uid": "ds-uid",
                                  "generation": 1, "resourceVersion": "5"},
@@ -291,4 +296,4 @@ def test_an_ingestions_second_report_finds_it_recorded_and_wakes_nobody_again(
     waiting = cast(kopf.Index[Any, Any], {("ml", "iris"): ["iris-rf"]})
     handlers.job_event(kopf.Body(job(name, COMPLETE, owner="Dataset")), "MODIFIED", waiting,
                        NO_INDEX)
-    assert written == [True] and woken == []
+    assert written == [True] and woken == ["iris-rf"]

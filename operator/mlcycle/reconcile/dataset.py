@@ -162,6 +162,11 @@ def ingested_generation(dataset: Dataset) -> bool:
             and status.job_name == ingest_job_name(dataset.metadata))
 
 
+def ingested_by(dataset: Dataset, job_name: str) -> bool:
+    """Whether this generation's ingestion succeeded, recorded from this Job's end."""
+    return ingested_generation(dataset) and ingest_job_name(dataset.metadata) == job_name
+
+
 def refresh_base(dataset: Dataset) -> datetime | None:
     """What the next check counts its interval from, when checks apply: the last check or
     download, whichever came later."""
