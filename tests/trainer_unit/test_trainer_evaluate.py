@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -17,8 +19,9 @@ from mlcycle_contract.api.learning import (
     metric_task,
 )
 from mlcycle_contract.api.trainingjob import Scaling
+from mlcycle_trainer import evaluate
 from mlcycle_trainer.algorithms import build_estimator, lookup
-from mlcycle_trainer.evaluate import cross_validation, generalization_gap
+from mlcycle_trainer.evaluate import cross_validation, generalization_gap, timed_calls
 from mlcycle_trainer.preprocessing import build_pipeline, features_and_target
 from mlcycle_trainer.validation import Holdout, measure, split
 
@@ -91,3 +94,59 @@ def test_classification_rejects_a_continuous_target() -> None:
     with pytest.raises(InvalidInput) as excinfo:
         features_and_target(frame_for(Task.REGRESSION), "y", Task.CLASSIFICATION)
     assert excinfo.value.reason == "TargetUnsuitable"
+
+
+class CountingModel:
+    """A model whose predict takes `seconds` and records each input's row count."""
+
+    def __init__(self, seconds: float = 0.0) -> None:
+        self.seconds = seconds
+        self.rows: list[int] = []
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        time.sleep(self.seconds)
+        self.rows.append(len(frame))
+        return np.zeros(len(frame))
+
+
+def test_a_fast_model_gets_every_timed_call() -> None:
+    model = CountingModel()
+    inputs = [pd.DataFrame({"x": [1.0]})] * 30
+    durations = timed_calls(model, inputs, min_calls=10, enough_seconds=60.0)  # type: ignore[arg-type]
+    assert len(durations) == 30
+
+
+def test_a_slow_model_stops_after_the_minimum_once_enough_time_passed() -> None:
+    model = CountingModel(seconds=0.002)
+    inputs = [pd.DataFrame({"x": [1.0]})] * 30
+    durations = timed_calls(model, inputs, min_calls=10, enough_seconds=0.001)  # type: ignore[arg-type]
+    assert len(durations) == 10
+    assert min(durations) >= 0.002
+
+
+def test_the_budget_stops_a_very_slow_model_before_the_minimum() -> None:
+    model = CountingModel(seconds=0.02)
+    inputs = [pd.DataFrame({"x": [1.0]})] * 30
+    durations = timed_calls(  # type: ignore[arg-type]
+        model, inputs, min_calls=20, enough_seconds=0.0, budget_seconds=0.05
+    )
+    assert 2 <= len(durations) <= 4
+
+
+def test_p99_of_a_slow_model_still_lies_below_its_slowest_call(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(evaluate, "LATENCY_ENOUGH_SECONDS", 0.0)
+    monkeypatch.setattr(evaluate, "THROUGHPUT_ENOUGH_SECONDS", 0.0)
+    model = CountingModel()
+    x = pd.DataFrame({"x": np.arange(30, dtype=float)})
+    metrics = evaluate.processing_metrics(model, x)  # type: ignore[arg-type]
+    warm_up = 5
+    one_row_calls = model.rows.count(1) - warm_up
+    assert one_row_calls == evaluate.MIN_LATENCY_CALLS
+    assert model.rows.count(evaluate.THROUGHPUT_BATCH_ROWS) == evaluate.MIN_THROUGHPUT_CALLS
+    # with this many samples, the slowest call alone does not move the 99th percentile
+    usual = np.ones(one_row_calls)
+    one_outlier = np.append(usual[:-1], 1000.0)
+    assert np.percentile(one_outlier, 99) == np.percentile(usual, 99)
+    assert metrics["latency_p50_ms"] <= metrics["latency_p99_ms"]
