@@ -119,7 +119,8 @@ def run_trainer(
         "MPLBACKEND": "Agg",
         "MPLCONFIGDIR": str(workdir / "matplotlib"),
         "GIT_PYTHON_REFRESH": "quiet",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # these three as the image sets them
+        "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",
         "PYTHONPATH": f"{tree / 'trainer_image'}:{tree / 'contract'}",
         contract.DATA_BUCKET.name: DATA_BUCKET,
         contract.OWNER_UID.name: "uid-bench",

@@ -5,6 +5,7 @@ reading every metric back (which it does for metrics logged before the model).""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -96,3 +97,24 @@ def test_a_model_that_fails_to_log_leaves_the_results_in_the_run(
     logged = MlflowClient().get_run(run.info.run_id).data
     assert logged.metrics == RESULTS.metrics
     assert logged.params["validation.folds_used"] == "5"
+
+
+def image_environment() -> dict[str, str]:
+    """The ENV the trainer image's Dockerfile sets (one `NAME=value` a line)."""
+    text = (Path(__file__).parents[2] / "trainer_image" / "Dockerfile").read_text()
+    block = text.split("\nENV ", 1)[1].split("\nWORKDIR", 1)[0]
+    pairs = (line.strip(" \\").partition("=") for line in block.splitlines())
+    return {name: value for name, _, value in pairs}
+
+
+def test_ending_a_run_in_the_image_makes_one_request(
+    tracking_server: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in image_environment().items():
+        if name.startswith("MLFLOW_"):
+            monkeypatch.setenv(name, value)
+    experiment_id = mlflow.get_experiment_by_name("trainer-tracking").experiment_id  # type: ignore[union-attr]
+    with tracking.training_run(experiment_id, "ending", {}) as run_id:
+        calls = count_requests(monkeypatch)
+    assert calls == ["POST /api/2.0/mlflow/runs/update"]  # not a read of the run to print its URL
+    assert MlflowClient().get_run(run_id).info.status == "FINISHED"
