@@ -5,7 +5,7 @@
 Starts a throwaway MinIO and `mlflow server` on 127.0.0.1 (SQLite, artifacts proxied to
 MinIO, as the cluster runs it), ingests the builtin iris Dataset once, then runs
 `python -m mlcycle_trainer train` with examples/iris's TrainingJob spec: `--runs` rounds,
-each running every tree once (interleaved, so a noisy neighbour hits them alike). A tree is
+each running every tree once, in a rotating order (so a noisy neighbour hits them alike). A tree is
 a directory holding `trainer_image/` and `contract/`. Prints each phase's median (seconds,
 from the trainer's own `TrainerTimings`) and the process's wall time, one column per tree.
 """
@@ -183,8 +183,13 @@ def main() -> None:
                 contract.DATASET_URI.name: ingested["snapshotURI"],
                 contract.DATASET_TARGET.name: "target",
             }
+            names = list(trees)
             for round_number in range(arguments.runs):
-                for name, tree in trees.items():
+                # Each round starts with another tree: whichever runs right after another
+                # training shares the machine with the services still finishing its requests.
+                shift = round_number % len(names)
+                for name in names[shift:] + names[:shift]:
+                    tree = trees[name]
                     message, seconds = run_trainer(tree, contract.COMMAND_TRAIN, train_env, root)
                     phases = dict(message["timings"]["phases"])
                     runs[name].append({**phases, WALL: seconds})

@@ -3,6 +3,7 @@ contract's exit code; no log line or message carries a secret."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -152,3 +153,24 @@ def test_the_process_exits_with_the_code_its_message_and_its_log_written(
     assert process.returncode == contract.EXIT_INVALID_INPUT
     assert "UnknownCommand" in process.stderr
     assert outcome(environment)["reason"] == "UnknownCommand"
+
+
+def test_the_command_is_imported_without_collections_and_then_frozen(
+    environment: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    def importing(name: str) -> None:
+        seen["collecting while importing"] = gc.isenabled()
+        return None  # an unknown command: the run ends there
+
+    monkeypatch.setattr(entry, "_command", importing)
+    frozen_before = gc.get_freeze_count()
+    try:
+        assert entry.main(["fly"]) == contract.EXIT_INVALID_INPUT
+        assert seen == {"collecting while importing": False}
+        assert gc.isenabled()
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+        gc.enable()
