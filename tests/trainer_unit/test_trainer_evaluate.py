@@ -130,7 +130,8 @@ def test_the_budget_stops_a_very_slow_model_before_the_minimum() -> None:
     durations = timed_calls(  # type: ignore[arg-type]
         model, inputs, min_calls=20, enough_seconds=0.0, budget_seconds=0.05
     )
-    assert 2 <= len(durations) <= 4
+    assert len(durations) < 20
+    assert sum(durations[:-1]) <= 0.05  # only the last call ran past the budget
 
 
 def test_p99_of_a_slow_model_still_lies_below_its_slowest_call(
