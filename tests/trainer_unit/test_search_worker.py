@@ -17,24 +17,39 @@ from mlcycle_contract.api.search import TrialState, effective_space
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
 from mlcycle_trainer import search
 from mlcycle_trainer.search import ATTR_ERROR, ATTR_RUN, ATTR_WORKER, Worker
+from mlcycle_trainer.search_journal import S3JournalBackend, S3JournalStorage
 from mlcycle_trainer.search_objective import folds_for
 from mlcycle_trainer.storage import ObjectMissing, S3Location
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class Heartbeats:
-    """The study's heartbeats: the other worker beats `beats` times more, then is silent."""
+class Store:
+    """The study's prefix in S3: its journal objects, and the heartbeats of another worker,
+    who beats `beats` times more, then is silent."""
 
     def __init__(self, beats: int = 0) -> None:
         self.beats = beats
-        self.reads = 0
+        self.reads = 0  # of heartbeats
+        self.objects: dict[str, bytes] = {}
 
     def get(self, location: S3Location) -> bytes:
+        if "/heartbeats/" not in location.key:
+            return self.objects[location.key]
         self.reads += 1
         if self.reads > self.beats:
             raise ObjectMissing(location.uri)
         return str(time.time() + 3600).encode()  # fresh, however little STALE_SECONDS is
+
+    def put_new(self, location: S3Location, data: bytes, content_type: str) -> bool:
+        if location.key in self.objects:
+            return False
+        self.objects[location.key] = data
+        return True
+
+    def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
+        return sorted(key for key in self.objects
+                      if key.startswith(prefix.key) and key > start_after)
 
 
 class Runs:
@@ -58,19 +73,21 @@ class Runs:
         self.ended[run_id] = (state, error)
 
 
-def _worker(runs: Runs, max_trials: int, heartbeats: Heartbeats | None = None) -> Worker:
+def _worker(runs: Runs, max_trials: int, store: Store | None = None) -> Worker:
     spec = TrainingJobSpec.model_validate({
         "datasetRef": {"name": "iris"}, "algorithm": "logistic_regression",
         "validation": {"folds": 2}, "search": {"maxTrials": max_trials}})
     assert spec.search is not None
     iris = load_iris(as_frame=True)
     x, y = iris.data, pd.Series(iris.target)
-    storage = optuna.storages.InMemoryStorage()
+    store = store or Store()
+    storage = S3JournalStorage(S3JournalBackend(
+        store, S3Location("b", "study/journal"), refresh_seconds=0))  # type: ignore[arg-type]
     study = optuna.create_study(storage=storage, direction="maximize")
     return Worker(spec, spec.search, effective_space(spec.search, spec.candidate_algorithms),
                   folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, 2, 0), study,
-                  storage, runs, heartbeats or Heartbeats(),  # type: ignore[arg-type]
-                  S3Location("b", "heartbeats"),
+                  storage, runs, store,  # type: ignore[arg-type]
+                  S3Location("b", "study/heartbeats"),
                   {}, "alive", None)
 
 
@@ -115,13 +132,13 @@ def test_a_trial_lost_before_its_run_existed_counts_nowhere_and_another_takes_it
 def test_the_last_worker_leaves_only_when_no_trial_runs_anywhere() -> None:
     """The budget is spent while a dead worker's trial still runs: the worker waits for it
     to be failed rather than leave it Running for good."""
-    runs, heartbeats = Runs(), Heartbeats(beats=2)
-    worker = _worker(runs, 2, heartbeats)
+    runs, store = Runs(), Store(beats=2)
+    worker = _worker(runs, 2, store)
     _lost_trial(worker, None)  # takes number 0 ...
     runs.known[0] = "run-0"  # ... and reached MLflow
     assert worker.run() == "maxTrials"
     # Beating at its first two looks (before and after trial 1), silent at the third.
-    assert heartbeats.reads == 3
+    assert store.reads == 3
     states = {t.number: t.state for t in worker.counted()}
     assert states == {0: OptunaState.FAIL, 1: OptunaState.COMPLETE}
     assert runs.ended["run-0"][0] == TrialState.FAILED

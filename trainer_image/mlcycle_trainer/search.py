@@ -24,7 +24,6 @@ from datetime import UTC, datetime
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
 
@@ -47,7 +46,7 @@ from mlcycle_trainer import lineage, tracking
 from mlcycle_trainer.environment import Owner, model_from_json, optional, required
 from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, TrainerError
 from mlcycle_trainer.preprocessing import features_and_target
-from mlcycle_trainer.search_journal import journal_storage
+from mlcycle_trainer.search_journal import S3JournalStorage, journal_storage
 from mlcycle_trainer.search_objective import Folds, evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
 from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking
@@ -75,7 +74,7 @@ class Worker:
     spaces: Spaces
     folds: Folds
     study: optuna.Study
-    storage: JournalStorage
+    storage: S3JournalStorage
     tracking: SearchTracking
     store: ObjectStore
     heartbeats: S3Location
@@ -163,6 +162,9 @@ class Worker:
             return
         trial.set_user_attr(ATTR_WORKER, self.name)
         algorithm, sampled = suggest(trial, self.spaces)
+        # Before the trial runs, the others read who runs it (for its heartbeat) and what it
+        # tries (TPE's constant liar); the rest reaches the journal with the trial's end.
+        self.storage.flush()
         hyperparameters = {**self.spec.hyperparameters, **sampled}  # fixed ones, if any
         run_id = self.tracking.start_trial(trial.number, algorithm, sampled,
                                            {**self.run_tags, TAG_TRIAL_WORKER: self.name})

@@ -6,6 +6,12 @@ conditional put (`If-None-Match: *`): of two workers appending at the same numbe
 store lets exactly one succeed, and the other reads the winner's batch and tries the next
 number. No locks, no server of our own: the study survives a worker's or the operator's
 crash, and parallel writers never lose or duplicate a record.
+
+Optuna writes one record per call: a trial's creation, each parameter, each attribute, each
+intermediate value and its end would be a dozen objects (and a dozen requests) per trial.
+`S3JournalStorage` holds back the records that only fill in a trial (parameters, attributes,
+intermediate values) and writes them with the next record that creates or ends a trial, or
+when the worker asks (`flush`): three objects per trial.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
+from optuna.storages.journal._storage import JournalOperation
 
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
@@ -28,7 +35,8 @@ class S3JournalBackend(BaseJournalBackend):
     """Optuna journal records under `prefix`, one object per appended batch.
 
     Optuna reads the journal before nearly every operation (dozens of times per trial); this
-    backend lists the store for others' records at most every `refresh_seconds` and otherwise
+    backend lists the store for others' records at most every `refresh_seconds` (counted from
+    its last listing or its last write, after which it holds the whole journal) and otherwise
     answers from the records it already holds, which always include its own: another
     worker's report shows up here within that delay. Every record it holds is a contiguous
     prefix of the journal, since a batch is only written where the last one ended.
@@ -72,7 +80,55 @@ class S3JournalBackend(BaseJournalBackend):
             # Another worker wrote there first: take its batch and try after it.
             self._records.extend(self._batch_at(len(self._records)))
         self._records.extend(json.loads(data))
+        # The store took the batch at the journal's end: what is held here is the whole
+        # journal, as fresh as a listing now would be.
+        self._listed_at = time.monotonic()
 
 
-def journal_storage(store: ObjectStore, prefix: S3Location) -> JournalStorage:
-    return JournalStorage(S3JournalBackend(store, prefix))
+# What only fills in a trial that exists: it can wait for the trial's next creation or end.
+# Applying one twice has the effect of applying it once.
+DEFERRED_OPERATIONS = frozenset({
+    JournalOperation.SET_TRIAL_PARAM, JournalOperation.SET_TRIAL_USER_ATTR,
+    JournalOperation.SET_TRIAL_SYSTEM_ATTR, JournalOperation.SET_TRIAL_INTERMEDIATE_VALUE})
+
+
+class S3JournalStorage(JournalStorage):
+    """Optuna's journal storage on `S3JournalBackend`, writing a trial's details in batches.
+
+    A record that only fills in a trial (`DEFERRED_OPERATIONS`) takes effect here at once, so
+    this worker reads its own writes as before, and waits to be written with the next
+    record that creates or ends a trial, or until `flush`; read back from the journal, it is
+    applied again, in the journal's order, to the same effect. Such a record concerns a
+    trial that has started and not ended; while it waits, another worker writes to that
+    trial only when it finds the trial's worker gone, in which case the journal ignores the
+    record either way. So the journal holds what it held before, the details arriving later.
+    """
+
+    def __init__(self, backend: S3JournalBackend) -> None:
+        self._waiting: list[dict[str, Any]] = []  # applied here, not yet in the journal
+        super().__init__(backend)
+
+    def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
+        # As the journal gives it back: JSON's types, not Optuna's enums.
+        log: dict[str, Any] = json.loads(json.dumps(
+            {"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}))
+        if op_code not in DEFERRED_OPERATIONS:
+            self._backend.append_logs([*self._waiting, log])
+            self._waiting = []
+            return
+        try:  # raises as reading it back would: an unknown or finished trial
+            self._replay_result.apply_logs([log])
+        finally:
+            self._replay_result.log_number_read -= 1  # the journal's next record is not it
+        self._waiting.append(log)
+
+    def flush(self) -> None:
+        """Write the records waiting here, for the other workers to read."""
+        with self._thread_lock:
+            if self._waiting:
+                self._backend.append_logs(self._waiting)
+                self._waiting = []
+
+
+def journal_storage(store: ObjectStore, prefix: S3Location) -> S3JournalStorage:
+    return S3JournalStorage(S3JournalBackend(store, prefix))
