@@ -3,12 +3,13 @@ dropped when they never reached MLflow, and waited for before the last worker le
 
 from __future__ import annotations
 
+import json
 import time
-from typing import Any
 
 import optuna
 import pandas as pd
 import pytest
+from mlflow.entities import Param
 from optuna.trial import TrialState as OptunaState
 from sklearn.datasets import load_iris
 
@@ -58,9 +59,9 @@ class Runs:
     def __init__(self, known: dict[int, str] | None = None) -> None:
         self.known = dict(known or {})
         self.ended: dict[str, tuple[TrialState, str | None]] = {}
+        self.params: dict[str, dict[str, str]] = {}
 
-    def start_trial(self, number: int, algorithm: str, hyperparameters: dict[str, Any],
-                    tags: dict[str, str]) -> str:
+    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> str:
         self.known[number] = f"run-{number}"
         return self.known[number]
 
@@ -69,8 +70,9 @@ class Runs:
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None) -> None:
+                  error: str | None = None, params: list[Param] | None = None) -> None:
         self.ended[run_id] = (state, error)
+        self.params[run_id] = {param.key: param.value for param in params or []}
 
 
 def _worker(runs: Runs, max_trials: int, store: Store | None = None) -> Worker:
@@ -95,6 +97,7 @@ def _lost_trial(worker: Worker, run_id: str | None) -> optuna.Trial:
     """A trial another worker started and then died in, its run recorded or not."""
     trial = worker.study.ask()
     trial.set_user_attr(ATTR_WORKER, "dead")
+    trial.suggest_float("C", 0.01, 100.0, log=True)
     if run_id:
         trial.set_user_attr(ATTR_RUN, run_id)
     return trial
@@ -117,6 +120,20 @@ def test_a_dead_worker_s_trial_ends_failed_in_the_study_and_its_run(attribute: b
     assert trial.state == OptunaState.FAIL
     assert trial.user_attrs[ATTR_ERROR] == "WorkerLost: worker dead stopped during the trial"
     assert runs.ended == {"run-0": (TrialState.FAILED, trial.user_attrs[ATTR_ERROR])}
+    # Its hyperparameters, which its worker would have logged with its end, from the journal.
+    assert runs.params["run-0"] == {"algorithm": "logistic_regression",
+                                    "C": json.dumps(trial.params["C"])}
+
+
+def test_a_trial_s_run_gets_its_hyperparameters_with_its_end() -> None:
+    runs = Runs()
+    worker = _worker(runs, 1)
+    assert worker.run() == "maxTrials"
+    (trial,) = worker.counted()
+    assert trial.state == OptunaState.COMPLETE
+    assert runs.params["run-0"] == {"algorithm": "logistic_regression",
+                                    **{name: json.dumps(value)
+                                       for name, value in trial.params.items()}}
 
 
 def test_a_trial_lost_before_its_run_existed_counts_nowhere_and_another_takes_its_place(

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import optuna
+from mlflow.entities import Param
 from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
@@ -51,7 +52,7 @@ from mlcycle_trainer.preprocessing import features_and_target
 from mlcycle_trainer.search_journal import S3JournalStorage, journal_storage
 from mlcycle_trainer.search_objective import Folds, evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
-from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking
+from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking, trial_params
 from mlcycle_trainer.snapshots import read_snapshot
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 from mlcycle_trainer.validation import Holdout, split
@@ -168,7 +169,8 @@ class Worker:
         # tries (TPE's constant liar); the rest reaches the journal with the trial's end.
         self.storage.flush()
         hyperparameters = {**self.spec.hyperparameters, **sampled}  # fixed ones, if any
-        run_id = self.tracking.start_trial(trial.number, algorithm, sampled,
+        params = trial_params(algorithm, sampled)
+        run_id = self.tracking.start_trial(trial.number, algorithm,
                                            {**self.run_tags, TAG_TRIAL_WORKER: self.name})
         trial.set_user_attr(ATTR_RUN, run_id)
         intermediate: dict[int, float] = {}
@@ -181,7 +183,7 @@ class Worker:
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except Terminated:
-            self.end(trial, run_id, TrialState.FAILED, intermediate, None,
+            self.end(trial, run_id, params, TrialState.FAILED, intermediate, None,
                      "Terminated: the worker Pod was stopped")
             raise
         except Exception as exc:  # a trial's failure is the study's data, not the worker's
@@ -189,14 +191,15 @@ class Worker:
             error = f"{reason}: {exc}"[:1000]
             state = TrialState.FAILED
             logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
-        self.end(trial, run_id, state, intermediate, value, error)
+        self.end(trial, run_id, params, state, intermediate, value, error)
 
-    def end(self, trial: optuna.Trial, run_id: str, state: TrialState,
+    def end(self, trial: optuna.Trial, run_id: str, params: list[Param], state: TrialState,
             intermediate: dict[int, float], value: float | None, error: str | None) -> None:
         """MLflow first, then the study: a worker killed in between leaves the trial Running
         in the study, where another worker fails it and its run, never a run left Running
         for a trial the study holds finished."""
-        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error)
+        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error,
+                                params)
         if error:
             trial.set_user_attr(ATTR_ERROR, error)
         self.study.tell(trial, value if state == TrialState.COMPLETE else None,
@@ -231,7 +234,15 @@ class Worker:
                 continue
             logger.warning("Trial %d failed: %s", trial.number, error)
             self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
-                                    None, error)
+                                    None, error, self.lost_trial_params(trial))
+
+    def lost_trial_params(self, trial: FrozenTrial) -> list[Param]:
+        """The run parameters of another worker's trial, from the journal: written there
+        before its run was created, unless that worker died in between."""
+        try:
+            return trial_params(*suggest(trial, self.spaces))
+        except ValueError:
+            return []
 
     def last_beat(self, worker: str) -> float:
         try:

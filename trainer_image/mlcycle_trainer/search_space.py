@@ -29,7 +29,7 @@ def _stored_choices(parameter: ParameterSpace) -> list[Any]:
     return choices if _primitive(choices) else [json.dumps(choice) for choice in choices]
 
 
-def _suggest(trial: optuna.Trial, name: str, parameter: ParameterSpace) -> Any:
+def _suggest(trial: optuna.trial.BaseTrial, name: str, parameter: ParameterSpace) -> Any:
     low, high = parameter.low, parameter.high
     if parameter.type == ParameterType.INT:
         assert low is not None and high is not None  # the model guarantees both
@@ -47,8 +47,9 @@ def _prefix(algorithm: str, spaces: Spaces) -> str:
     return f"{algorithm}." if len(spaces) > 1 else ""
 
 
-def suggest(trial: optuna.Trial, spaces: Spaces) -> tuple[str, dict[str, Any]]:
-    """The trial's algorithm and hyperparameters, as scikit-learn takes them."""
+def suggest(trial: optuna.trial.BaseTrial, spaces: Spaces) -> tuple[str, dict[str, Any]]:
+    """The trial's algorithm and hyperparameters, as scikit-learn takes them: sampled for a
+    running trial, read back from a frozen one (which raises ValueError if one is missing)."""
     algorithms = list(spaces)
     algorithm = (str(trial.suggest_categorical(ALGORITHM_PARAMETER, algorithms))
                  if len(algorithms) > 1 else algorithms[0])

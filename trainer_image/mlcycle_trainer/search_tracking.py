@@ -37,6 +37,13 @@ RUN_STATUS = {
 }
 
 
+def trial_params(algorithm: str, hyperparameters: dict[str, Any]) -> list[Param]:
+    """A trial's run parameters: its algorithm and its sampled hyperparameters, as JSON."""
+    return [Param("algorithm", algorithm)] + [
+        Param(name, json.dumps(value)[:MAX_PARAM_CHARS])
+        for name, value in hyperparameters.items()]
+
+
 class SearchTracking:
     """The study's parent run and its trials' child runs in one experiment."""
 
@@ -65,9 +72,9 @@ class SearchTracking:
             run_id = json.loads(store.get(marker))["runId"]
         return cls(experiment_id, study, run_id)
 
-    def start_trial(self, number: int, algorithm: str, hyperparameters: dict[str, Any],
-                    tags: dict[str, str]) -> str:
-        """A running child run holding the trial's hyperparameters."""
+    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> str:
+        """A running child run of the trial. Its hyperparameters come with its end, in the
+        same request as its scores (`end_trial`): a request fewer per trial."""
         with tracking_errors(f"starting the run of trial {number}"):
             run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
                 **tags,
@@ -78,12 +85,7 @@ class SearchTracking:
                 TAG_TRIAL_ALGORITHM: algorithm,
                 TAG_TRIAL_STATE: TrialState.RUNNING.value,
             })
-            run_id = str(run.info.run_id)
-            params = [Param("algorithm", algorithm)] + [
-                Param(name, json.dumps(value)[:MAX_PARAM_CHARS])
-                for name, value in hyperparameters.items()]
-            self.client.log_batch(run_id, params=params)
-        return run_id
+        return str(run.info.run_id)
 
     def trial_run(self, number: int) -> str | None:
         """The run of the study's trial `number`, when its worker created one."""
@@ -97,9 +99,9 @@ class SearchTracking:
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None) -> None:
-        """The trial's intermediate values (one per step, `search_objective`), its objective
-        value and its end."""
+                  error: str | None = None, params: list[Param] | None = None) -> None:
+        """The trial's hyperparameters (`trial_params`), intermediate values (one per step,
+        `search_objective`), objective value and end."""
         now = int(time.time() * 1000)
         metrics = [Metric(metric + INTERMEDIATE_SUFFIX, score, now, step)
                    for step, score in sorted(intermediate.items())]
@@ -109,7 +111,7 @@ class SearchTracking:
         if error:
             tags.append(RunTag(TAG_TRIAL_ERROR, error[:5000]))
         with tracking_errors(f"ending run {run_id}"):
-            self.client.log_batch(run_id, metrics=metrics, tags=tags)
+            self.client.log_batch(run_id, metrics=metrics, params=params or [], tags=tags)
             self.client.set_terminated(run_id, RUN_STATUS[state])
 
     def finish(self, metric: str, best_value: float | None, best: dict[str, Any]) -> None:
