@@ -7,6 +7,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from mlcycle_trainer import search_journal
 from mlcycle_trainer.search_journal import S3JournalBackend, S3JournalStorage
 from mlcycle_trainer.storage import S3Location
 
@@ -19,6 +20,7 @@ class Store:
 
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
+        self.listings = 0
 
     def get(self, location: S3Location) -> bytes:
         return self.objects[location.key]
@@ -30,6 +32,7 @@ class Store:
         return True
 
     def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
+        self.listings += 1
         return sorted(key for key in self.objects
                       if key.startswith(prefix.key) and key > start_after)
 
@@ -52,7 +55,7 @@ def _trials(storage: S3JournalStorage) -> list[tuple[int, TrialState, object, di
 
 def test_a_trial_is_three_objects_and_reads_back_whole() -> None:
     store = Store()
-    storage = _storage(store)
+    storage = _storage(store, refresh_seconds=3600)
     study = _study(storage)
     before = len(store.objects)
     trial = study.ask()
@@ -129,3 +132,44 @@ def test_a_detail_of_a_trial_another_worker_ended_is_refused_as_before() -> None
         reaper.set_trial_user_attr(seen._trial_id, "error", "lost")
     ((_, state, value, _, attributes, _),) = _trials(_storage(store))
     assert (state, value, attributes) == (TrialState.COMPLETE, 1.0, {})
+
+
+def test_a_deferred_write_does_not_read_the_journal_a_read_does() -> None:
+    """Optuna syncs after every write; a write that waits need not list the store (during a
+    fit, every report would), while reading the trials still lists it."""
+    store = Store()
+    storage = _storage(store)  # refreshing at every read
+    study = _study(storage)
+    trial = study.ask()
+    trial.suggest_int("depth", 2, 12)  # the sampler reads the trials
+    listed = store.listings
+    trial.set_user_attr("worker", "a")
+    trial.report(0.5, 0)
+    assert store.listings == listed
+    study.get_trials()
+    assert store.listings == listed + 1
+    with pytest.raises(KeyError):  # refused at once: the next read still reads
+        storage.set_trial_user_attr(99, "worker", "b")
+    study.get_trials()
+    assert store.listings == listed + 2
+
+
+def test_details_that_waited_long_go_with_the_next_read(monkeypatch: pytest.MonkeyPatch,
+                                                        ) -> None:
+    """A long trial's reports reach the others while it runs: a read after they waited
+    refresh_seconds writes them."""
+    now = [0.0]
+    monkeypatch.setattr(search_journal.time, "monotonic", lambda: now[0])
+    store = Store()
+    storage = _storage(store, refresh_seconds=5)
+    study = _study(storage)
+    trial = study.ask()
+    trial.report(0.5, 0)
+    now[0] += 4
+    study.get_trials()  # too soon
+    assert _study(_storage(store)).get_trials()[0].intermediate_values == {}
+    now[0] += 1
+    trial.report(0.6, 1)  # a write does not read ...
+    assert _study(_storage(store)).get_trials()[0].intermediate_values == {}
+    study.get_trials()  # ... a read does
+    assert _study(_storage(store)).get_trials()[0].intermediate_values == {0: 0.5, 1: 0.6}
