@@ -37,9 +37,11 @@ class Store:
                       if key.startswith(prefix.key) and key > start_after)
 
 
-def _storage(store: Store, refresh_seconds: float = 0) -> S3JournalStorage:
+def _storage(store: Store, refresh_seconds: float = 0,
+             batch_seconds: float = 3600) -> S3JournalStorage:
+    """Reading others' records at every read; batching however slowly the trial goes."""
     return S3JournalStorage(S3JournalBackend(store, PREFIX,  # type: ignore[arg-type]
-                                             refresh_seconds))
+                                             refresh_seconds), batch_seconds)
 
 
 def _study(storage: S3JournalStorage) -> optuna.Study:
@@ -55,7 +57,7 @@ def _trials(storage: S3JournalStorage) -> list[tuple[int, TrialState, object, di
 
 def test_a_trial_is_three_objects_and_reads_back_whole() -> None:
     store = Store()
-    storage = _storage(store, refresh_seconds=3600)
+    storage = _storage(store)
     study = _study(storage)
     before = len(store.objects)
     trial = study.ask()
@@ -138,7 +140,7 @@ def test_a_deferred_write_does_not_read_the_journal_a_read_does() -> None:
     """Optuna syncs after every write; a write that waits need not list the store (during a
     fit, every report would), while reading the trials still lists it."""
     store = Store()
-    storage = _storage(store)  # refreshing at every read
+    storage = _storage(store)
     study = _study(storage)
     trial = study.ask()
     trial.suggest_int("depth", 2, 12)  # the sampler reads the trials
@@ -154,22 +156,26 @@ def test_a_deferred_write_does_not_read_the_journal_a_read_does() -> None:
     assert store.listings == listed + 2
 
 
-def test_details_that_waited_long_go_with_the_next_read(monkeypatch: pytest.MonkeyPatch,
-                                                        ) -> None:
-    """A long trial's reports reach the others while it runs: a read after they waited
-    refresh_seconds writes them."""
+def test_a_detail_long_after_the_last_write_goes_out_at_once(monkeypatch: pytest.MonkeyPatch,
+                                                              ) -> None:
+    """A slow trial's reports reach the others while it runs (their pruners compare with
+    them): one that comes refresh_seconds after this worker's last write is written, with
+    what waits; quick ones wait."""
     now = [0.0]
     monkeypatch.setattr(search_journal.time, "monotonic", lambda: now[0])
     store = Store()
-    storage = _storage(store, refresh_seconds=5)
+    storage = _storage(store, batch_seconds=5)
     study = _study(storage)
     trial = study.ask()
     trial.report(0.5, 0)
     now[0] += 4
-    study.get_trials()  # too soon
+    trial.report(0.6, 1)  # quick: waits
     assert _study(_storage(store)).get_trials()[0].intermediate_values == {}
-    now[0] += 1
-    trial.report(0.6, 1)  # a write does not read ...
-    assert _study(_storage(store)).get_trials()[0].intermediate_values == {}
-    study.get_trials()  # ... a read does
-    assert _study(_storage(store)).get_trials()[0].intermediate_values == {0: 0.5, 1: 0.6}
+    now[0] += 5
+    trial.report(0.7, 2)  # slow: out, with the others
+    assert _study(_storage(store)).get_trials()[0].intermediate_values == {
+        0: 0.5, 1: 0.6, 2: 0.7}
+    assert trial.should_prune() is False
+    study.tell(trial, 0.7)
+    ((_, state, value, _, _, steps),) = _trials(_storage(store))
+    assert (state, value, steps) == (TrialState.COMPLETE, 0.7, {0: 0.5, 1: 0.6, 2: 0.7})

@@ -83,8 +83,9 @@ def _worker(runs: Runs, max_trials: int, store: Store | None = None) -> Worker:
     iris = load_iris(as_frame=True)
     x, y = iris.data, pd.Series(iris.target)
     store = store or Store()
-    storage = S3JournalStorage(S3JournalBackend(
-        store, S3Location("b", "study/journal"), refresh_seconds=0))  # type: ignore[arg-type]
+    storage = S3JournalStorage(S3JournalBackend(  # reading, batching as slowly as can be
+        store, S3Location("b", "study/journal"), refresh_seconds=0),  # type: ignore[arg-type]
+        batch_seconds=3600)
     study = optuna.create_study(storage=storage, direction="maximize")
     return Worker(spec, spec.search, effective_space(spec.search, spec.candidate_algorithms),
                   folds_for(x, y, Task.CLASSIFICATION, Metric.ACCURACY, 2, 0), study,

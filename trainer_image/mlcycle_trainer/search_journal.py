@@ -46,7 +46,7 @@ class S3JournalBackend(BaseJournalBackend):
                  refresh_seconds: float = REFRESH_SECONDS) -> None:
         self._store = store
         self._prefix = prefix
-        self.refresh_seconds = refresh_seconds
+        self._refresh_seconds = refresh_seconds
         self._records: list[dict[str, Any]] = []  # the journal from record 0, as known here
         self._listed_at = -math.inf
 
@@ -69,7 +69,7 @@ class S3JournalBackend(BaseJournalBackend):
 
     def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
         """Every record numbered `log_number_from` or later, in order."""
-        if time.monotonic() - self._listed_at >= self.refresh_seconds:
+        if time.monotonic() - self._listed_at >= self._refresh_seconds:
             self._catch_up()
         return self._records[log_number_from:]
 
@@ -97,18 +97,19 @@ class S3JournalStorage(JournalStorage):
 
     A record that only fills in a trial (`DEFERRED_OPERATIONS`) takes effect here at once, so
     this worker reads its own writes as before, and waits to be written with the next
-    record that creates or ends a trial, until `flush`, or until a read finds it waited
-    `refresh_seconds`; read back from the journal, it is applied again, in the journal's
-    order, to the same effect. Such a record concerns a trial that has started and not
+    record that creates or ends a trial, until `flush`, or until a record comes
+    `batch_seconds` after the last; read back from the journal, it is applied again, in
+    the journal's order, to the same effect. Such a record concerns a trial that has started and not
     ended; while it waits, another worker writes to that trial only when it finds the
     trial's worker gone, in which case the journal ignores the record either way. So the
     journal holds what it held before, the details arriving later.
     """
 
-    def __init__(self, backend: S3JournalBackend) -> None:
+    def __init__(self, backend: S3JournalBackend,
+                 batch_seconds: float = REFRESH_SECONDS) -> None:
         self._waiting: list[dict[str, Any]] = []  # applied here, not yet in the journal
-        self._waiting_since = math.inf
-        self._most_wait = backend.refresh_seconds
+        self._written_at = -math.inf  # when this worker last wrote or deferred a record
+        self._batch_seconds = batch_seconds
         self._deferred_last = False
         super().__init__(backend)
 
@@ -119,37 +120,36 @@ class S3JournalStorage(JournalStorage):
         if self._deferred_last:
             self._deferred_last = False
             return
-        # A long trial's details (a pruner's reports and marks) reach the others about as
-        # soon as theirs reach it: with its first read after they waited that long.
-        if time.monotonic() - self._waiting_since >= self._most_wait:
-            self._write_waiting()
         super()._sync_with_backend()
-
-    def _write_waiting(self, *logs: dict[str, Any]) -> None:
-        self._backend.append_logs([*self._waiting, *logs])
-        self._waiting = []
-        self._waiting_since = math.inf
 
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
         # As the journal gives it back: JSON's types, not Optuna's enums.
         log: dict[str, Any] = json.loads(json.dumps(
             {"op_code": op_code, "worker_id": self._replay_result.worker_id, **extra_fields}))
-        if op_code not in DEFERRED_OPERATIONS:
-            self._write_waiting(log)
+        now = time.monotonic()
+        # A record that comes long after the last (a slow trial's report, or a pruner's
+        # mark) goes out at once, as others' records reach this worker: batching gains
+        # little there, and others' pruners compare with it.
+        long_after = now - self._written_at >= self._batch_seconds
+        self._written_at = now
+        if op_code not in DEFERRED_OPERATIONS or long_after:
+            self._backend.append_logs([*self._waiting, log])
+            self._waiting = []
             return
         try:  # raises as reading it back would: an unknown or finished trial
             self._replay_result.apply_logs([log])
         finally:
             self._replay_result.log_number_read -= 1  # the journal's next record is not it
         self._waiting.append(log)
-        self._waiting_since = min(self._waiting_since, time.monotonic())
         self._deferred_last = True
 
     def flush(self) -> None:
         """Write the records waiting here, for the other workers to read."""
         with self._thread_lock:
             if self._waiting:
-                self._write_waiting()
+                self._backend.append_logs(self._waiting)
+                self._waiting = []
+                self._written_at = time.monotonic()
 
 
 def journal_storage(store: ObjectStore, prefix: S3Location) -> S3JournalStorage:
