@@ -99,10 +99,10 @@ class S3JournalStorage(JournalStorage):
     this worker reads its own writes as before, and waits to be written with the next
     record that creates or ends a trial, until `flush`, or until a record comes
     `batch_seconds` after the last; read back from the journal, it is applied again, in
-    the journal's order, to the same effect. Such a record concerns a trial that has started and not
-    ended; while it waits, another worker writes to that trial only when it finds the
-    trial's worker gone, in which case the journal ignores the record either way. So the
-    journal holds what it held before, the details arriving later.
+    the journal's order, to the same effect. Such a record concerns a trial that has
+    started and not ended; while it waits, another worker writes to that trial only when
+    it finds the trial's worker gone, in which case the journal ignores the record either
+    way. So the journal holds what it held before, the details arriving later.
     """
 
     def __init__(self, backend: S3JournalBackend,
