@@ -12,7 +12,6 @@ lives in S3 (`search_journal`); trials are counted there, so every worker stops 
 from __future__ import annotations
 
 import logging
-import os
 import socket
 import threading
 import time
@@ -25,7 +24,6 @@ from datetime import UTC, datetime
 
 import optuna
 from mlflow.entities import Param
-from mlflow.environment_variables import MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
@@ -309,8 +307,6 @@ def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
     """Run trials of the study the environment names until it stops."""
     logging.getLogger("mlcycle_trainer.storage").setLevel(logging.WARNING)  # every record
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Printing each run's URL as it ends costs MLflow a request per trial.
-    os.environ[MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT.name] = "true"
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     store = store or ObjectStore()
     owner = Owner.from_environment()
