@@ -10,34 +10,13 @@ from optuna.trial import TrialState
 from mlcycle_trainer import search_journal
 from mlcycle_trainer.search_journal import S3JournalBackend, S3JournalStorage
 from mlcycle_trainer.storage import S3Location
+from tests.trainer_unit.memory_store import MemoryStore
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 PREFIX = S3Location("bucket", "study/journal")
 
 
-class Store:
-    """Objects in memory, with S3's conditional put."""
-
-    def __init__(self) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.listings = 0
-
-    def get(self, location: S3Location) -> bytes:
-        return self.objects[location.key]
-
-    def put_new(self, location: S3Location, data: bytes, content_type: str) -> bool:
-        if location.key in self.objects:
-            return False
-        self.objects[location.key] = data
-        return True
-
-    def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
-        self.listings += 1
-        return sorted(key for key in self.objects
-                      if key.startswith(prefix.key) and key > start_after)
-
-
-def _storage(store: Store, refresh_seconds: float = 0,
+def _storage(store: MemoryStore, refresh_seconds: float = 0,
              batch_seconds: float = 3600) -> S3JournalStorage:
     """Reading others' records at every read; batching however slowly the trial goes."""
     return S3JournalStorage(S3JournalBackend(store, PREFIX,  # type: ignore[arg-type]
@@ -56,7 +35,7 @@ def _trials(storage: S3JournalStorage) -> list[tuple[int, TrialState, object, di
 
 
 def test_a_trial_is_three_objects_and_reads_back_whole() -> None:
-    store = Store()
+    store = MemoryStore()
     storage = _storage(store)
     study = _study(storage)
     before = len(store.objects)
@@ -84,7 +63,7 @@ def test_a_trial_is_three_objects_and_reads_back_whole() -> None:
 def test_a_pruned_trial_takes_its_last_intermediate_value() -> None:
     """Optuna reads a pruned trial's value back from the storage: the values still waiting
     to be written are there."""
-    store = Store()
+    store = MemoryStore()
     storage = _storage(store)
     study = _study(storage)
     trial = study.ask()
@@ -98,7 +77,7 @@ def test_a_pruned_trial_takes_its_last_intermediate_value() -> None:
 def test_workers_writing_in_between_keep_the_same_journal(refresh_seconds: float) -> None:
     """Worker a's details wait while worker b creates and ends trials (which a reads, or not
     yet): every worker, and a fresh reader, ends up with the same trials, numbered alike."""
-    store = Store()
+    store = MemoryStore()
     first, second = _storage(store, refresh_seconds), _storage(store, refresh_seconds)
     a, b = _study(first), _study(second)
     running = a.ask()
@@ -123,7 +102,7 @@ def test_workers_writing_in_between_keep_the_same_journal(refresh_seconds: float
 def test_a_detail_of_a_trial_another_worker_ended_is_refused_as_before() -> None:
     """A worker reaping a trial its owner ended meanwhile: the owner's end wins, the reaper's
     attribute is refused at once and its end is not recorded."""
-    store = Store()
+    store = MemoryStore()
     owner, reaper = _storage(store), _storage(store)
     study = _study(owner)
     trial = study.ask()
@@ -139,7 +118,7 @@ def test_a_detail_of_a_trial_another_worker_ended_is_refused_as_before() -> None
 def test_a_deferred_write_does_not_read_the_journal_a_read_does() -> None:
     """Optuna syncs after every write; a write that waits need not list the store (during a
     fit, every report would), while reading the trials still lists it."""
-    store = Store()
+    store = MemoryStore()
     storage = _storage(store)
     study = _study(storage)
     trial = study.ask()
@@ -163,7 +142,7 @@ def test_a_detail_long_after_the_last_write_goes_out_at_once(monkeypatch: pytest
     what waits; quick ones wait."""
     now = [0.0]
     monkeypatch.setattr(search_journal.time, "monotonic", lambda: now[0])
-    store = Store()
+    store = MemoryStore()
     storage = _storage(store, batch_seconds=5)
     study = _study(storage)
     trial = study.ask()

@@ -21,36 +21,27 @@ from mlcycle_trainer.search import ATTR_ERROR, ATTR_RUN, ATTR_WORKER, Worker
 from mlcycle_trainer.search_journal import S3JournalBackend, S3JournalStorage
 from mlcycle_trainer.search_objective import folds_for
 from mlcycle_trainer.storage import ObjectMissing, S3Location
+from tests.trainer_unit.memory_store import MemoryStore
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-class Store:
+class Store(MemoryStore):
     """The study's prefix in S3: its journal objects, and the heartbeats of another worker,
     who beats `beats` times more, then is silent."""
 
     def __init__(self, beats: int = 0) -> None:
+        super().__init__()
         self.beats = beats
         self.reads = 0  # of heartbeats
-        self.objects: dict[str, bytes] = {}
 
     def get(self, location: S3Location) -> bytes:
         if "/heartbeats/" not in location.key:
-            return self.objects[location.key]
+            return super().get(location)
         self.reads += 1
         if self.reads > self.beats:
             raise ObjectMissing(location.uri)
         return str(time.time() + 3600).encode()  # fresh, however little STALE_SECONDS is
-
-    def put_new(self, location: S3Location, data: bytes, content_type: str) -> bool:
-        if location.key in self.objects:
-            return False
-        self.objects[location.key] = data
-        return True
-
-    def keys_after(self, prefix: S3Location, start_after: str = "") -> list[str]:
-        return sorted(key for key in self.objects
-                      if key.startswith(prefix.key) and key > start_after)
 
 
 class Runs:
