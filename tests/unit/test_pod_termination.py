@@ -20,27 +20,13 @@ from mlcycle.objects import Dataset, Invalid, TrainingJob, parse_dataset, parse_
 from mlcycle.reconcile.common import Outcome, job_state
 from mlcycle.reconcile.dataset import dataset_outcome, ingested_by, refresh_outcome
 from mlcycle.reconcile.trainingjob import training_outcome
-from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.trainingjob import TrainingJobStatus
 from mlcycle_contract.results import IngestionResult, TrainingResult
+from tests.unit.test_operator_builders import COMPLETE, INGESTED, SETTINGS, TRAINED
 
-SETTINGS = Settings(mlflow_tracking_uri="http://mlflow:5000", s3_endpoint="http://s3:9000")
 JOB_UID = "job-uid-1"
-TRAINED = {
-    "metrics": {"accuracy": 0.96}, "fitSeconds": 0.4,
-    "model": {"name": "iris-rf", "version": 1, "uri": "models:/iris-rf/1"},
-    "mlflow": {"runId": "r1", "experimentId": "7"},
-    "runtime": {"python": "3.11.7", "sklearn": "1.9.1", "numpy": "2.4.6"},
-    "gates": {"passed": True, "failed": []},
-    "datasetVersion": "abc123",
-    "objective": {"metric": "accuracy", "value": 0.96},
-    "alias": {"name": "champion", "moved": True},
-}
-INGESTED = {"version": "v1", "snapshotURI": "s3://d/v1", "rows": 150, "columns": 5,
-            "schema": [{"name": "target", "dtype": "int64"}]}
 FAILURE = {"error": {"reason": "MlflowUnavailable", "message": "MLflow did not answer"}}
-COMPLETE = [{"type": "Complete", "status": "True"}]
 NO_INDEX = cast(kopf.Index[Any, Any], {})
 
 
@@ -119,7 +105,7 @@ def test_an_ingestion_or_a_refresh_check_ends_with_its_pod_too() -> None:
     dataset: Dataset = fresh
     name = ingest_job_name(dataset.metadata)
     ingested = dataset_outcome(dataset, job(name, owner="Dataset"), [pod(INGESTED)])
-    assert ingested.status.phase == "Ready" and ingested.status.version == "v1"
+    assert ingested.status.phase == "Ready" and ingested.status.version == INGESTED["version"]
     assert [e.reason for e in ingested.events] == ["Ingested"]
     ready = replace(dataset, status=ingested.status)
     # Its Job's later events find it recorded (the TrainingJobs still waiting are woken).
