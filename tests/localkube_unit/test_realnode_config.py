@@ -4,14 +4,22 @@ without starting anything."""
 from __future__ import annotations
 
 import ipaddress
+import itertools
+import json
 import tomllib
 from pathlib import Path
 
+import pytest
+
 from localkube import network
 from localkube.realnode import config, dns
-from localkube.realnode.config import KubeletSettings, NodeDirs
+from localkube.realnode.config import KubeletSettings, NodeDirs, NodeIdentity
 
 DIRS = NodeDirs(Path("/x/.local/realnode"))
+SETTINGS = KubeletSettings(Path("/ca.crt"), Path("/s.crt"), Path("/s.key"), 10250, 10248, 2)
+# What the builders made for the one node before there could be several (commit cf766ab):
+# node 1 must keep it, so that existing state, tests and docs stay valid.
+ONE_NODE = json.loads((Path(__file__).parent / "realnode_one_node.json").read_text())
 
 
 def test_containerd_config_has_the_settings_this_machine_needs() -> None:
@@ -70,3 +78,98 @@ def test_coredns_serves_the_cluster_dns_address_from_the_real_node() -> None:
     assert container["securityContext"]["runAsNonRoot"] is True
     assert container["imagePullPolicy"] == "Never"
     assert f".:{dns.PORT}" in manifests["ConfigMap"]["data"]["Corefile"]
+
+
+def test_node_one_builds_exactly_the_single_node_of_before() -> None:
+    first = NodeIdentity(1)
+    assert first.dirs(Path("/x/.local")) == DIRS
+    assert config.containerd_config(DIRS, "localkube.local/pause:abc", first) == \
+        ONE_NODE["containerd"]
+    assert config.cni_conflist(DIRS, first) == ONE_NODE["cni"]
+    assert config.kubelet_config(DIRS, SETTINGS, first) == ONE_NODE["kubelet"]
+    assert config.kubelet_args(DIRS, Path("/k"), first) == ONE_NODE["kubelet_args"]
+    assert config.kube_proxy_config(Path("/k"), 1, 2, (first,)) == ONE_NODE["kube_proxy"]
+    assert (first.name, first.bridge, first.pod_cidr, first.ip, first.cni_conf_file) == (
+        "realnode", "mlcycle1", "10.244.1.0/24", "10.244.1.1", "10-mlcycle-realnode.conflist")
+    assert (first.client_cert, first.serving_cert, first.containerd, first.kubelet) == (
+        "realnode-client", "realnode-serving", "containerd", "kubelet")
+    assert (first.cgroup_root, first.pods_cgroup) == (None, "kubepods")
+
+
+def test_node_two_has_its_own_names_range_and_state() -> None:
+    second = NodeIdentity(2)
+    dirs = second.dirs(Path("/x/.local"))
+    assert (second.name, second.bridge, second.pod_cidr, second.ip) == (
+        "realnode-2", "mlcycle2", "10.244.2.0/24", "10.244.2.1")
+    assert dirs.root == Path("/x/.local/realnode-2")
+    assert (second.containerd, second.kubelet) == ("containerd-2", "kubelet-2")
+    assert (second.cgroup_root, second.pods_cgroup) == ("/mlcycle-2", "mlcycle-2/kubepods")
+
+    parsed = tomllib.loads(config.containerd_config(dirs, "p", second))
+    assert parsed["root"] == "/x/.local/realnode-2/containerd/root"
+    runc = parsed["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["runc"]
+    assert runc["options"]["Root"] == "/x/.local/realnode-2/containerd/state/runc"
+
+    bridge = config.cni_conflist(dirs, second)["plugins"][0]
+    assert config.cni_conflist(dirs, second)["name"] == "mlcycle-realnode-2"
+    assert bridge["bridge"] == "mlcycle2"
+    assert bridge["ipam"]["ranges"] == [[{"subnet": "10.244.2.0/24", "gateway": "10.244.2.1"}]]
+    assert bridge["ipam"]["dataDir"] == "/x/.local/realnode-2/cni/networks"
+
+    kubelet = config.kubelet_config(dirs, SETTINGS, second)
+    assert kubelet["address"] == "10.244.2.1"
+    assert kubelet["cgroupRoot"] == "/mlcycle-2"
+    assert kubelet["podLogsDir"] == "/x/.local/realnode-2/pod-logs"
+    assert kubelet["containerRuntimeEndpoint"] == \
+        "unix:///x/.local/realnode-2/containerd/containerd.sock"
+    args = config.kubelet_args(dirs, Path("/k"), second)
+    assert "--hostname-override=realnode-2" in args
+    assert "--node-ip=10.244.2.1" in args
+    assert "--root-dir=/x/.local/realnode-2/kubelet" in args
+
+
+def _paths(dirs: NodeDirs) -> set[Path]:
+    return {getattr(dirs, name) for name in (
+        "root", "containerd_root", "containerd_state", "containerd_config", "containerd_socket",
+        "cni_conf_dir", "cni_data_dir", "kubelet_root", "kubelet_config", "runc_root",
+        "pod_logs")}
+
+
+def test_two_nodes_share_no_path_bridge_range_cgroup_or_name() -> None:
+    nodes = config.node_identities(3)
+    local = Path("/x/.local")
+    for one, other in itertools.combinations(nodes, 2):
+        assert not _paths(one.dirs(local)) & _paths(other.dirs(local))
+        for attribute in ("name", "bridge", "cni_network", "client_cert", "serving_cert",
+                          "containerd", "kubelet", "cgroup_root", "pods_cgroup", "ip"):
+            assert getattr(one, attribute) != getattr(other, attribute), attribute
+        assert not ipaddress.ip_network(one.pod_cidr).overlaps(
+            ipaddress.ip_network(other.pod_cidr))
+        # No node's pods' cgroup is inside another's: `down` of one kills only its own.
+        assert not (one.pods_cgroup + "/").startswith(other.pods_cgroup + "/")
+        assert not (other.pods_cgroup + "/").startswith(one.pods_cgroup + "/")
+    for each in nodes:
+        assert ipaddress.ip_network(each.pod_cidr).subnet_of(
+            ipaddress.ip_network(config.CLUSTER_CIDR))
+        assert not ipaddress.ip_network(each.pod_cidr).overlaps(
+            ipaddress.ip_network(network.POD_CIDR))
+
+
+def test_one_kube_proxy_serves_node_ports_on_every_node() -> None:
+    proxy = config.kube_proxy_config(Path("/k"), 1, 2, tuple(config.node_identities(2)))
+    assert proxy["nodePortAddresses"] == ["10.244.1.1/32", "10.244.2.1/32"]
+    assert proxy["hostnameOverride"] == "realnode"
+
+
+def test_node_count_is_refused_outside_the_pod_ranges() -> None:
+    with pytest.raises(ValueError):
+        config.node_identities(0)
+    with pytest.raises(ValueError):
+        NodeIdentity(255)
+    assert [n.name for n in config.node_identities(2)] == ["realnode", "realnode-2"]
+
+
+def test_node_directories_are_told_apart() -> None:
+    assert [config.node_index(name) for name in (
+        "realnode", "realnode-2", "realnode-12", "realnode-x", "realnode-1", "realnode2",
+        "pki")] == [1, 2, 12, None, None, None, None]

@@ -1,6 +1,9 @@
-"""The real node's settings as pure builders: containerd's config, the CNI network, the
-KubeletConfiguration and the KubeProxyConfiguration. Each setting this machine needs says
-why (see ../shared/docs/real-node.md for what failed without them)."""
+"""The real nodes' settings as pure builders: each node's identity, containerd's config, the
+CNI network, the KubeletConfiguration and the KubeProxyConfiguration. Each setting this
+machine needs says why (see ../shared/docs/real-node.md for what failed without them).
+
+`make up NODES=N` runs N nodes on this one machine, each its own containerd and kubelet with
+its own state. Node 1 keeps the names, paths and addresses of the single node before it."""
 
 from __future__ import annotations
 
@@ -9,9 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-NODE_NAME = "realnode"
+NODE_NAME = "realnode"  # node 1's; node N's is `realnode-N`
 BRIDGE = "mlcycle1"
 POD_CIDR = "10.244.1.0/24"
+# 10.244.0.0/24 is the host's own bridge (localkube.network); node N has 10.244.N.0/24.
+MAX_NODES = 254
 # Every node's pod range: kube-proxy masquerades Service traffic from outside of it.
 CLUSTER_CIDR = "10.244.0.0/16"
 CLUSTER_DNS = "10.96.0.10"
@@ -24,6 +29,110 @@ RUNC = Path("/usr/sbin/runc")
 def node_ip(pod_cidr: str = POD_CIDR) -> str:
     """The node's address is its bridge's: the CNI gateway, the kubelet's listen address."""
     return str(next(ipaddress.ip_network(pod_cidr).hosts()))
+
+
+@dataclass(frozen=True)
+class NodeIdentity:
+    """Everything that tells node `index` (from 1) apart from the others on this machine.
+
+    The nodes share the host's network namespace: each has its own bridge and pod range, and
+    pods on one bridge reach the other bridge and the host through the host's routing (every
+    bridge's range is a connected route here), with no overlay and no NAT."""
+
+    index: int
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.index <= MAX_NODES:
+            raise ValueError(f"node index {self.index} is outside 1..{MAX_NODES} "
+                             "(node N's pod range is 10.244.N.0/24)")
+
+    @property
+    def is_first(self) -> bool:
+        return self.index == 1
+
+    def _suffixed(self, base: str) -> str:
+        return base if self.is_first else f"{base}-{self.index}"
+
+    @property
+    def name(self) -> str:
+        return self._suffixed(NODE_NAME)
+
+    @property
+    def bridge(self) -> str:
+        return f"mlcycle{self.index}"
+
+    @property
+    def pod_cidr(self) -> str:
+        return f"10.244.{self.index}.0/24"
+
+    @property
+    def ip(self) -> str:
+        return node_ip(self.pod_cidr)
+
+    @property
+    def cni_network(self) -> str:
+        return self._suffixed(CNI_NETWORK)
+
+    @property
+    def cni_conf_file(self) -> str:
+        return f"10-{self.cni_network}.conflist"
+
+    @property
+    def client_cert(self) -> str:
+        """The kubelet's client certificate (and its kubeconfig's user)."""
+        return f"{self.name}-client"
+
+    @property
+    def serving_cert(self) -> str:
+        return f"{self.name}-serving"
+
+    @property
+    def cgroup_root(self) -> str | None:
+        """The kubelet's `cgroupRoot`; None for node 1, which keeps the default (`/`).
+
+        With the cgroupfs driver a kubelet puts every pod under `<cgroupRoot>/kubepods` and
+        treats all it finds there as its own: two kubelets on one host need two roots."""
+        return None if self.is_first else f"/mlcycle-{self.index}"
+
+    @property
+    def pods_cgroup(self) -> str:
+        """The kubelet's cgroup for every pod, relative to each hierarchy's mount point."""
+        return "/".join(part for part in ((self.cgroup_root or "").strip("/"), "kubepods")
+                        if part)
+
+    @property
+    def containerd(self) -> str:
+        """The process names in the cluster's record (`.local/cluster.json`)."""
+        return self._suffixed("containerd")
+
+    @property
+    def kubelet(self) -> str:
+        return self._suffixed("kubelet")
+
+    def dirs(self, local_root: Path) -> NodeDirs:
+        """Its state under `.local/realnode/` (node 1) or `.local/realnode-N/`."""
+        return NodeDirs(local_root / self.name)
+
+
+FIRST_NODE = NodeIdentity(1)
+
+
+def node_identities(count: int) -> list[NodeIdentity]:
+    if not 1 <= count <= MAX_NODES:
+        raise ValueError(f"a node count of {count}: it must be within 1..{MAX_NODES}")
+    return [NodeIdentity(index) for index in range(1, count + 1)]
+
+
+def node_index(dir_name: str) -> int | None:
+    """Which node a directory under `.local/` belongs to (`realnode-2` -> 2), if any: `down`
+    finds nodes a lost record no longer names."""
+    if dir_name == NODE_NAME:
+        return 1
+    prefix = f"{NODE_NAME}-"
+    suffix = dir_name.removeprefix(prefix)
+    if dir_name.startswith(prefix) and suffix.isdigit() and 2 <= int(suffix) <= MAX_NODES:
+        return int(suffix)
+    return None
 
 
 @dataclass(frozen=True)
@@ -70,14 +179,28 @@ class NodeDirs:
         return self.root / "kube-proxy-config.yaml"
 
     @property
+    def runc_root(self) -> Path:
+        """runc's state for a node other than the first (node 1 keeps runc's default)."""
+        return self.containerd_state / "runc"
+
+    @property
+    def pod_logs(self) -> Path:
+        """Pod logs for a node other than the first (node 1 keeps `/var/log/pods`)."""
+        return self.root / "pod-logs"
+
+    @property
     def fresh(self) -> tuple[Path, ...]:
         """What each start recreates (containerd's root is kept)."""
         return (self.containerd_state, self.root / "cni", self.kubelet_root)
 
 
-def containerd_config(dirs: NodeDirs, sandbox_image: str) -> str:
+def containerd_config(dirs: NodeDirs, sandbox_image: str,
+                      node: NodeIdentity = FIRST_NODE) -> str:
     """containerd 1.6's config (version 2): its own root, state and socket, CRI on runc."""
     cri = 'plugins."io.containerd.grpc.v1.cri"'
+    # runc keeps every container's state under one root (/run/containerd/runc by default):
+    # a second node's containerd gets its own, so that no two runtimes share a directory.
+    runc_root = "" if node.is_first else f'\n        Root = "{dirs.runc_root}"'
     return f"""\
 version = 2
 root = "{dirs.containerd_root}"
@@ -116,7 +239,7 @@ disabled_plugins = [
 
       [{cri}.containerd.runtimes.runc.options]
         BinaryName = "{RUNC}"
-        SystemdCgroup = false
+        SystemdCgroup = false{runc_root}
 
   [{cri}.cni]
     bin_dir = "{CNI_BIN_DIR}"
@@ -125,25 +248,27 @@ disabled_plugins = [
 """
 
 
-def cni_conflist(dirs: NodeDirs, pod_cidr: str = POD_CIDR) -> dict[str, Any]:
-    """A bridge network with host-local addresses and portmap, on its own bridge and range.
+def cni_conflist(dirs: NodeDirs, node: NodeIdentity = FIRST_NODE) -> dict[str, Any]:
+    """A bridge network with host-local addresses and portmap, on the node's bridge and range.
 
     No masquerading: pods reach only this machine (the apiserver, MLflow, MinIO) and each
-    other, which needs routing but no NAT, and so leaves no per-pod NAT chain behind."""
+    other, which needs routing but no NAT, and so leaves no per-pod NAT chain behind. A pod
+    on another node's bridge is one hop away: both bridges are the host's, so the host routes
+    between them (its default route is the bridge's address, `isGateway`)."""
     return {
         "cniVersion": "1.0.0",
-        "name": CNI_NETWORK,
+        "name": node.cni_network,
         "plugins": [
             {
                 "type": "bridge",
-                "bridge": BRIDGE,
+                "bridge": node.bridge,
                 "isGateway": True,
                 "ipMasq": False,
                 "hairpinMode": True,
                 "ipam": {
                     "type": "host-local",
                     "dataDir": str(dirs.cni_data_dir),
-                    "ranges": [[{"subnet": pod_cidr, "gateway": node_ip(pod_cidr)}]],
+                    "ranges": [[{"subnet": node.pod_cidr, "gateway": node.ip}]],
                     "routes": [{"dst": "0.0.0.0/0"}],
                 },
             },
@@ -162,8 +287,9 @@ class KubeletSettings:
     cpu: int
 
 
-def kubelet_config(dirs: NodeDirs, settings: KubeletSettings) -> dict[str, Any]:
-    address = node_ip()
+def kubelet_config(dirs: NodeDirs, settings: KubeletSettings,
+                   node: NodeIdentity = FIRST_NODE) -> dict[str, Any]:
+    address = node.ip
     return {
         "apiVersion": "kubelet.config.k8s.io/v1beta1",
         "kind": "KubeletConfiguration",
@@ -212,22 +338,41 @@ def kubelet_config(dirs: NodeDirs, settings: KubeletSettings) -> dict[str, Any]:
         "shutdownGracePeriod": "0s",
         "systemReserved": {"cpu": "100m", "memory": "256Mi"},
         "enforceNodeAllocatable": ["pods"],
+        **({} if node.is_first else _beside_the_first(dirs, node)),
     }
 
 
-def kubelet_args(dirs: NodeDirs, kubeconfig: Path) -> list[str]:
+def _beside_the_first(dirs: NodeDirs, node: NodeIdentity) -> dict[str, Any]:
+    """What a second kubelet on this host must not share with the first."""
+    return {
+        # The pods' cgroups (cgroupfs driver): `<cgroupRoot>/kubepods`. The kubelet refuses
+        # to start unless this root exists in every cgroup v1 hierarchy it uses
+        # (host.ensure_cgroup_root makes it).
+        "cgroupRoot": node.cgroup_root,
+        # The kubelet's garbage collector deletes every directory here whose pod it does not
+        # run: under the shared /var/log/pods it would delete the other node's pods' logs.
+        "podLogsDir": str(dirs.pod_logs),
+    }
+
+
+def kubelet_args(dirs: NodeDirs, kubeconfig: Path,
+                 node: NodeIdentity = FIRST_NODE) -> list[str]:
     return [
         f"--config={dirs.kubelet_config}",
         f"--kubeconfig={kubeconfig}",
         f"--root-dir={dirs.kubelet_root}",
         f"--cert-dir={dirs.kubelet_root / 'pki'}",
-        f"--hostname-override={NODE_NAME}",
-        f"--node-ip={node_ip()}",
+        f"--hostname-override={node.name}",
+        f"--node-ip={node.ip}",
         "--v=1",
     ]
 
 
-def kube_proxy_config(kubeconfig: Path, healthz_port: int, metrics_port: int) -> dict[str, Any]:
+def kube_proxy_config(kubeconfig: Path, healthz_port: int, metrics_port: int,
+                      nodes: tuple[NodeIdentity, ...] = (FIRST_NODE,)) -> dict[str, Any]:
+    """One kube-proxy for the whole host, however many nodes: every node shares the host's
+    network namespace and iptables, so a second kube-proxy would write the very same rules.
+    It runs as node 1 (whose Node it reads), and NodePorts answer on every node's address."""
     return {
         "apiVersion": "kubeproxy.config.k8s.io/v1alpha1",
         "kind": "KubeProxyConfiguration",
@@ -236,12 +381,12 @@ def kube_proxy_config(kubeconfig: Path, healthz_port: int, metrics_port: int) ->
         "clientConnection": {"kubeconfig": str(kubeconfig)},
         "hostnameOverride": NODE_NAME,
         "clusterCIDR": CLUSTER_CIDR,
-        "bindAddress": node_ip(),
+        "bindAddress": FIRST_NODE.ip,
         "healthzBindAddress": f"127.0.0.1:{healthz_port}",
         "metricsBindAddress": f"127.0.0.1:{metrics_port}",
         # Leave the host's conntrack sysctls and route_localnet as they are.
         "conntrack": {"maxPerCore": 0, "min": 0, "tcpEstablishedTimeout": "0s",
                       "tcpCloseWaitTimeout": "0s"},
         "iptables": {"localhostNodePorts": False, "masqueradeAll": False},
-        "nodePortAddresses": [f"{node_ip()}/32"],
+        "nodePortAddresses": [f"{node.ip}/32" for node in nodes],
     }
