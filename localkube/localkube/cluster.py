@@ -2,8 +2,8 @@
 
 Start order: bridge -> PKI -> etcd /health -> kube-apiserver /readyz -> kubeconfigs ->
 kube-controller-manager and kube-scheduler /healthz -> the volume provisioner -> the
-`default` ServiceAccount exists -> the node (localkube.realnode: containerd, kubelet,
-kube-proxy, CoreDNS). Every process and port is recorded in `.local/cluster.json`, which
+`default` ServiceAccount exists -> the nodes (localkube.realnode: a containerd and a kubelet
+each, one kube-proxy, CoreDNS). Every process and port is recorded in `.local/cluster.json`, which
 `down()` and the next `up()` read.
 """
 
@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from localkube import build, network, processes
 from localkube.paths import LocalPaths, local_paths
 from localkube.pki import CertSpec, Pki, ensure_pki
-from localkube.realnode.config import NODE_NAME
+from localkube.realnode.config import NODE_NAME, node_identities
 
 CONTROL_PLANE = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"]
 PROVISIONER = "provisioner"
@@ -41,6 +41,23 @@ class ClusterState(BaseModel):
     pids: dict[str, int]
     kubeconfig: Path
     kubectl: Path
+    nodes: int = 1  # real nodes, each a containerd and a kubelet (`make up NODES=N`)
+
+
+NODES_VARIABLE = "LOCALKUBE_NODES"  # what `make ... NODES=N` sets
+
+
+def requested_nodes(value: str | None = None) -> int | None:
+    """The node count asked for by `$LOCALKUBE_NODES` (or `value`), None when unset; refused
+    when out of range, before anything starts."""
+    value = os.environ.get(NODES_VARIABLE) if value is None else value
+    if not value:
+        return None
+    if not value.isdigit():
+        raise ValueError(f"{NODES_VARIABLE}={value}: a node count must be a whole number")
+    count = int(value)
+    node_identities(count)
+    return count
 
 
 def _cert_specs(host_ip: str) -> list[CertSpec]:
@@ -124,19 +141,30 @@ def is_running(state: ClusterState | None, paths: LocalPaths | None = None) -> b
         return False
 
 
-def up(progress: Progress = build.say, real_node: bool = True) -> ClusterState:
+def up(progress: Progress = build.say, real_node: bool = True,
+       nodes: int | None = None) -> ClusterState:
     """Start the cluster, or reuse it when it is already running and healthy.
 
-    Its one node is the real node (a kubelet on containerd, localkube.realnode); without
-    `real_node`, the control plane alone (for node development)."""
+    Its nodes are real nodes (a kubelet on containerd each, localkube.realnode): `nodes` of
+    them, else `$LOCALKUBE_NODES`, else as many as run already, else one. A running cluster
+    with another count keeps its control plane and restarts its nodes. Without `real_node`,
+    the control plane alone (for node development)."""
     from localkube.realnode import node as realnode
 
     paths = local_paths()
+    nodes = nodes if nodes is not None else requested_nodes()
+    if nodes is not None:
+        node_identities(nodes)  # out of range: refused before anything starts
     state = load_state(paths)
     if is_running(state, paths):
         assert state is not None
         progress(f"Cluster already running at {state.server}")
-        if real_node and not realnode.running(state):  # stopped by `python -m localkube.realnode`
+        if not real_node:
+            return state
+        if nodes is not None and nodes != state.nodes:
+            progress(f"Restarting the real nodes: {nodes} asked for, {state.nodes} running")
+            realnode.start(state, paths, progress, count=nodes)
+        elif not realnode.running(state):  # stopped by `python -m localkube.realnode`
             realnode.start(state, paths, progress)
         return state
     _refuse_if_another_checkout_runs(paths)
@@ -159,7 +187,7 @@ def up(progress: Progress = build.say, real_node: bool = True) -> ClusterState:
     server = f"https://{host_ip}:{ports['api']}"
     state = ClusterState(
         server=server, host_ip=host_ip, api_port=ports["api"], etcd_port=ports["etcd"],
-        pids={}, kubeconfig=paths.kubeconfig, kubectl=binaries["kubectl"],
+        pids={}, kubeconfig=paths.kubeconfig, kubectl=binaries["kubectl"], nodes=nodes or 1,
     )
     pids = state.pids  # the model's own dict (pydantic copies what it is given)
 

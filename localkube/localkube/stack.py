@@ -3,7 +3,7 @@ operator (as a local process, configured as the Helm chart would configure its P
 
 `up()` reuses whatever already runs; the test fixtures and `make up` / `make demo` share it.
 It also builds the trainer and serving images when their sources changed (a second when
-nothing did) and loads them into the node, and (re)starts the operator with their
+nothing did) and loads them into every node, and (re)starts the operator with their
 references: an edit to trainer, serving or contract code is in the next Pod it creates.
 """
 
@@ -33,7 +33,7 @@ class Stack:
     services: ServicesState
     credentials: S3Credentials
     paths: LocalPaths
-    images: dict[str, str]  # trainer and serving: their references in the node's containerd
+    images: dict[str, str]  # trainer and serving: their references in each node's containerd
 
     def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -132,10 +132,11 @@ def install_crds(stack_cluster: ClusterState) -> None:
     )
 
 
-def up(progress: build.Progress = build.say) -> Stack:
+def up(progress: build.Progress = build.say, nodes: int | None = None) -> Stack:
+    """The stack on `nodes` real nodes (cluster.up says which count when None)."""
     paths = local_paths()
     cluster_was_running = cluster.is_running(cluster.load_state(paths), paths)
-    stack_cluster = cluster.up(progress)
+    stack_cluster = cluster.up(progress, nodes=nodes)
     service_state = services.load_state(paths)
     if not (cluster_was_running and services.is_running(service_state)):
         # New MinIO and MLflow listen on new ports: an operator still running knows the old.
@@ -143,7 +144,7 @@ def up(progress: build.Progress = build.say) -> Stack:
         services.down(paths, progress)
         service_state = services.up(paths, stack_cluster.host_ip, progress)
     assert service_state is not None
-    images = realnode.load_images(paths, WORKLOAD_IMAGES, progress)
+    images = realnode.load_images(paths, WORKLOAD_IMAGES, stack_cluster.nodes, progress)
     stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths, images)
     install_crds(stack_cluster)
     running = operator_pid(paths)

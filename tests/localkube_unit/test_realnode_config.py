@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from localkube import network
-from localkube.realnode import config, dns
+from localkube import cluster, network
+from localkube.realnode import config, dns, host, node
 from localkube.realnode.config import KubeletSettings, NodeDirs, NodeIdentity
 
 DIRS = NodeDirs(Path("/x/.local/realnode"))
@@ -173,3 +173,67 @@ def test_node_directories_are_told_apart() -> None:
     assert [config.node_index(name) for name in (
         "realnode", "realnode-2", "realnode-12", "realnode-x", "realnode-1", "realnode2",
         "pki")] == [1, 2, 12, None, None, None, None]
+
+
+def test_the_record_names_each_nodes_processes() -> None:
+    assert node.process_names(1) == ["containerd", "kubelet", "kube-proxy"]
+    assert node.process_names(2) == [
+        "containerd", "kubelet", "containerd-2", "kubelet-2", "kube-proxy"]
+
+
+def test_each_node_has_its_own_certificates_and_role_binding() -> None:
+    specs = {spec.stem: spec for spec in node.cert_specs(config.node_identities(2))}
+    assert set(specs) == {"realnode-client", "realnode-serving", "realnode-2-client",
+                          "realnode-2-serving", "kube-proxy"}
+    assert specs["realnode-2-client"].common_name == "system:node:realnode-2"
+    assert specs["realnode-2-serving"].server_names == ("10.244.2.1", "realnode-2")
+    binding = node.node_role_binding(NodeIdentity(2))
+    assert binding.metadata.name == "localkube:node:realnode-2"
+    assert binding.subjects[0].name == "system:node:realnode-2"
+
+
+def test_node_count_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cluster.NODES_VARIABLE, raising=False)
+    assert cluster.requested_nodes() is None
+    monkeypatch.setenv(cluster.NODES_VARIABLE, "2")
+    assert cluster.requested_nodes() == 2
+    for wrong in ("0", "two", "-1"):
+        with pytest.raises(ValueError):
+            cluster.requested_nodes(wrong)
+    state = cluster.ClusterState.model_validate(
+        {"server": "s", "host_ip": "h", "api_port": 1, "etcd_port": 2, "pids": {},
+         "kubeconfig": "/k", "kubectl": "/c"})
+    assert state.nodes == 1  # a record written before node counts
+
+
+def _hierarchies(tmp_path: Path) -> list[Path]:
+    hierarchies = [tmp_path / name for name in ("cpu", "memory", "pids")]
+    for hierarchy in hierarchies:
+        hierarchy.mkdir()
+    return hierarchies
+
+
+def test_cgroup_root_is_made_in_every_hierarchy_for_node_two_only(tmp_path: Path) -> None:
+    hierarchies = _hierarchies(tmp_path)
+    host.ensure_cgroup_root(NodeIdentity(1), tmp_path)
+    assert [list(h.iterdir()) for h in hierarchies] == [[], [], []]
+    host.ensure_cgroup_root(NodeIdentity(2), tmp_path)
+    assert all((h / "mlcycle-2").is_dir() for h in hierarchies)
+
+
+def test_a_nodes_pod_cgroups_are_its_own(tmp_path: Path) -> None:
+    hierarchies = _hierarchies(tmp_path)
+    for hierarchy in hierarchies:
+        (hierarchy / "kubepods" / "besteffort" / "pod-a").mkdir(parents=True)
+        (hierarchy / "mlcycle-2" / "kubepods" / "burstable" / "pod-b").mkdir(parents=True)
+    first = host.pod_cgroups(NodeIdentity(1), tmp_path)
+    second = host.pod_cgroups(NodeIdentity(2), tmp_path)
+    assert not set(first) & set(second)
+    assert all("mlcycle-2" not in path.parts for path in first)
+    assert all("mlcycle-2" in path.parts for path in second)
+    assert tmp_path / "memory" / "mlcycle-2" in second  # the root we made goes too
+    assert second[-1].name == "mlcycle-2"  # deepest first: the root is removed last
+
+    host.remove_pod_cgroups(NodeIdentity(2), tmp_path)
+    assert all(not (h / "mlcycle-2").exists() for h in hierarchies)
+    assert all((h / "kubepods" / "besteffort" / "pod-a").is_dir() for h in hierarchies)

@@ -1,6 +1,7 @@
-"""What the real node changes on the host, and how `down` takes it back: the node's bridge,
-the forwarding sysctls (left on), the pods' cgroups, mounts under `.local/realnode/`, and
-the iptables chains the kubelet, kube-proxy and the CNI portmap plugin create."""
+"""What the real nodes change on the host, and how `down` takes it back: each node's bridge,
+cgroups and mounts (under `.local/realnode/`, `.local/realnode-2/`, ...), the forwarding
+sysctls (left on), and, once for the host, the iptables chains the kubelets, kube-proxy and
+the CNI portmap plugin create."""
 
 from __future__ import annotations
 
@@ -14,16 +15,16 @@ import time
 from pathlib import Path
 
 from localkube import network
-from localkube.realnode.config import BRIDGE, POD_CIDR
+from localkube.realnode.config import NodeIdentity
 
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-KUBEPODS = "kubepods"  # the kubelet's cgroup for every pod (cgroupfs driver)
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # on cgroup v1, one mount point per hierarchy below it
 
 
-def ensure_bridge() -> str:
+def ensure_bridge(node: NodeIdentity) -> str:
     """The node's bridge with its address (the CNI gateway), and forwarding on, since
-    traffic to a Service address is routed (DNAT) from one pod, or the host, to another."""
-    address = network.ensure_bridge(BRIDGE, POD_CIDR)
+    traffic to a Service address is routed (DNAT) from one pod, or the host, to another,
+    as is traffic between two nodes' bridges."""
+    address = network.ensure_bridge(node.bridge, node.pod_cidr)
     Path("/proc/sys/net/ipv4/ip_forward").write_text("1\n")
     if shutil.which("modprobe"):
         subprocess.run(["modprobe", "br_netfilter"], capture_output=True)
@@ -34,27 +35,44 @@ def ensure_bridge() -> str:
     return address
 
 
-def remove_bridge() -> None:
-    subprocess.run(["ip", "link", "delete", BRIDGE], capture_output=True)
+def remove_bridge(node: NodeIdentity) -> None:
+    subprocess.run(["ip", "link", "delete", node.bridge], capture_output=True)
 
 
-def _pod_cgroups() -> list[Path]:
-    """Every pod's cgroup in every v1 hierarchy, deepest first."""
+def _hierarchies(cgroup_mounts: Path) -> list[Path]:
+    return sorted(path for path in cgroup_mounts.iterdir() if path.is_dir())
+
+
+def ensure_cgroup_root(node: NodeIdentity, cgroup_mounts: Path = CGROUP_ROOT) -> None:
+    """The kubelet's cgroupRoot in every hierarchy: the kubelet checks that it exists in each
+    it uses (cpu, cpuacct, cpuset, memory, pids, systemd, hugetlb) and will not create it.
+    Node 1's root is `/`, which exists."""
+    if node.cgroup_root is None:
+        return
+    for hierarchy in _hierarchies(cgroup_mounts):
+        (hierarchy / node.cgroup_root.strip("/")).mkdir(exist_ok=True)
+
+
+def pod_cgroups(node: NodeIdentity, cgroup_mounts: Path = CGROUP_ROOT) -> list[Path]:
+    """The node's pods' cgroups in every v1 hierarchy, deepest first, and the node's own
+    cgroup root when it is not `/`: never another node's."""
     found: list[Path] = []
-    for hierarchy in CGROUP_ROOT.iterdir():
-        top = hierarchy / KUBEPODS
+    for hierarchy in _hierarchies(cgroup_mounts):
+        top = hierarchy / node.pods_cgroup
         if top.is_dir():
             found.extend(path for path in top.rglob("*") if path.is_dir())
             found.append(top)
+        if node.cgroup_root is not None and (hierarchy / node.cgroup_root.strip("/")).is_dir():
+            found.append(hierarchy / node.cgroup_root.strip("/"))
     return sorted(found, key=lambda path: len(path.parts), reverse=True)
 
 
-def kill_pod_processes(timeout: float = 10) -> None:
-    """SIGKILL every process in a pod's cgroup until none is left."""
+def kill_pod_processes(node: NodeIdentity, timeout: float = 10) -> None:
+    """SIGKILL every process in the node's pods' cgroups until none is left."""
     deadline = time.monotonic() + timeout
     while True:
         pids: set[int] = set()
-        for cgroup in _pod_cgroups():
+        for cgroup in pod_cgroups(node):
             with contextlib.suppress(OSError):
                 pids.update(int(pid) for pid in (cgroup / "cgroup.procs").read_text().split())
         if not pids or time.monotonic() > deadline:
@@ -65,8 +83,8 @@ def kill_pod_processes(timeout: float = 10) -> None:
         time.sleep(0.2)
 
 
-def remove_pod_cgroups() -> None:
-    for cgroup in _pod_cgroups():
+def remove_pod_cgroups(node: NodeIdentity, cgroup_mounts: Path = CGROUP_ROOT) -> None:
+    for cgroup in pod_cgroups(node, cgroup_mounts):
         with contextlib.suppress(OSError):
             cgroup.rmdir()
 
@@ -104,8 +122,9 @@ OUR_CHAINS = ("KUBE-", "CNI-HOSTPORT-")  # kubelet and kube-proxy; the portmap p
 
 
 def remove_chains(prefixes: tuple[str, ...] = OUR_CHAINS) -> None:
-    """Remove the chains the node made (no other kubelet or kube-proxy runs here): first the
-    rules that jump to them from other chains, then their rules, then the chains."""
+    """Remove the chains the nodes made, once the last node is down (no other kubelet or
+    kube-proxy runs here): first the rules that jump to them from other chains, then their
+    rules, then the chains."""
     for save, tool in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
         if shutil.which(save) is None:
             continue
