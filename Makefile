@@ -9,6 +9,12 @@ UV := $(VENV)/bin/uv
 UV_VERSION := 0.13.9
 STAMP := $(VENV)/.installed
 
+# NODES=N: the local cluster's real node count (`make up NODES=2`); unset, a new cluster has one
+# and a running one keeps its count. Exported, so `make demo` and `make test` honour it too.
+ifdef NODES
+export LOCALKUBE_NODES := $(NODES)
+endif
+
 .PHONY: help
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -53,7 +59,7 @@ images: venv node-deps build ## buildah: base (debootstrap), trainer, serving, o
 	$(PY) -m localkube images
 
 .PHONY: up
-up: venv node-deps ## start the local cluster (reused when already running)
+up: venv node-deps ## start the local cluster (reused when already running); NODES=2 for two nodes
 	$(PY) -m localkube up
 
 .PHONY: down

@@ -15,6 +15,9 @@ def main(argv: list[str] | None = None) -> int:
     up = commands.add_parser(
         "up", help="start the cluster, MinIO, MLflow and the operator (reusing what runs)")
     up.add_argument("--cluster-only", action="store_true", help="start the cluster alone")
+    up.add_argument("--nodes", type=int, default=None,
+                    help="real nodes, each its own containerd and kubelet (default: "
+                         "$LOCALKUBE_NODES, else as many as run, else 1)")
     commands.add_parser("down", help="stop everything `up` started")
     commands.add_parser("status", help="exit 0 when the cluster is running")
     commands.add_parser("build", help="build (or find cached) every pinned binary")
@@ -24,9 +27,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "up":
         if args.cluster_only:
-            state = cluster.up()
+            state = cluster.up(nodes=args.nodes)
         else:
-            whole = stack.up()
+            whole = stack.up(nodes=args.nodes)
             state = whole.cluster
             print(f"\nMLflow UI: {whole.services.mlflow_url}   S3: {whole.services.s3_endpoint}")
         print(
