@@ -1,5 +1,6 @@
-"""`python -m localkube.realnode up|down`: the real node alone, next to a running cluster
-(for development; `make up` starts it with the rest). Its pids join `.local/cluster.json`."""
+"""`python -m localkube.realnode up|down`: the real nodes alone, next to a running cluster
+(for development; `make up` starts them with the rest). Their pids join `.local/cluster.json`.
+`down --node N` stops node N alone, as a failing machine would."""
 
 from __future__ import annotations
 
@@ -14,9 +15,16 @@ from localkube.realnode import node
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localkube.realnode", description=__doc__)
     parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("--node", type=int, help="down: this node only (1 is `realnode`)")
     args = parser.parse_args(argv)
     paths = local_paths()
     state = cluster.load_state(paths)
+    if args.command == "down" and args.node is not None:
+        if state is None:
+            print("The cluster is not running: make up", file=sys.stderr)
+            return 1
+        node.stop_node(state, paths, args.node)
+        return 0
     if args.command == "down":
         node.stop(state, paths)
         return 0

@@ -198,6 +198,18 @@ def stop(state: ClusterState | None, paths: LocalPaths) -> None:
     stop_and_clean(paths, _nodes_on_disk(paths, count), mine)
 
 
+def stop_node(state: ClusterState, paths: LocalPaths, index: int) -> None:
+    """Stop node `index` alone, as a machine failing would (its Node goes NotReady, its Pods
+    are lost); the others and kube-proxy keep running. The next `make up` restarts them all."""
+    node = NodeIdentity(index)
+    if index > state.nodes:
+        raise ValueError(f"node {index}: the cluster has {state.nodes}")
+    mine = {name: state.pids.pop(name) for name in (node.containerd, node.kubelet)
+            if name in state.pids}
+    paths.state.write_text(state.model_dump_json(indent=2))
+    stop_and_clean_node(node, node_dirs(paths, node), mine)
+
+
 def _indices_on_disk(paths: LocalPaths) -> list[int]:
     if not paths.root.is_dir():
         return [1]
