@@ -136,7 +136,7 @@ def test_the_only_node_is_a_ready_untainted_kubelet_on_containerd(
     info = found.status.node_info
     assert info.kubelet_version == "v1.36.3"
     assert info.container_runtime_version.startswith("containerd://")
-    assert {a.type: a.address for a in found.status.addresses}["InternalIP"] == config.node_ip()
+    assert {a.type: a.address for a in found.status.addresses}["InternalIP"] == config.FIRST_NODE.ip
 
 
 def test_training_and_serving_share_one_runtime(

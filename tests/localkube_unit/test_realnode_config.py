@@ -44,7 +44,7 @@ def test_cni_network_is_apart_from_the_node_agents() -> None:
     subnet = ipaddress.ip_network(bridge["ipam"]["ranges"][0][0]["subnet"])
     assert not subnet.overlaps(ipaddress.ip_network(network.POD_CIDR))
     assert bridge["ipam"]["dataDir"].startswith("/x/.local/realnode/")
-    assert config.node_ip() == bridge["ipam"]["ranges"][0][0]["gateway"] == "10.244.1.1"
+    assert config.FIRST_NODE.ip == bridge["ipam"]["ranges"][0][0]["gateway"] == "10.244.1.1"
 
 
 def test_kubelet_config() -> None:
@@ -53,20 +53,20 @@ def test_kubelet_config() -> None:
     assert kubelet["cgroupDriver"] == "cgroupfs"
     assert kubelet["failCgroupV1"] is False
     assert kubelet["failSwapOn"] is False
-    assert kubelet["address"] == config.node_ip()
+    assert kubelet["address"] == config.FIRST_NODE.ip
     assert kubelet["containerRuntimeEndpoint"] == f"unix://{DIRS.containerd_socket}"
     assert kubelet["clusterDNS"] == [config.CLUSTER_DNS]
     assert kubelet["authentication"]["anonymous"]["enabled"] is False
     args = config.kubelet_args(DIRS, Path("/k"))
     assert not any(arg.startswith("--register-with-taints") for arg in args)
-    assert f"--node-ip={config.node_ip()}" in args
+    assert f"--node-ip={config.FIRST_NODE.ip}" in args
 
 
 def test_kube_proxy_runs_iptables_mode() -> None:
     proxy = config.kube_proxy_config(Path("/k"), 1, 2)
     assert proxy["mode"] == "iptables"
     assert proxy["hostnameOverride"] == config.NODE_NAME
-    assert ipaddress.ip_network(config.POD_CIDR).subnet_of(
+    assert ipaddress.ip_network(config.FIRST_NODE.pod_cidr).subnet_of(
         ipaddress.ip_network(proxy["clusterCIDR"]))
 
 

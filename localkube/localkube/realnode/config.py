@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 NODE_NAME = "realnode"  # node 1's; node N's is `realnode-N`
-BRIDGE = "mlcycle1"
-POD_CIDR = "10.244.1.0/24"
 # 10.244.0.0/24 is the host's own bridge (localkube.network); node N has 10.244.N.0/24.
 MAX_NODES = 254
 # Every node's pod range: kube-proxy masquerades Service traffic from outside of it.
@@ -24,11 +22,6 @@ CLUSTER_DOMAIN = "cluster.local"
 CNI_NETWORK = "mlcycle-realnode"
 CNI_BIN_DIR = Path("/usr/lib/cni")  # Debian's containernetworking-plugins
 RUNC = Path("/usr/sbin/runc")
-
-
-def node_ip(pod_cidr: str = POD_CIDR) -> str:
-    """The node's address is its bridge's: the CNI gateway, the kubelet's listen address."""
-    return str(next(ipaddress.ip_network(pod_cidr).hosts()))
 
 
 @dataclass(frozen=True)
@@ -67,7 +60,8 @@ class NodeIdentity:
 
     @property
     def ip(self) -> str:
-        return node_ip(self.pod_cidr)
+        """The node's address is its bridge's: the CNI gateway, the kubelet's listen address."""
+        return str(next(ipaddress.ip_network(self.pod_cidr).hosts()))
 
     @property
     def cni_network(self) -> str:

@@ -187,15 +187,14 @@ def start(state: ClusterState, paths: LocalPaths, progress: build.Progress = bui
 
 def stop(state: ClusterState | None, paths: LocalPaths) -> None:
     """Stop every real node, if any runs, and drop their pids from the cluster's record."""
-    count = state.nodes if state is not None else 1
+    nodes = _nodes_on_disk(paths, state.nodes if state is not None else 1)
     mine = {}
     if state is not None:
-        mine = {name: state.pids.pop(name)
-                for name in process_names(max(count, *_indices_on_disk(paths)))
+        mine = {name: state.pids.pop(name) for name in process_names(len(nodes))
                 if name in state.pids}
         if mine and paths.state.is_file():
             paths.state.write_text(state.model_dump_json(indent=2))
-    stop_and_clean(paths, _nodes_on_disk(paths, count), mine)
+    stop_and_clean(paths, nodes, mine)
 
 
 def stop_node(state: ClusterState, paths: LocalPaths, index: int) -> None:
