@@ -16,13 +16,11 @@ import argparse
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -31,6 +29,7 @@ from typing import Any
 import boto3
 import yaml
 
+from localkube import processes
 from mlcycle_contract import environment as contract
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -40,45 +39,22 @@ MLFLOW_BUCKET = "mlflow"
 WALL = "process wall time"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=2).close()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(log.read_text()[-2000:]) from None
-            time.sleep(0.2)
-
-
 @contextmanager
-def service(command: list[str], env: dict[str, str], health: str, log: Path) -> Iterator[None]:
-    with log.open("wb") as output:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+def service(name: str, command: list[str], env: dict[str, str], health: str,
+            log: Path) -> Iterator[None]:
+    pid = processes.start(command, log, env)
     try:
-        wait_healthy(health, process, log)
+        processes.wait_healthy(name, health, pid, log, timeout=120)
         yield
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        processes.stop(pid)
 
 
 @contextmanager
 def services(minio: Path, root: Path) -> Iterator[dict[str, str]]:
     """MinIO and MLflow; the environment a trainer Pod gets to reach them."""
     user, password = "bench", secrets.token_urlsafe(16)
-    s3_port, mlflow_port = free_port(), free_port()
+    s3_port, mlflow_port = processes.free_port(), processes.free_port()
     s3_endpoint = f"http://{LOOPBACK}:{s3_port}"
     s3_env = {
         "AWS_ACCESS_KEY_ID": user,
@@ -89,7 +65,7 @@ def services(minio: Path, root: Path) -> Iterator[dict[str, str]]:
     }
     with ExitStack() as stack:
         stack.enter_context(service(
-            [str(minio), "server", str(root / "minio"), "--quiet",
+            "MinIO", [str(minio), "server", str(root / "minio"), "--quiet",
              "--address", f"{LOOPBACK}:{s3_port}"],
             {**os.environ, "MINIO_ROOT_USER": user, "MINIO_ROOT_PASSWORD": password,
              "MINIO_BROWSER": "off"},
@@ -100,7 +76,7 @@ def services(minio: Path, root: Path) -> Iterator[dict[str, str]]:
             s3.create_bucket(Bucket=bucket)
         mlflow_url = f"http://{LOOPBACK}:{mlflow_port}"
         stack.enter_context(service(
-            [sys.executable, "-m", "mlflow", "server",
+            "MLflow", [sys.executable, "-m", "mlflow", "server",
              "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
              "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
              "--host", LOOPBACK, "--port", str(mlflow_port), "--workers", "1"],
