@@ -1,6 +1,7 @@
 """`python -m localkube.realnode up|down`: the real nodes alone, next to a running cluster
 (for development; `make up` starts them with the rest). Their pids join `.local/cluster.json`.
-`down --node N` stops node N alone, as a failing machine would."""
+`down --node N` stops node N alone, as a failing machine would; `add` starts one more node
+next to the running ones and `remove` stops the last one and deletes its Node."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from localkube.realnode import node
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m localkube.realnode", description=__doc__)
-    parser.add_argument("command", choices=["up", "down"])
+    parser.add_argument("command", choices=["up", "down", "add", "remove"])
     parser.add_argument("--node", type=int, help="down: this node only (1 is `realnode`)")
     args = parser.parse_args(argv)
     paths = local_paths()
@@ -31,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
     if state is None or not cluster.is_running(state, paths):
         print("The cluster is not running: make up", file=sys.stderr)
         return 1
-    node.start(state, paths)
+    if args.command == "add":
+        node.add_node(state, paths)
+    elif args.command == "remove":
+        node.remove_node(state, paths)
+    else:
+        node.start(state, paths)
     return 0
 
 

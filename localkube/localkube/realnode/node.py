@@ -9,6 +9,7 @@ bridge; the iptables chains go last, once for the host.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import subprocess
@@ -94,30 +95,8 @@ def up(paths: LocalPaths, server: str, launch: Launch, pids: dict[str, int], cou
     pki = ensure_pki(paths.pki, cert_specs(nodes))
     write_kubeconfig(paths.kubeconfig_for("kube-proxy"), server, pki, "kube-proxy")
 
-    kubelet_logs = {}
-    for node in nodes:
-        dirs = node_dirs(paths, node)
-        _prepare_host(node, dirs)
-        write_kubeconfig(paths.kubeconfig_for(node.client_cert), server, pki, node.client_cert)
-        _bind_node_role(paths.kubeconfig, node)
-
-        dirs.containerd_config.write_text(
-            config.containerd_config(dirs, node_images["pause"].reference, node))
-        (dirs.cni_conf_dir / node.cni_conf_file).write_text(
-            json.dumps(config.cni_conflist(dirs, node), indent=2))
-        log = launch(node.containerd, containerd.argv(dirs))
-        containerd.wait_ready(dirs, pids[node.containerd], log)
-        for built in node_images.values():
-            containerd.import_image(dirs, built.reference, built.archive)
-        containerd.tag(dirs, node_images["base"].reference, images.PYTHON_IMAGE)
-        progress(f"containerd of {node.name} is ready ({dirs.containerd_socket})")
-
-        settings = _kubelet_settings(pki, node)
-        dirs.kubelet_config.write_text(
-            yaml.safe_dump(config.kubelet_config(dirs, settings, node)))
-        kubelet_logs[node] = launch(node.kubelet, [
-            str(binaries[KUBELET]),
-            *config.kubelet_args(dirs, paths.kubeconfig_for(node.client_cert), node)])
+    kubelet_logs = {node: _start_node(paths, server, launch, pids, pki, node, node_images,
+                                      binaries[KUBELET], progress) for node in nodes}
     for node in nodes:
         readiness.wait_for_node(paths.kubeconfig, node.name, pids[node.kubelet],
                                 kubelet_logs[node], timeout=120)
@@ -135,6 +114,31 @@ def up(paths: LocalPaths, server: str, launch: Launch, pids: dict[str, int], cou
 
     _apply(paths.kubeconfig, dns.build_manifests(node_images["coredns"].reference))
     progress(f"{len(nodes)} real node(s) up in {time.monotonic() - started:.1f} s")
+
+
+def _start_node(paths: LocalPaths, server: str, launch: Launch, pids: dict[str, int],
+                pki: Pki, node: NodeIdentity, node_images: dict[str, images.Built],
+                kubelet: Path, progress: build.Progress) -> Path:
+    """The node's host side, its containerd (the node images loaded) and its kubelet; returns
+    the kubelet's log."""
+    dirs = node_dirs(paths, node)
+    _prepare_host(node, dirs)
+    write_kubeconfig(paths.kubeconfig_for(node.client_cert), server, pki, node.client_cert)
+    _bind_node_role(paths.kubeconfig, node)
+    dirs.containerd_config.write_text(
+        config.containerd_config(dirs, node_images["pause"].reference, node))
+    (dirs.cni_conf_dir / node.cni_conf_file).write_text(
+        json.dumps(config.cni_conflist(dirs, node), indent=2))
+    log = launch(node.containerd, containerd.argv(dirs))
+    containerd.wait_ready(dirs, pids[node.containerd], log)
+    for built in node_images.values():
+        containerd.import_image(dirs, built.reference, built.archive)
+    containerd.tag(dirs, node_images["base"].reference, images.PYTHON_IMAGE)
+    progress(f"containerd of {node.name} is ready ({dirs.containerd_socket})")
+    dirs.kubelet_config.write_text(
+        yaml.safe_dump(config.kubelet_config(dirs, _kubelet_settings(pki, node), node)))
+    return launch(node.kubelet, [str(kubelet), *config.kubelet_args(
+        dirs, paths.kubeconfig_for(node.client_cert), node)])
 
 
 def _prepare_host(node: NodeIdentity, dirs: NodeDirs) -> None:
@@ -174,6 +178,12 @@ def start(state: ClusterState, paths: LocalPaths, progress: build.Progress = bui
     stop(state, paths)
     if count is not None:
         state.nodes = count
+    paths.state.write_text(state.model_dump_json(indent=2))
+    up(paths, state.server, _launcher(state, paths), state.pids, state.nodes, progress)
+
+
+def _launcher(state: ClusterState, paths: LocalPaths) -> Launch:
+    """Start a process whose pid joins the cluster's record at once."""
 
     def launch(name: str, command: list[str]) -> Path:
         log = paths.logs / f"{name}.log"
@@ -181,8 +191,40 @@ def start(state: ClusterState, paths: LocalPaths, progress: build.Progress = bui
         paths.state.write_text(state.model_dump_json(indent=2))
         return log
 
+    return launch
+
+
+def add_node(state: ClusterState, paths: LocalPaths, progress: build.Progress = build.say,
+             ) -> NodeIdentity:
+    """One more node next to the running ones, which keep running (a test's second node);
+    returns it once Ready. Its NodePorts answer from the next `make up` on (kube-proxy keeps
+    the addresses it started with); ClusterIPs and DNS route at once."""
+    node = NodeIdentity(state.nodes + 1)
+    binaries = build.ensure_binaries([KUBELET], progress)
+    node_images = images.ensure_images(images.NODE_IMAGES, progress)
+    stop_and_clean_node(node, node_dirs(paths, node), {})  # what a lost record left
+    pki = ensure_pki(paths.pki, cert_specs(config.node_identities(node.index)))
+    state.nodes = node.index
+    launch = _launcher(state, paths)
+    log = _start_node(paths, state.server, launch, state.pids, pki, node, node_images,
+                      binaries[KUBELET], progress)
+    readiness.wait_for_node(paths.kubeconfig, node.name, state.pids[node.kubelet], log,
+                            timeout=120)
+    progress(f"Node {node.name} (kubelet on containerd) is Ready")
+    return node
+
+
+def remove_node(state: ClusterState, paths: LocalPaths) -> None:
+    """Stop the last node and delete its Node, so that nothing counts it any more (the
+    scheduler's topology spread would, NotReady or not); its Pods go with it."""
+    node = NodeIdentity(state.nodes)
+    if node.is_first:
+        raise ValueError("the first node is the cluster's own: make down")
+    stop_node(state, paths, node.index)
+    with contextlib.suppress(ApiException):
+        client.CoreV1Api(readiness.api_client(paths.kubeconfig)).delete_node(node.name)
+    state.nodes = node.index - 1
     paths.state.write_text(state.model_dump_json(indent=2))
-    up(paths, state.server, launch, state.pids, state.nodes, progress)
 
 
 def stop(state: ClusterState | None, paths: LocalPaths) -> None:
