@@ -137,9 +137,9 @@ def test_the_url_source_policy_reaches_the_operator_as_its_settings_read_it() ->
     assert Settings.from_env(operator_env(render())).source_deny_cidrs == ["10.96.0.0/12"]
 
 
-def test_one_replica_runs_standalone_without_a_disruption_budget() -> None:
+def test_one_replica_still_peers_so_scaling_up_never_runs_two_active_operators() -> None:
     documents = render("--set", "operator.replicas=1")
-    assert "MLCYCLE_PEERING" not in operator_env(documents)
+    assert operator_env(documents)["MLCYCLE_PEERING"] == "rel-mlcycle"
     assert not of_kind(documents, "PodDisruptionBudget")
 
 
