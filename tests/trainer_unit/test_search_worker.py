@@ -9,7 +9,6 @@ import time
 import optuna
 import pandas as pd
 import pytest
-from mlflow.entities import Param
 from optuna.trial import TrialState as OptunaState
 from sklearn.datasets import load_iris
 
@@ -61,9 +60,9 @@ class Runs:
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None, params: list[Param] | None = None) -> None:
+                  error: str | None = None, params: dict[str, str] | None = None) -> None:
         self.ended[run_id] = (state, error)
-        self.params[run_id] = {param.key: param.value for param in params or []}
+        self.params[run_id] = dict(params or {})
 
 
 def _worker(runs: Runs, max_trials: int, store: Store | None = None) -> Worker:

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import optuna
-from mlflow.entities import Param
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
@@ -43,14 +42,20 @@ from mlcycle_contract.environment import (
     TRAINING_SPEC,
 )
 from mlcycle_contract.results import SearchWorkerResult
-from mlcycle_trainer import lineage, tracking
+from mlcycle_trainer import lineage
 from mlcycle_trainer.environment import Owner, model_from_json, optional, required
 from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, TrainerError
+from mlcycle_trainer.mlflow_rest import MlflowRest
 from mlcycle_trainer.preprocessing import features_and_target
 from mlcycle_trainer.search_journal import S3JournalStorage, journal_storage
 from mlcycle_trainer.search_objective import Folds, evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
-from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking, trial_params
+from mlcycle_trainer.search_tracking import (
+    TAG_TRIAL_WORKER,
+    SearchTracking,
+    ensure_experiment,
+    trial_params,
+)
 from mlcycle_trainer.snapshots import read_snapshot
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 from mlcycle_trainer.validation import Holdout, split
@@ -191,7 +196,7 @@ class Worker:
             logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
         self.end(trial, run_id, params, state, intermediate, value, error)
 
-    def end(self, trial: optuna.Trial, run_id: str, params: list[Param], state: TrialState,
+    def end(self, trial: optuna.Trial, run_id: str, params: dict[str, str], state: TrialState,
             intermediate: dict[int, float], value: float | None, error: str | None) -> None:
         """MLflow first, then the study: a worker killed in between leaves the trial Running
         in the study, where another worker fails it and its run, never a run left Running
@@ -234,13 +239,13 @@ class Worker:
             self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
                                     None, error, self.lost_trial_params(trial))
 
-    def lost_trial_params(self, trial: FrozenTrial) -> list[Param]:
+    def lost_trial_params(self, trial: FrozenTrial) -> dict[str, str]:
         """The run parameters of another worker's trial, from the journal: written there
         before its run was created, unless that worker died in between."""
         try:
             return trial_params(*suggest(trial, self.spaces))
         except ValueError:
-            return []
+            return {}
 
     def last_beat(self, worker: str) -> float:
         try:
@@ -336,9 +341,10 @@ def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
         load_if_exists=True,
     )
     tags = _lineage(owner, dataset)
-    experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
-    runs = SearchTracking.open(experiment_id, study.study_name, f"{owner.name}-search", tags,
-                               store, study_uri.child("parent-run.json"))
+    client = MlflowRest.from_environment()
+    experiment_id = ensure_experiment(client, optional(MLFLOW_EXPERIMENT_NAME))
+    runs = SearchTracking.open(client, experiment_id, study.study_name, f"{owner.name}-search",
+                               tags, store, study_uri.child("parent-run.json"))
     name = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"  # a replaced Pod is a new worker
     worker = Worker(spec, search, spaces, folds, study, storage, runs, store,
                     study_uri.child("heartbeats"), tags, name,

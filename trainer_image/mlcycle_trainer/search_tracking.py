@@ -1,5 +1,6 @@
 """MLflow for a search: one parent run per study, one child run per trial with its
-hyperparameters, intermediate and final objective values, and how it ended.
+hyperparameters, intermediate and final objective values, and how it ended; through MLflow's
+REST API (`mlflow_rest`), without importing `mlflow`.
 
 Every worker of a search logs into the same parent run. The first to start creates it and
 claims it with a conditional put in the study's prefix; a worker that loses that race
@@ -12,9 +13,6 @@ import json
 import time
 from typing import Any
 
-from mlflow.entities import Metric, Param, RunStatus, RunTag
-from mlflow.tracking import MlflowClient
-
 from mlcycle_contract.api.search import TrialState
 from mlcycle_contract.environment import (
     TAG_SEARCH_ROLE,
@@ -24,59 +22,105 @@ from mlcycle_contract.environment import (
     TAG_TRIAL_NUMBER,
     TAG_TRIAL_STATE,
 )
+from mlcycle_trainer.mlflow_rest import (
+    MAX_PARAM_CHARS,
+    Metric,
+    MlflowError,
+    MlflowRest,
+    rest_errors,
+)
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
-from mlcycle_trainer.tracking import MAX_PARAM_CHARS, tracking_errors
 
 PARENT_TAG = "mlflow.parentRunId"
 TAG_TRIAL_WORKER = "mlcycle.trial.worker"  # the worker (Pod name and a suffix) that ran it
 INTERMEDIATE_SUFFIX = "_running_mean"
-RUN_STATUS = {
-    TrialState.COMPLETE: RunStatus.to_string(RunStatus.FINISHED),
-    TrialState.PRUNED: RunStatus.to_string(RunStatus.KILLED),
-    TrialState.FAILED: RunStatus.to_string(RunStatus.FAILED),
-}
+FINISHED, KILLED, FAILED = "FINISHED", "KILLED", "FAILED"  # MLflow's RunStatus
+RUN_STATUS = {TrialState.COMPLETE: FINISHED, TrialState.PRUNED: KILLED,
+              TrialState.FAILED: FAILED}
+# MLflow's basic auth records an experiment's creator's permission only after creating it:
+# a moment in which reading it answers 403, even to its creator.
+EXPERIMENT_RACE_CODES = ("RESOURCE_ALREADY_EXISTS", "PERMISSION_DENIED")
+ACTIVE = "active"
 
 
-def trial_params(algorithm: str, hyperparameters: dict[str, Any]) -> list[Param]:
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def trial_params(algorithm: str, hyperparameters: dict[str, Any]) -> dict[str, str]:
     """A trial's run parameters: its algorithm and its sampled hyperparameters, as JSON."""
-    return [Param("algorithm", algorithm)] + [
-        Param(name, json.dumps(value)[:MAX_PARAM_CHARS])
-        for name, value in hyperparameters.items()]
+    return {"algorithm": algorithm} | {
+        name: json.dumps(value)[:MAX_PARAM_CHARS] for name, value in hyperparameters.items()}
+
+
+def _experiment_id(client: MlflowRest, name: str) -> str:
+    """mlflow.set_experiment's: the experiment of that name, created if there is none."""
+    experiment = client.experiment_by_name(name)
+    if experiment is None:
+        try:
+            return client.create_experiment(name)
+        except MlflowError as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+        experiment = client.experiment_by_name(name)
+        if experiment is None:
+            raise MlflowError(f"experiment {name!r} was created and is gone",
+                              "RESOURCE_ALREADY_EXISTS")
+    if experiment.get("lifecycle_stage", ACTIVE) != ACTIVE:
+        raise MlflowError(f"Cannot set a deleted experiment {name!r} as the active experiment. "
+                          "You can restore the experiment, or permanently delete the "
+                          "experiment to create a new one.", "INVALID_PARAMETER_VALUE")
+    return str(experiment["experiment_id"])
+
+
+def ensure_experiment(client: MlflowRest, name: str, attempts: int = 6,
+                      pause_s: float = 0.5) -> str:
+    """The experiment's id, creating it if needed, tolerating a concurrent creator: another
+    worker of the search, or another Pod of the namespace, may create it first
+    (`tracking.ensure_experiment`, for the `train` command)."""
+    with rest_errors(f"opening experiment {name!r}"):
+        for _ in range(attempts - 1):
+            try:
+                return _experiment_id(client, name)
+            except MlflowError as exc:
+                if exc.error_code not in EXPERIMENT_RACE_CODES:
+                    raise
+            time.sleep(pause_s)
+        return _experiment_id(client, name)
 
 
 class SearchTracking:
     """The study's parent run and its trials' child runs in one experiment."""
 
-    def __init__(self, experiment_id: str, study: str, parent_run_id: str) -> None:
-        self.client = MlflowClient()
+    def __init__(self, client: MlflowRest, experiment_id: str, study: str,
+                 parent_run_id: str) -> None:
+        self.client = client
         self.experiment_id = experiment_id
         self.study = study
         self.parent_run_id = parent_run_id
 
     @classmethod
-    def open(cls, experiment_id: str, study: str, run_name: str, tags: dict[str, str],
-             store: ObjectStore, marker: S3Location) -> SearchTracking:
+    def open(cls, client: MlflowRest, experiment_id: str, study: str, run_name: str,
+             tags: dict[str, str], store: ObjectStore, marker: S3Location) -> SearchTracking:
         """The study's parent run, created by the first worker to get here."""
-        client = MlflowClient()
         try:
-            return cls(experiment_id, study, json.loads(store.get(marker))["runId"])
+            return cls(client, experiment_id, study, json.loads(store.get(marker))["runId"])
         except ObjectMissing:
             pass
-        with tracking_errors("starting the search's parent run"):
-            run = client.create_run(experiment_id, run_name=run_name, tags={
-                **tags, TAG_SEARCH_STUDY: study, TAG_SEARCH_ROLE: "parent"})
-        run_id = str(run.info.run_id)
+        with rest_errors("starting the search's parent run"):
+            run_id = client.create_run(experiment_id, run_name, {
+                **tags, TAG_SEARCH_STUDY: study, TAG_SEARCH_ROLE: "parent"}, now_ms())
         if not store.put_new(marker, json.dumps({"runId": run_id}).encode(), "application/json"):
-            with tracking_errors("dropping a duplicate parent run"):
+            with rest_errors("dropping a duplicate parent run"):
                 client.delete_run(run_id)
             run_id = json.loads(store.get(marker))["runId"]
-        return cls(experiment_id, study, run_id)
+        return cls(client, experiment_id, study, run_id)
 
     def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> str:
         """A running child run of the trial. Its hyperparameters come with its end, in the
         same request as its scores (`end_trial`): a request fewer per trial."""
-        with tracking_errors(f"starting the run of trial {number}"):
-            run = self.client.create_run(self.experiment_id, run_name=f"trial-{number}", tags={
+        with rest_errors(f"starting the run of trial {number}"):
+            return self.client.create_run(self.experiment_id, f"trial-{number}", {
                 **tags,
                 PARENT_TAG: self.parent_run_id,
                 TAG_SEARCH_STUDY: self.study,
@@ -84,43 +128,41 @@ class SearchTracking:
                 TAG_TRIAL_NUMBER: str(number),
                 TAG_TRIAL_ALGORITHM: algorithm,
                 TAG_TRIAL_STATE: TrialState.RUNNING.value,
-            })
-        return str(run.info.run_id)
+            }, now_ms())
 
     def trial_run(self, number: int) -> str | None:
         """The run of the study's trial `number`, when its worker created one."""
-        with tracking_errors(f"looking up the run of trial {number}"):
+        with rest_errors(f"looking up the run of trial {number}"):
             runs = self.client.search_runs(
                 [self.experiment_id], max_results=1,
                 filter_string=f"tags.`{TAG_SEARCH_STUDY}` = '{self.study}' and "
                 f"tags.`{TAG_SEARCH_ROLE}` = 'trial' and "
                 f"tags.`{TAG_TRIAL_NUMBER}` = '{number}'")
-        return str(runs[0].info.run_id) if runs else None
+        return str(runs[0]["info"]["run_id"]) if runs else None
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None, params: list[Param] | None = None) -> None:
+                  error: str | None = None, params: dict[str, str] | None = None) -> None:
         """The trial's hyperparameters (`trial_params`), intermediate values (one per step,
         `search_objective`), objective value and end."""
-        now = int(time.time() * 1000)
+        now = now_ms()
         metrics = [Metric(metric + INTERMEDIATE_SUFFIX, score, now, step)
                    for step, score in sorted(intermediate.items())]
         if value is not None:
             metrics.append(Metric(metric, value, now, 0))
-        tags = [RunTag(TAG_TRIAL_STATE, state.value)]
+        tags = {TAG_TRIAL_STATE: state.value}
         if error:
-            tags.append(RunTag(TAG_TRIAL_ERROR, error[:5000]))
-        with tracking_errors(f"ending run {run_id}"):
-            self.client.log_batch(run_id, metrics=metrics, params=params or [], tags=tags)
-            self.client.set_terminated(run_id, RUN_STATUS[state])
+            tags[TAG_TRIAL_ERROR] = error[:5000]
+        with rest_errors(f"ending run {run_id}"):
+            self.client.log_batch(run_id, metrics, params or {}, tags)
+            self.client.update_run(run_id, RUN_STATUS[state], now_ms())
 
     def finish(self, metric: str, best_value: float | None, best: dict[str, Any]) -> None:
         """The study is over: the parent run gets the best trial and ends."""
-        with tracking_errors("ending the search's parent run"):
+        with rest_errors("ending the search's parent run"):
             if best_value is not None:
                 self.client.log_batch(
-                    self.parent_run_id,
-                    metrics=[Metric(f"best_{metric}", best_value, int(time.time() * 1000), 0)],
-                    tags=[RunTag(f"mlcycle.best.{name}", json.dumps(value)[:MAX_PARAM_CHARS])
-                          for name, value in best.items()])
-            self.client.set_terminated(self.parent_run_id, RunStatus.to_string(RunStatus.FINISHED))
+                    self.parent_run_id, [Metric(f"best_{metric}", best_value, now_ms(), 0)], {},
+                    {f"mlcycle.best.{name}": json.dumps(value)[:MAX_PARAM_CHARS]
+                     for name, value in best.items()})
+            self.client.update_run(self.parent_run_id, FINISHED, now_ms())
