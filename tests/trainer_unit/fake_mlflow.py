@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import threading
+import time
 import urllib.parse
 from collections import defaultdict, deque
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ class Request:
     endpoint: str  # after /api/2.0/mlflow/
     body: dict[str, Any]  # the JSON body, or a GET's query
     authorization: str | None
+    answered_at: float = 0.0  # time.time()
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class FakeMlflow:
         self.search_results: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.created = 0
+        self.delay = 0.0  # seconds each answer takes
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -54,9 +57,11 @@ class FakeMlflow:
                 body = (json.loads(text) if text else
                         {key: value for key, value in urllib.parse.parse_qsl(url.query)})
                 endpoint = url.path.removeprefix(API)
+                time.sleep(fake.delay)
                 with fake.lock:
                     fake.requests.append(Request(method, endpoint, body,
-                                                 self.headers.get("Authorization")))
+                                                 self.headers.get("Authorization"),
+                                                 time.time()))
                     answer = (fake.scripted[endpoint].popleft() if fake.scripted[endpoint]
                               else fake.canned(endpoint, body))
                 data = answer.text.encode()

@@ -8,6 +8,7 @@ import base64
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -93,6 +94,7 @@ def test_each_call_is_the_request_mlflow_s_client_makes(
         return [(r.method, r.endpoint, json.loads(json.dumps(r.body).replace("run-1", "run-0")),
                  r.authorization) for r in requests]
 
+
     assert comparable(fake.requests) == comparable(theirs)
     assert fake.requests[0].authorization == "Basic " + base64.b64encode(
         f"ns-user:{PASSWORD}".encode()).decode()
@@ -114,7 +116,7 @@ def test_the_parent_and_trial_runs_carry_every_field(fake: FakeMlflow) -> None:
                               {"key": "mlcycle.search.role", "value": "parent"}]
     assert json.loads(store.objects["study/parent-run.json"]) == {"runId": "run-0"}
 
-    run_id = runs.start_trial(4, "svc", {"mlcycle.trial.worker": "pod-a1b2c3"})
+    run_id = runs.start_trial(4, "svc", {"mlcycle.trial.worker": "pod-a1b2c3"}).result()
     assert run_id == "run-1"
     trial = fake.sent("runs/create")[1]
     assert trial["run_name"] == "trial-4"
@@ -211,7 +213,7 @@ def test_a_refusal_is_invalid_input_naming_mlflow_s_code_and_no_credential(
 ) -> None:
     fake.script("runs/create", Answer(401, "You are not authenticated."))
     with pytest.raises(InvalidInput) as raised:
-        SearchTracking(_client(fake), "7", "s", "p").start_trial(0, "svc", {})
+        SearchTracking(_client(fake), "7", "s", "p").start_trial(0, "svc", {}).result()
     assert raised.value.reason == "TrackingRejected"
     assert "UNAUTHENTICATED" in raised.value.message
     assert PASSWORD not in raised.value.message and "ns-user" not in raised.value.message
@@ -291,3 +293,67 @@ def test_the_search_worker_imports_no_mlflow() -> None:
          "print(sorted(n for n in sys.modules if n.split('.')[0] == 'mlflow'))"],
         capture_output=True, text=True, check=True)
     assert found.stdout.strip() == "[]"
+
+
+def test_a_trial_s_requests_go_out_in_order_in_the_background_dated_when_queued(
+    fake: FakeMlflow
+) -> None:
+    runs = SearchTracking(_client(fake), "7", "study-1", "run-p")
+    fake.delay = 0.2
+    started = int(time.time() * 1000)
+    run = runs.start_trial(0, "svc", {})
+    queued = int(time.time() * 1000)
+    assert queued - started < 100  # the trial did not wait for MLflow
+    runs.end_trial_later(run.result(), TrialState.PRUNED, "accuracy", {0: 0.5}, None, None,
+                         {"algorithm": "svc"})
+    ended = int(time.time() * 1000)
+    runs.flush(10)
+    assert [r.endpoint for r in fake.requests] == ["runs/create", "runs/log-batch",
+                                                   "runs/update"]
+    create, batch, update = (r.body for r in fake.requests)
+    assert started <= create["start_time"] <= queued
+    assert queued <= update["end_time"] <= ended < fake.requests[-1].answered_at * 1000
+    assert batch["metrics"][0]["timestamp"] == update["end_time"]
+    assert update["status"] == "KILLED"
+    runs.close()
+
+
+def test_a_failed_background_request_is_raised_by_the_next_call_or_the_flush(
+    fake: FakeMlflow
+) -> None:
+    runs = SearchTracking(_client(fake), "7", "study-1", "run-p")
+    fake.script("runs/log-batch", Answer.error("INVALID_PARAMETER_VALUE"))
+    runs.end_trial_later("run-0", TrialState.COMPLETE, "accuracy", {}, 0.5)
+    with pytest.raises(InvalidInput, match="INVALID_PARAMETER_VALUE"):
+        runs.flush(10)
+    fake.script("runs/log-batch", Answer.error("INVALID_PARAMETER_VALUE"))
+    runs.end_trial_later("run-0", TrialState.COMPLETE, "accuracy", {}, 0.5)
+    runs._queued[0].exception(timeout=10)
+    with pytest.raises(InvalidInput):
+        runs.start_trial(1, "svc", {})
+    runs.close()
+
+
+def test_a_flush_waits_a_bounded_time(fake: FakeMlflow) -> None:
+    runs = SearchTracking(_client(fake), "7", "study-1", "run-p")
+    fake.delay = 1.0
+    runs.end_trial_later("run-0", TrialState.COMPLETE, "accuracy", {}, 0.5)
+    started = time.monotonic()
+    with pytest.raises(Transient, match="did not take 1 requests"):
+        runs.flush(0.2)
+    assert time.monotonic() - started < 0.8
+    runs.flush_quietly(0.0)  # only logged
+    runs.close()
+
+
+def test_the_study_s_running_runs_are_listed_with_their_trial_and_worker(
+    fake: FakeMlflow
+) -> None:
+    fake.search_results = [{"info": {"run_id": "run-3"}, "data": {"tags": [
+        {"key": "mlcycle.trial.number", "value": "3"},
+        {"key": "mlcycle.trial.worker", "value": "pod-0-abc"}]}}]
+    runs = SearchTracking(_client(fake), "7", "study-1", "run-p")
+    assert runs.open_trial_runs() == [("run-3", 3, "pod-0-abc")]
+    assert fake.sent("runs/search")[0]["filter"] == (
+        "tags.`mlcycle.search.study` = 'study-1' and tags.`mlcycle.search.role` = 'trial' "
+        "and attributes.status = 'RUNNING'")

@@ -5,12 +5,20 @@ REST API (`mlflow_rest`), without importing `mlflow`.
 Every worker of a search logs into the same parent run. The first to start creates it and
 claims it with a conditional put in the study's prefix; a worker that loses that race
 deletes its own run and uses the winner's, so a study has exactly one parent run.
+
+A worker's own trials' requests (a run's creation as the trial starts; its scores and end)
+go out in order from one background thread while the trial, or the next one, runs: they
+are off the trials' path. Their times are those of the trial's start and end, taken when
+they are queued. `flush` waits for them, and raises the first that failed.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from mlcycle_contract.api.search import TrialState
@@ -22,6 +30,7 @@ from mlcycle_contract.environment import (
     TAG_TRIAL_NUMBER,
     TAG_TRIAL_STATE,
 )
+from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, TrainerError, Transient
 from mlcycle_trainer.mlflow_rest import (
     MAX_PARAM_CHARS,
     Metric,
@@ -30,6 +39,8 @@ from mlcycle_trainer.mlflow_rest import (
     rest_errors,
 )
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
+
+logger = logging.getLogger(__name__)
 
 PARENT_TAG = "mlflow.parentRunId"
 TAG_TRIAL_WORKER = "mlcycle.trial.worker"  # the worker (Pod name and a suffix) that ran it
@@ -41,6 +52,7 @@ RUN_STATUS = {TrialState.COMPLETE: FINISHED, TrialState.PRUNED: KILLED,
 # a moment in which reading it answers 403, even to its creator.
 EXPERIMENT_RACE_CODES = ("RESOURCE_ALREADY_EXISTS", "PERMISSION_DENIED")
 ACTIVE = "active"
+SEARCH_PAGE = 1000  # open runs of a study: one per worker, and the few a dead worker left
 
 
 def now_ms() -> int:
@@ -98,6 +110,8 @@ class SearchTracking:
         self.experiment_id = experiment_id
         self.study = study
         self.parent_run_id = parent_run_id
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlflow-runs")
+        self._queued: list[Future[Any]] = []
 
     @classmethod
     def open(cls, client: MlflowRest, experiment_id: str, study: str, run_name: str,
@@ -116,19 +130,83 @@ class SearchTracking:
             run_id = json.loads(store.get(marker))["runId"]
         return cls(client, experiment_id, study, run_id)
 
-    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> str:
-        """A running child run of the trial. Its hyperparameters come with its end, in the
-        same request as its scores (`end_trial`): a request fewer per trial."""
-        with rest_errors(f"starting the run of trial {number}"):
-            return self.client.create_run(self.experiment_id, f"trial-{number}", {
-                **tags,
-                PARENT_TAG: self.parent_run_id,
-                TAG_SEARCH_STUDY: self.study,
-                TAG_SEARCH_ROLE: "trial",
-                TAG_TRIAL_NUMBER: str(number),
-                TAG_TRIAL_ALGORITHM: algorithm,
-                TAG_TRIAL_STATE: TrialState.RUNNING.value,
-            }, now_ms())
+    def _queue(self, send: Any) -> Future[Any]:
+        self.check()
+        future = self._sender.submit(send)
+        self._queued.append(future)
+        return future
+
+    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> Future[str]:
+        """A running child run of the trial, created in the background: its id once created.
+        Its hyperparameters come with its end, in the same request as its scores
+        (`end_trial`): a request fewer per trial."""
+        started = now_ms()
+
+        def create() -> str:
+            with rest_errors(f"starting the run of trial {number}"):
+                return self.client.create_run(self.experiment_id, f"trial-{number}", {
+                    **tags,
+                    PARENT_TAG: self.parent_run_id,
+                    TAG_SEARCH_STUDY: self.study,
+                    TAG_SEARCH_ROLE: "trial",
+                    TAG_TRIAL_NUMBER: str(number),
+                    TAG_TRIAL_ALGORITHM: algorithm,
+                    TAG_TRIAL_STATE: TrialState.RUNNING.value,
+                }, started)
+
+        return self._queue(create)
+
+    def end_trial_later(self, run_id: str, state: TrialState, metric: str,
+                        intermediate: dict[int, float], value: float | None,
+                        error: str | None = None, params: dict[str, str] | None = None) -> None:
+        """`end_trial` in the background, dated now."""
+        ended = now_ms()
+        self._queue(lambda: self.end_trial(run_id, state, metric, intermediate, value, error,
+                                           params, ended))
+
+    def check(self) -> None:
+        """Raises the first background request that failed."""
+        while self._queued and self._queued[0].done():
+            self._queued.pop(0).result()
+
+    def flush(self, timeout: float) -> None:
+        """Waits for the background requests; raises the first that failed, or Transient if
+        they take longer than `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while self._queued:
+            try:
+                failure = self._queued[0].exception(max(0.0, deadline - time.monotonic()))
+            except FutureTimeout:
+                raise Transient(TRACKING_UNAVAILABLE, f"MLflow did not take {len(self._queued)} "
+                                f"requests of the trials' runs within {timeout:.0f} s") from None
+            self._queued.pop(0)
+            if failure is not None:
+                raise failure
+
+    def flush_quietly(self, timeout: float) -> None:
+        """`flush` on the way out after another error, which matters more: a failure here
+        is only logged."""
+        try:
+            self.flush(timeout)
+        except TrainerError as exc:
+            logger.warning("Trial runs left unended in MLflow: %s", exc.message)
+
+    def close(self) -> None:
+        self._sender.shutdown(wait=False, cancel_futures=True)
+
+    def open_trial_runs(self) -> list[tuple[str, int, str]]:
+        """The study's trial runs still Running in MLflow: (run id, trial number, worker)."""
+        with rest_errors("looking up the running trials' runs"):
+            runs = self.client.search_runs(
+                [self.experiment_id], max_results=SEARCH_PAGE,
+                filter_string=f"tags.`{TAG_SEARCH_STUDY}` = '{self.study}' and "
+                f"tags.`{TAG_SEARCH_ROLE}` = 'trial' and attributes.status = 'RUNNING'")
+        found = []
+        for run in runs:
+            tags = {tag["key"]: tag.get("value", "") for tag in run["data"].get("tags", [])}
+            found.append((str(run["info"]["run_id"]), int(tags[TAG_TRIAL_NUMBER]),
+                          tags.get(TAG_TRIAL_WORKER, "")))
+        return found
 
     def trial_run(self, number: int) -> str | None:
         """The run of the study's trial `number`, when its worker created one."""
@@ -142,10 +220,11 @@ class SearchTracking:
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None, params: dict[str, str] | None = None) -> None:
+                  error: str | None = None, params: dict[str, str] | None = None,
+                  ended: int | None = None) -> None:
         """The trial's hyperparameters (`trial_params`), intermediate values (one per step,
-        `search_objective`), objective value and end."""
-        now = now_ms()
+        `search_objective`), objective value and end (`ended`, or now)."""
+        now = ended or now_ms()
         metrics = [Metric(metric + INTERMEDIATE_SUFFIX, score, now, step)
                    for step, score in sorted(intermediate.items())]
         if value is not None:
@@ -155,7 +234,7 @@ class SearchTracking:
             tags[TAG_TRIAL_ERROR] = error[:5000]
         with rest_errors(f"ending run {run_id}"):
             self.client.log_batch(run_id, metrics, params or {}, tags)
-            self.client.update_run(run_id, RUN_STATUS[state], now_ms())
+            self.client.update_run(run_id, RUN_STATUS[state], ended or now_ms())
 
     def finish(self, metric: str, best_value: float | None, best: dict[str, Any]) -> None:
         """The study is over: the parent run gets the best trial and ends."""
