@@ -30,6 +30,7 @@ import boto3
 import yaml
 
 from localkube import processes
+from localkube.services import AUTH_CONFIG, MlflowAdmin
 from mlcycle_contract import environment as contract
 
 REPOSITORY = Path(__file__).resolve().parents[2]
@@ -51,8 +52,10 @@ def service(name: str, command: list[str], env: dict[str, str], health: str,
 
 
 @contextmanager
-def services(minio: Path, root: Path) -> Iterator[dict[str, str]]:
-    """MinIO and MLflow; the environment a trainer Pod gets to reach them."""
+def services(minio: Path, root: Path, basic_auth: bool = False) -> Iterator[dict[str, str]]:
+    """MinIO and MLflow; the environment a trainer Pod gets to reach them. With
+    `basic_auth`, MLflow checks every request's credentials as the cluster's does (the
+    environment then holds its admin's)."""
     user, password = "bench", secrets.token_urlsafe(16)
     s3_port, mlflow_port = processes.free_port(), processes.free_port()
     s3_endpoint = f"http://{LOOPBACK}:{s3_port}"
@@ -75,21 +78,35 @@ def services(minio: Path, root: Path) -> Iterator[dict[str, str]]:
         for bucket in (MLFLOW_BUCKET, DATA_BUCKET):
             s3.create_bucket(Bucket=bucket)
         mlflow_url = f"http://{LOOPBACK}:{mlflow_port}"
+        auth_app: list[str] = []
+        auth_env: dict[str, str] = {}
+        credentials: dict[str, str] = {}
+        if basic_auth:
+            admin = MlflowAdmin(password=secrets.token_urlsafe(16))
+            auth_config = root / "basic_auth.ini"
+            auth_config.write_text(AUTH_CONFIG.format(database=root / "auth.db",
+                                                      admin=admin.username))
+            auth_app = ["--app-name", "basic-auth"]
+            auth_env = {"MLFLOW_AUTH_CONFIG_PATH": str(auth_config),
+                        "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
+                        "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(16)}
+            credentials = {contract.MLFLOW_TRACKING_USERNAME.name: admin.username,
+                           contract.MLFLOW_TRACKING_PASSWORD.name: admin.password}
         stack.enter_context(service(
-            "MLflow", [sys.executable, "-m", "mlflow", "server",
+            "MLflow", [sys.executable, "-m", "mlflow", "server", *auth_app,
              "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
              "--artifacts-destination", f"s3://{MLFLOW_BUCKET}",
              "--host", LOOPBACK, "--port", str(mlflow_port), "--workers", "1"],
-            {**os.environ, **s3_env}, f"{mlflow_url}/health", root / "mlflow.log"))
-        yield {**s3_env, "MLFLOW_TRACKING_URI": mlflow_url}
+            {**os.environ, **s3_env, **auth_env}, f"{mlflow_url}/health",
+            root / "mlflow.log"))
+        yield {**s3_env, "MLFLOW_TRACKING_URI": mlflow_url, **credentials}
 
 
-def run_trainer(
-    tree: Path, command: str, env: dict[str, str], workdir: Path
-) -> tuple[dict[str, Any], float]:
-    """The command's termination message and the process's wall time."""
-    message_file = workdir / f"{command}-{secrets.token_hex(4)}.json"
-    full_env = {
+def trainer_environment(tree: Path, workdir: Path, message_file: Path,
+                        env: dict[str, str]) -> dict[str, str]:
+    """What a trainer Pod's container gets (the image's own variables, the operator's), with
+    `tree`'s code on the path."""
+    return {
         "PATH": os.environ["PATH"],
         "HOME": str(workdir),
         "MPLBACKEND": "Agg",
@@ -105,6 +122,14 @@ def run_trainer(
         contract.MLFLOW_EXPERIMENT_NAME.name: "trainer-phases",
         **env,
     }
+
+
+def run_trainer(
+    tree: Path, command: str, env: dict[str, str], workdir: Path
+) -> tuple[dict[str, Any], float]:
+    """The command's termination message and the process's wall time."""
+    message_file = workdir / f"{command}-{secrets.token_hex(4)}.json"
+    full_env = trainer_environment(tree, workdir, message_file, env)
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "mlcycle_trainer", command], env=full_env,
                             cwd=workdir, capture_output=True, text=True, timeout=600)

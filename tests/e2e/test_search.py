@@ -30,9 +30,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
+from optuna.storages.journal import JournalStorage
+from optuna.trial import TrialState as OptunaState
 
 from localkube import processes, stack
 from localkube.paths import LocalPaths, local_paths
@@ -408,8 +411,21 @@ def container_pid(pod: Any) -> int:
     return running[status.container_id.removeprefix("containerd://")]
 
 
+def running_in_study(services_env: dict[str, str], namespace: str, name: str, uid: str,
+                     study: str, number: int) -> bool:
+    """Whether the study's journal holds trial `number` running: a worker's MLflow run may
+    stay Running a moment after the study has its end (its requests go out in the
+    background), and such a trial is not lost when its worker is."""
+    os.environ.update(services_env)
+    storage = JournalStorage(S3JournalBackend(ObjectStore(), S3Location(
+        services_env["MLCYCLE_DATA_BUCKET"],
+        f"datasets/{namespace}/searches/{name}-{uid}/{study}/journal")))
+    trials = optuna.load_study(study_name=study, storage=storage).get_trials(deepcopy=False)
+    return any(t.number == number and t.state == OptunaState.RUNNING for t in trials)
+
+
 def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, services_env: dict[str, str]
 ) -> None:
     model_name = apply_search(mlstack, ml_namespace, "killed",
                               {"maxTrials": 12, "pruner": "none"})
@@ -419,13 +435,17 @@ def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
                   if p.status.phase == "Running")
     pid = container_pid(victim)
     host = victim.spec.hostname or victim.metadata.name  # an Indexed Job's: <job>-<index>
+    uid = read(k8s, "trainingjobs", ml_namespace, "killed")["metadata"]["uid"]
 
     def killed_mid_trial() -> Any:
         """Frozen (SIGSTOP), the worker cannot end a trial: SIGKILL it if its trial's run is
-        open, else let it go on and look again."""
+        open and the study holds the trial running, else let it go on and look again."""
         os.kill(pid, signal.SIGSTOP)
-        open_runs = trial_runs(mlstack, experiment, study, "attributes.status = 'RUNNING'",
-                               f"tags.`{TAG_TRIAL_WORKER}` LIKE '{host}-%'")
+        open_runs = [run for run in trial_runs(
+            mlstack, experiment, study, "attributes.status = 'RUNNING'",
+            f"tags.`{TAG_TRIAL_WORKER}` LIKE '{host}-%'") if running_in_study(
+            services_env, ml_namespace, "killed", uid, study,
+            int(run.data.tags[contract.TAG_TRIAL_NUMBER]))]
         os.kill(pid, signal.SIGKILL if open_runs else signal.SIGCONT)
         return open_runs[0] if open_runs else None
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import Future
 
 import optuna
 import pandas as pd
 import pytest
-from mlflow.entities import Param
 from optuna.trial import TrialState as OptunaState
 from sklearn.datasets import load_iris
 
@@ -45,25 +45,52 @@ class Store(MemoryStore):
 
 
 class Runs:
-    """MLflow's trial runs as the worker sees them: created, looked up, ended."""
+    """MLflow's trial runs as the worker sees them: created, looked up, ended (at once or
+    from the worker's queue, which `flush` empties), and those still Running."""
 
     def __init__(self, known: dict[int, str] | None = None) -> None:
         self.known = dict(known or {})
         self.ended: dict[str, tuple[TrialState, str | None]] = {}
         self.params: dict[str, dict[str, str]] = {}
+        self.values: dict[str, tuple[float | None, dict[int, float]]] = {}
+        self.queued: list[tuple[str, TrialState, str | None, dict[str, str] | None]] = []
+        self.open: list[tuple[str, int, str]] = []  # Running runs of other workers
+        self.flushes: list[float] = []
 
-    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> str:
+    def start_trial(self, number: int, algorithm: str, tags: dict[str, str]) -> Future[str]:
         self.known[number] = f"run-{number}"
-        return self.known[number]
+        created: Future[str] = Future()
+        created.set_result(self.known[number])
+        return created
+
+    def end_trial_later(self, run_id: str, state: TrialState, metric: str,
+                        intermediate: dict[int, float], value: float | None,
+                        error: str | None = None, params: dict[str, str] | None = None) -> None:
+        self.queued.append((run_id, state, error, params))
+
+    def flush(self, timeout: float) -> None:
+        self.flushes.append(timeout)
+        for run_id, state, error, params in self.queued:
+            self.ended[run_id] = (state, error)
+            self.params[run_id] = dict(params or {})
+        self.queued = []
+
+    def flush_quietly(self, timeout: float) -> None:
+        self.flush(timeout)
+
+    def open_trial_runs(self) -> list[tuple[str, int, str]]:
+        return [run for run in self.open if run[0] not in self.ended]
 
     def trial_run(self, number: int) -> str | None:
         return self.known.get(number)
 
     def end_trial(self, run_id: str, state: TrialState, metric: str,
                   intermediate: dict[int, float], value: float | None,
-                  error: str | None = None, params: list[Param] | None = None) -> None:
+                  error: str | None = None, params: dict[str, str] | None = None,
+                  ended: int | None = None) -> None:
         self.ended[run_id] = (state, error)
-        self.params[run_id] = {param.key: param.value for param in params or []}
+        self.params[run_id] = dict(params or {})
+        self.values[run_id] = (value, intermediate)
 
 
 def _worker(runs: Runs, max_trials: int, store: Store | None = None) -> Worker:
@@ -152,3 +179,56 @@ def test_the_last_worker_leaves_only_when_no_trial_runs_anywhere() -> None:
     assert states == {0: OptunaState.FAIL, 1: OptunaState.COMPLETE}
     assert runs.ended["run-0"][0] == TrialState.FAILED
     assert not worker.running()
+
+
+def _finished_by_a_dead_worker(worker: Worker, runs: Runs, value: float) -> optuna.Trial:
+    """A trial another worker ran and told the study, then died before its queued MLflow
+    requests went out: its run is still Running."""
+    trial = _lost_trial(worker, "run-0")
+    trial.set_user_attr(ATTR_ERROR, "kept")  # whatever the study holds goes to the run
+    trial.report(0.5, 0)
+    trial.report(0.75, 1)
+    worker.study.tell(trial, value)
+    runs.known[trial.number] = "run-0"
+    runs.open.append(("run-0", trial.number, "dead"))
+    return trial
+
+
+def test_a_run_left_running_after_its_trial_ended_is_ended_from_the_study() -> None:
+    runs = Runs()
+    worker = _worker(runs, 2)
+    trial = _finished_by_a_dead_worker(worker, runs, 0.9)
+    assert worker.run() == "maxTrials"
+    assert runs.ended["run-0"] == (TrialState.COMPLETE, "kept")
+    assert runs.values["run-0"] == (0.9, {0: 0.5, 1: 0.75})
+    assert runs.params["run-0"] == {"algorithm": "logistic_regression",
+                                    "C": json.dumps(trial.params["C"])}
+    assert runs.ended.keys() == {"run-0", "run-1"}  # and its own trial's, flushed
+
+
+def test_the_last_worker_waits_for_a_run_left_running_until_its_worker_is_stale() -> None:
+    runs, store = Runs(), Store(beats=3)
+    worker = _worker(runs, 1, store)
+    _finished_by_a_dead_worker(worker, runs, 0.9)
+    assert worker.run() == "maxTrials"
+    assert store.reads == 4  # fresh three times: waited; stale at the fourth look
+    assert runs.ended == {"run-0": (TrialState.COMPLETE, "kept")}
+
+
+def test_a_stopped_worker_sends_its_queued_ends_before_it_goes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    runs = Runs()
+    worker = _worker(runs, 3)
+
+    def stopped(*_: object) -> float:
+        raise search.Terminated("stopped by signal SIGTERM")
+
+    monkeypatch.setattr(search, "evaluate", stopped)
+    with pytest.raises(search.Terminated):
+        worker.run()
+    assert runs.flushes == [search.FLUSH_ON_ERROR_SECONDS]
+    (trial,) = worker.counted()
+    assert trial.state == OptunaState.FAIL
+    assert runs.ended == {"run-0": (TrialState.FAILED,
+                                    "Terminated: the worker Pod was stopped")}

@@ -18,12 +18,12 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import optuna
-from mlflow.entities import Param
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial
 from optuna.trial import TrialState as OptunaState
@@ -43,14 +43,20 @@ from mlcycle_contract.environment import (
     TRAINING_SPEC,
 )
 from mlcycle_contract.results import SearchWorkerResult
-from mlcycle_trainer import lineage, tracking
+from mlcycle_trainer import lineage
 from mlcycle_trainer.environment import Owner, model_from_json, optional, required
 from mlcycle_trainer.errors import INVALID_SPEC, InvalidInput, Terminated, TrainerError
+from mlcycle_trainer.mlflow_rest import MlflowRest
 from mlcycle_trainer.preprocessing import features_and_target
 from mlcycle_trainer.search_journal import S3JournalStorage, journal_storage
 from mlcycle_trainer.search_objective import Folds, evaluate, folds_for, most_steps, pruner_for
 from mlcycle_trainer.search_space import GridSampler, Spaces, grid, grid_size, suggest
-from mlcycle_trainer.search_tracking import TAG_TRIAL_WORKER, SearchTracking, trial_params
+from mlcycle_trainer.search_tracking import (
+    TAG_TRIAL_WORKER,
+    SearchTracking,
+    ensure_experiment,
+    trial_params,
+)
 from mlcycle_trainer.snapshots import read_snapshot
 from mlcycle_trainer.storage import ObjectMissing, ObjectStore, S3Location
 from mlcycle_trainer.validation import Holdout, split
@@ -61,6 +67,10 @@ TRIALS_FAILED = "TrialsFailed"
 HEARTBEAT_SECONDS = 5.0
 STALE_SECONDS = 30.0  # a worker silent this long is gone: its running trial failed
 SETTLE_SECONDS = 1.0  # how often a worker done with its trials looks at the others' again
+# How long a worker waits for its trials' MLflow requests: when it stops, and (within the
+# Pod's grace period, builders.search.GRACE_SECONDS = 5) when it is stopped or fails.
+FLUSH_SECONDS = 120.0
+FLUSH_ON_ERROR_SECONDS = 3.0
 # ATTR_UNCOUNTED marks a trial that counts nowhere: one started past the budget, or one whose
 # worker died before it had an MLflow run (it ran nothing; another trial takes its place).
 ATTR_WORKER, ATTR_RUN, ATTR_ERROR, ATTR_UNCOUNTED = "worker", "run_id", "error", "overflow"
@@ -104,16 +114,25 @@ class Worker:
 
         A worker whose budget is spent still waits for the trials running in other workers:
         a trial whose worker died (its Pod was killed) ends Failed only once its heartbeat is
-        stale, and when every worker had already left it would stay Running for good."""
-        while True:
-            self.fail_stale_trials()
-            reason = self.stop_reason(self.counted())
-            if reason is None:
-                self.run_trial()  # a trial past the budget does not run; the next check stops
-            elif self.running():
-                time.sleep(SETTLE_SECONDS)
-            else:
-                return reason
+        stale, and when every worker had already left it would stay Running for good; so
+        would the MLflow run of a trial whose worker died before its end reached MLflow
+        (`end_orphaned_runs`). On any error (SIGTERM included) the worker's own MLflow
+        requests still go out, for a few seconds."""
+        try:
+            while True:
+                self.fail_stale_trials()
+                reason = self.stop_reason(self.counted())
+                if reason is None:
+                    self.run_trial()  # one past the budget does not run; the next check stops
+                    continue
+                self.tracking.flush(FLUSH_SECONDS)
+                if self.running() or self.end_orphaned_runs():
+                    time.sleep(SETTLE_SECONDS)
+                else:
+                    return reason
+        except BaseException:
+            self.tracking.flush_quietly(FLUSH_ON_ERROR_SECONDS)
+            raise
 
     def counted(self) -> list[FrozenTrial]:
         """The study's trials, without those that count nowhere."""
@@ -168,9 +187,8 @@ class Worker:
         self.storage.flush()
         hyperparameters = {**self.spec.hyperparameters, **sampled}  # fixed ones, if any
         params = trial_params(algorithm, sampled)
-        run_id = self.tracking.start_trial(trial.number, algorithm,
-                                           {**self.run_tags, TAG_TRIAL_WORKER: self.name})
-        trial.set_user_attr(ATTR_RUN, run_id)
+        run = self.tracking.start_trial(trial.number, algorithm,
+                                        {**self.run_tags, TAG_TRIAL_WORKER: self.name})
         intermediate: dict[int, float] = {}
         value: float | None = None
         error: str | None = None
@@ -181,7 +199,7 @@ class Worker:
         except optuna.TrialPruned:
             state = TrialState.PRUNED
         except Terminated:
-            self.end(trial, run_id, params, TrialState.FAILED, intermediate, None,
+            self.end(trial, run, params, TrialState.FAILED, intermediate, None,
                      "Terminated: the worker Pod was stopped")
             raise
         except Exception as exc:  # a trial's failure is the study's data, not the worker's
@@ -189,15 +207,21 @@ class Worker:
             error = f"{reason}: {exc}"[:1000]
             state = TrialState.FAILED
             logger.warning("Trial %d (%s) failed: %s", trial.number, algorithm, error)
-        self.end(trial, run_id, params, state, intermediate, value, error)
+        self.end(trial, run, params, state, intermediate, value, error)
 
-    def end(self, trial: optuna.Trial, run_id: str, params: list[Param], state: TrialState,
-            intermediate: dict[int, float], value: float | None, error: str | None) -> None:
-        """MLflow first, then the study: a worker killed in between leaves the trial Running
-        in the study, where another worker fails it and its run, never a run left Running
-        for a trial the study holds finished."""
-        self.tracking.end_trial(run_id, state, self.metric.value, intermediate, value, error,
-                                params)
+    def end(self, trial: optuna.Trial, run: Future[str], params: dict[str, str],
+            state: TrialState, intermediate: dict[int, float], value: float | None,
+            error: str | None) -> None:
+        """The run's end is queued, then the study told: the study's sampler and the other
+        workers have the result at once, and MLflow moments later. The run exists before
+        the study holds the trial finished (its creation, sent as the trial started, is
+        waited for): a trial the study counts always has its run. A worker killed before
+        its queue went out leaves that run Running, for a trial the study holds finished,
+        with all of its results: `end_orphaned_runs` ends it from there."""
+        run_id = run.result()  # raises as the creation failed
+        trial.set_user_attr(ATTR_RUN, run_id)
+        self.tracking.end_trial_later(run_id, state, self.metric.value, intermediate, value,
+                                      error, params)
         if error:
             trial.set_user_attr(ATTR_ERROR, error)
         self.study.tell(trial, value if state == TrialState.COMPLETE else None,
@@ -234,13 +258,39 @@ class Worker:
             self.tracking.end_trial(str(run_id), TrialState.FAILED, self.metric.value, {},
                                     None, error, self.lost_trial_params(trial))
 
-    def lost_trial_params(self, trial: FrozenTrial) -> list[Param]:
+    def end_orphaned_runs(self) -> int:
+        """Runs still Running in MLflow of trials the study holds finished: their worker
+        died after telling the study and before its queued requests reached MLflow. Each is
+        ended as that worker would have, from the study (state, intermediate and final
+        values, error, parameters), once the worker's heartbeat is stale. Returns how many
+        wait for that."""
+        trials = {t.number: t for t in self.counted()}
+        waiting = 0
+        for run_id, number, owner in self.tracking.open_trial_runs():
+            trial = trials.get(number)
+            if trial is None or trial.state not in TRIAL_STATES or owner == self.name:
+                continue  # a running trial is fail_stale_trials' (own runs: flushed)
+            if time.time() - self.last_beat(owner) < STALE_SECONDS:
+                waiting += 1
+                continue
+            state = TRIAL_STATES[trial.state]
+            logger.warning("Trial %d: ending its run, left Running by worker %s", number,
+                           owner or "(unknown)")
+            ended = trial.datetime_complete
+            self.tracking.end_trial(
+                run_id, state, self.metric.value, dict(trial.intermediate_values),
+                trial.value if state == TrialState.COMPLETE else None,
+                trial.user_attrs.get(ATTR_ERROR), self.lost_trial_params(trial),
+                int(ended.timestamp() * 1000) if ended else None)
+        return waiting
+
+    def lost_trial_params(self, trial: FrozenTrial) -> dict[str, str]:
         """The run parameters of another worker's trial, from the journal: written there
         before its run was created, unless that worker died in between."""
         try:
             return trial_params(*suggest(trial, self.spaces))
         except ValueError:
-            return []
+            return {}
 
     def last_beat(self, worker: str) -> float:
         try:
@@ -258,6 +308,7 @@ class Worker:
 
 OPTUNA_STATES = {TrialState.COMPLETE: OptunaState.COMPLETE,
                  TrialState.PRUNED: OptunaState.PRUNED, TrialState.FAILED: OptunaState.FAIL}
+TRIAL_STATES = {optuna_state: state for state, optuna_state in OPTUNA_STATES.items()}
 
 
 @contextmanager
@@ -336,17 +387,21 @@ def run_search(store: ObjectStore | None = None) -> SearchWorkerResult:
         load_if_exists=True,
     )
     tags = _lineage(owner, dataset)
-    experiment_id = tracking.ensure_experiment(optional(MLFLOW_EXPERIMENT_NAME))
-    runs = SearchTracking.open(experiment_id, study.study_name, f"{owner.name}-search", tags,
-                               store, study_uri.child("parent-run.json"))
+    client = MlflowRest.from_environment()
+    experiment_id = ensure_experiment(client, optional(MLFLOW_EXPERIMENT_NAME))
+    runs = SearchTracking.open(client, experiment_id, study.study_name, f"{owner.name}-search",
+                               tags, store, study_uri.child("parent-run.json"))
     name = f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"  # a replaced Pod is a new worker
     worker = Worker(spec, search, spaces, folds, study, storage, runs, store,
                     study_uri.child("heartbeats"), tags, name,
                     datetime.fromisoformat(deadline) if deadline else None)
     logger.info("Worker %s joins study %s: %s, %d rows, %d folds", name, study.study_name,
                 ", ".join(spaces), len(x_train), len(folds.splits))
-    with heartbeat(store, worker.heartbeats.child(name)):
-        stopped_by = worker.run()
+    try:
+        with heartbeat(store, worker.heartbeats.child(name)):
+            stopped_by = worker.run()
+    finally:
+        runs.close()
     best = worker.best()
     if best is not None:
         runs.finish(objective.metric.value, best.value,

@@ -36,24 +36,14 @@ from mlcycle_contract.api.trainingjob import RegisteredModelVersion
 from mlcycle_contract.drift import REFERENCE_ARTIFACT, DriftReference
 from mlcycle_trainer.errors import TRACKING_UNAVAILABLE, InvalidInput, Transient
 from mlcycle_trainer.ingest import PROFILE_FILE
+from mlcycle_trainer.mlflow_rest import MAX_PARAM_CHARS, PERMANENT_CODES, TRACKING_REJECTED
 from mlcycle_trainer.storage import ObjectStore, S3Location
 
 logger = logging.getLogger(__name__)
 
-TRACKING_REJECTED = "TrackingRejected"
 MODEL_ARTIFACT_NAME = "model"
 PROFILE_ARTIFACT_DIR = "dataset-profile"
-MAX_PARAM_CHARS = 6000
 MODEL_PACKAGES = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
-# MLflow error codes that a retry will not change.
-_PERMANENT_CODES = {
-    "INVALID_PARAMETER_VALUE",
-    "RESOURCE_DOES_NOT_EXIST",
-    "PERMISSION_DENIED",
-    "UNAUTHENTICATED",
-    "INVALID_STATE",
-    "BAD_REQUEST",
-}
 
 
 @contextmanager
@@ -63,7 +53,7 @@ def tracking_errors(action: str) -> Iterator[None]:
     except MlflowException as exc:
         code = str(exc.error_code)
         message = f"MLflow {action} failed ({code}): {str(exc.message)[:500]}"
-        if code in _PERMANENT_CODES:
+        if code in PERMANENT_CODES:
             raise InvalidInput(TRACKING_REJECTED, message) from exc
         raise Transient(TRACKING_UNAVAILABLE, message) from exc
     except (RequestException, BotoCoreError, ConnectionError, TimeoutError) as exc:
