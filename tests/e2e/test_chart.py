@@ -173,23 +173,35 @@ def release(mlstack: Stack, k8s: client.ApiClient,
         *local_image_values(built),
     ]
     helm = Helm.create(kubeconfig, tmp_path_factory.mktemp("helm"))
-    harness_operator = stack.operator_pid(mlstack.paths) is not None
-    stack.stop_operator(mlstack.paths)
-    with contextlib.ExitStack() as cleanup:  # every step runs, last registered first
-        if harness_operator:
-            cleanup.callback(stack.start_operator, mlstack)
-        cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
-                                               for crd in crdgen.build_crds()])
-        cleanup.callback(testing.delete_namespace, kubeconfig, namespace)  # kept claims too
-        cleanup.callback(helm.run, "uninstall", RELEASE, "--namespace", namespace, "--wait",
-                         check=False)
-        # First, while the chart's operator runs and releases kopf's finalizers.
-        cleanup.callback(delete_workload_namespace, k8s, kubeconfig, workload)
+    with chart_only(mlstack, k8s, helm, namespace, workload):
         installed = Release(helm, namespace, workload, values=values, k8s=k8s, images=built)
         started = time.monotonic()
         installed.install()
         installed.facts["install_seconds"] = time.monotonic() - started
         yield installed
+
+
+@contextlib.contextmanager
+def chart_only(mlstack: Stack, k8s: client.ApiClient, helm: Helm, namespace: str,
+               workload: str) -> Iterator[contextlib.ExitStack]:
+    """The harness's own operator stopped, so that only the release's acts; on the way out
+    (every step runs, last registered first, so a caller's own steps come before these):
+    the workload namespace deleted, the release uninstalled, its namespace deleted with the
+    claims it kept, the CRDs handed back to the harness and its operator started again."""
+    kubeconfig = mlstack.cluster.kubeconfig
+    harness_operator = stack.operator_pid(mlstack.paths) is not None
+    stack.stop_operator(mlstack.paths)
+    with contextlib.ExitStack() as cleanup:
+        if harness_operator:
+            cleanup.callback(stack.start_operator, mlstack)
+        cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
+                                               for crd in crdgen.build_crds()])
+        cleanup.callback(testing.delete_namespace, kubeconfig, namespace)
+        cleanup.callback(helm.run, "uninstall", RELEASE, "--namespace", namespace, "--wait",
+                         check=False)
+        # First, while the chart's operator runs and releases kopf's finalizers.
+        cleanup.callback(delete_workload_namespace, k8s, kubeconfig, workload)
+        yield cleanup
 
 
 def delete_workload_namespace(k8s: client.ApiClient, kubeconfig: Path, name: str) -> None:

@@ -21,15 +21,13 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from localkube import stack, testing
 from localkube.cluster import ClusterState, load_state
 from localkube.images import CHART_IMAGES
 from localkube.realnode import node
 from localkube.realnode.config import NODE_NAME, NodeIdentity
 from localkube.stack import Stack
 from localkube.testing import wait_for
-from mlcycle import crdgen
-from tests.e2e.chart_support import Helm, hand_crds_back, local_image_values, service_url
+from tests.e2e.chart_support import Helm, local_image_values, service_url
 from tests.e2e.mlhelpers import (
     condition,
     jobs_with_label,
@@ -40,10 +38,9 @@ from tests.e2e.mlhelpers import (
 )
 from tests.e2e.test_chart import (
     OPERATOR_LABELS,
-    RELEASE,
     Release,
     active_replica,
-    delete_workload_namespace,
+    chart_only,
     restricted_namespace,
 )
 
@@ -124,17 +121,7 @@ def one_replica_per_node(two_nodes: dict[str, str], mlstack: Stack, k8s: client.
     values = ["--set-json", f'operator.watchNamespaces=["{workload}"]',
               "--set", "operator.peering.lifetimeSeconds=20", *local_image_values(two_nodes)]
     helm = Helm.create(kubeconfig, tmp_path_factory.mktemp("helm"))
-    harness_operator = stack.operator_pid(mlstack.paths) is not None
-    stack.stop_operator(mlstack.paths)
-    with contextlib.ExitStack() as cleanup:  # every step runs, last registered first
-        if harness_operator:
-            cleanup.callback(stack.start_operator, mlstack)
-        cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
-                                               for crd in crdgen.build_crds()])
-        cleanup.callback(testing.delete_namespace, kubeconfig, namespace)
-        cleanup.callback(helm.run, "uninstall", RELEASE, "--namespace", namespace, "--wait",
-                         "--timeout", "2m", check=False)
-        cleanup.callback(delete_workload_namespace, k8s, kubeconfig, workload)
+    with chart_only(mlstack, k8s, helm, namespace, workload) as cleanup:
         cleanup.callback(set_unschedulable, core, NODE_NAME, False)
         # Pods of a dead node stay Terminating until it returns: let them go (it will not).
         cleanup.callback(force_delete_pods_on, core, SECOND.name, (namespace, workload))
@@ -142,7 +129,7 @@ def one_replica_per_node(two_nodes: dict[str, str], mlstack: Stack, k8s: client.
 
         set_unschedulable(core, SECOND.name, True)
         release.install()
-        wait_for("two live peers", lambda: leader_node(release) == NODE_NAME, timeout=120)
+        wait_for("a leader (on realnode)", lambda: leader_node(release) == NODE_NAME, timeout=120)
         set_unschedulable(core, SECOND.name, False)
         set_unschedulable(core, NODE_NAME, True)
         replace_replica(release, leading=False)  # -> realnode-2
