@@ -26,7 +26,6 @@ Reported per tree, medians in seconds, all counted from the moment the processes
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -46,6 +45,7 @@ from bench.training.trainer_phases import (
     run_trainer,
     services,
     trainer_environment,
+    tree_arguments,
 )
 from mlcycle_contract import environment as contract
 
@@ -130,14 +130,7 @@ def figures(p1: SearchRun, p2: SearchRun, floor_wall: float, floor_fit: float,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minio", type=Path, required=True, help="the MinIO server binary")
-    parser.add_argument("--tree", action="append", required=True, metavar="NAME=DIR",
-                        help="a code tree to run (repeat to compare)")
-    parser.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
-    arguments = parser.parse_args()
-    trees = {name: Path(path).resolve() for name, _, path in
-             (entry.partition("=") for entry in arguments.tree)}
+    arguments, trees = tree_arguments(__doc__)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="worker-phases-") as directory:
         root = Path(directory)

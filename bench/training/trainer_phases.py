@@ -158,15 +158,20 @@ def median_table(runs: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def tree_arguments(doc: str | None) -> tuple[argparse.Namespace, dict[str, Path]]:
+    """`--minio`, `--tree NAME=DIR` (repeated) and `--runs`; the trees by name."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
     parser.add_argument("--minio", type=Path, required=True, help="the MinIO server binary")
     parser.add_argument("--tree", action="append", required=True, metavar="NAME=DIR",
                         help="a code tree to run (repeat to compare)")
     parser.add_argument("--runs", type=int, default=3, help="rounds (default 3)")
     arguments = parser.parse_args()
-    trees = {name: Path(path).resolve() for name, _, path in
-             (entry.partition("=") for entry in arguments.tree)}
+    return arguments, {name: Path(path).resolve() for name, _, path in
+                       (entry.partition("=") for entry in arguments.tree)}
+
+
+def main() -> None:
+    arguments, trees = tree_arguments(__doc__)
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
     with tempfile.TemporaryDirectory(prefix="trainer-phases-") as directory:
         root = Path(directory)
