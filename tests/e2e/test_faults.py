@@ -53,6 +53,7 @@ from tests.e2e.mlhelpers import (
     load_example,
     read,
 )
+from tests.e2e.test_search import SLOW_TRIALS
 
 logger = logging.getLogger(__name__)
 
@@ -330,9 +331,13 @@ def test_the_iris_flow_and_a_rollout_survive_a_kill_at_every_write(
 
 
 def apply_search(mlstack: Stack, namespace: str) -> None:
+    """Slow trials: the search still runs when the operator, killed twice, comes back."""
     training = load_example("search/trainingjob.yaml", {"metadata": {"name": "search"}, "spec": {
         "registry": {"modelName": model_name(namespace)}, "validation": {"folds": 3},
-        "search": {"maxTrials": 8, "parallelism": 1}}})
+        "algorithm": SLOW_TRIALS["algorithm"],
+        "search": {**SLOW_TRIALS["search"], "maxTrials": 12, "parallelism": 1}}})
+    training["spec"]["search"] = {key: value for key, value in
+                                  training["spec"]["search"].items() if value is not None}
     for document in (load_example("search/dataset.yaml"), training):
         code, output = kubectl_apply(mlstack, namespace, document)
         assert code == 0, output

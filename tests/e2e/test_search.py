@@ -355,6 +355,16 @@ def test_more_failed_trials_than_allowed_end_the_worker_naming_their_error(
 # --- Reliability on the cluster -------------------------------------------------------------
 
 
+# Trials of about a second (3 folds of a few hundred trees, no pruning): a test that must act
+# while a trial runs (or while the search does) gets that long, whatever the platform's own
+# per-trial cost, which is small and shrinking.
+SLOW_TRIALS: dict[str, Any] = {
+    "algorithm": "random_forest_classifier",
+    "search": {"algorithms": None, "pruner": "none", "space": {"random_forest_classifier": {
+        "n_estimators": {"type": "int", "low": 200, "high": 300}}}},
+}
+
+
 def apply_search(mlstack: Stack, namespace: str, name: str, search: dict[str, Any],
                  **spec: Any) -> str:
     """The example's Dataset and a search named `name` (3 folds); returns its model name."""
@@ -428,7 +438,8 @@ def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
     mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, services_env: dict[str, str]
 ) -> None:
     model_name = apply_search(mlstack, ml_namespace, "killed",
-                              {"maxTrials": 12, "pruner": "none"})
+                              {**SLOW_TRIALS["search"], "maxTrials": 12},
+                              algorithm=SLOW_TRIALS["algorithm"])
     experiment, study = wait_for("the first trial in the status",
                                  studying(k8s, ml_namespace, "killed"), timeout=600)
     victim = next(p for p in search_pods(k8s, ml_namespace, "killed")
