@@ -22,48 +22,31 @@ import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import httpx
 
-API = "/api/2.0/mlflow"
+from mlcycle_contract.mlflow_answers import (
+    API,
+    TRANSIENT_STATUSES,
+    answer_error,
+    answer_object,
+)
+from mlcycle_contract.mlflow_answers import Credentials as Credentials
+from mlcycle_contract.mlflow_answers import MlflowError as MlflowError
+
 ARTIFACTS = "/api/2.0/mlflow-artifacts/artifacts"
 ARTIFACTS_SCHEME = "mlflow-artifacts"
 TIMEOUT = httpx.Timeout(30.0, connect=5.0)
-# MLflow's client retries these 7 times over about 4 minutes, which would hold a handler's
-# thread that long; the handlers retry every 10 s anyway (kopf.TemporaryError).
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+# MLflow's client retries TRANSIENT_STATUSES 7 times over about 4 minutes, which would hold a
+# handler's thread that long; the handlers retry every 10 s anyway (kopf.TemporaryError).
 RETRIES = 3
 BACKOFF_SECONDS = 0.5  # then 1, 2
 MAX_RETRY_AFTER_SECONDS = 5.0
-# MLflow's error code for an answer that is not its JSON error (the basic-auth app answers
-# 401 and 403 in plain text): mlflow.exceptions.HTTP_STATUS_TO_ERROR_CODE.
-STATUS_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                      404: "ENDPOINT_NOT_FOUND", 409: "RESOURCE_CONFLICT",
-                      429: "REQUEST_LIMIT_EXCEEDED", 499: "CANCELLED", 500: "INTERNAL_ERROR",
-                      501: "NOT_IMPLEMENTED", 503: "TEMPORARILY_UNAVAILABLE",
-                      504: "DEADLINE_EXCEEDED"}
-INTERNAL_ERROR = "INTERNAL_ERROR"
-BODY_IN_ERRORS = 300  # characters of a non-JSON answer quoted in an error
 ADMIN_USERNAME, ADMIN_PASSWORD = "MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"
 PROMPT_TAG = "mlflow.prompt.is_prompt"
 T = TypeVar("T")
-
-
-class MlflowError(Exception):
-    """MLflow refused or failed a request: `error_code` is MLflow's (RESOURCE_DOES_NOT_EXIST,
-    PERMISSION_DENIED, ...), or the one its client derives from the HTTP status."""
-
-    def __init__(self, message: str, error_code: str = INTERNAL_ERROR) -> None:
-        super().__init__(message)
-        self.message, self.error_code = message, error_code
-
-
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
 
 
 def admin_credentials() -> Credentials | None:
@@ -167,24 +150,6 @@ def http_client() -> httpx.Client:
         return _client
 
 
-def _error(response: httpx.Response, endpoint: str) -> MlflowError:
-    """MLflow's verify_rest_response: its JSON error, else a code from the HTTP status."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        code = str(body.get("error_code") or INTERNAL_ERROR)
-        if code.isdigit():
-            code = STATUS_ERROR_CODES.get(int(code), INTERNAL_ERROR)
-        detail = body.get("message", f"Response: {body}")
-        return MlflowError(f"{code}: {detail}", code)
-    code = STATUS_ERROR_CODES.get(response.status_code, INTERNAL_ERROR)
-    return MlflowError(f"API request to endpoint {endpoint} failed with error code "
-                       f"{response.status_code} != 200. Response body: "
-                       f"'{response.text[:BODY_IN_ERRORS]}'", code)
-
-
 class Mlflow:
     """MLflow's REST API as one user (or anonymous): the registry's, the tracking server's,
     the artifact proxy's and the auth app's calls the operator makes."""
@@ -225,19 +190,8 @@ class Mlflow:
         query, anything else as JSON; MlflowError unless the answer is 200 and a JSON object."""
         fields = {key: value for key, value in (body or {}).items() if value is not None}
         request: dict[str, Any] = {"params": fields} if method == "GET" else {"json": fields}
-        response = self.send(method, f"{self.tracking_uri}{endpoint}", endpoint, **request)
-        if response.status_code != 200:
-            raise _error(response, endpoint)
-        if not response.content.strip():
-            return {}
-        try:
-            found = response.json()
-        except ValueError:
-            found = None
-        if not isinstance(found, dict):
-            raise MlflowError(f"API request to endpoint {endpoint} was successful but the "
-                              "response body was not in a valid JSON format")
-        return found
+        return answer_object(
+            self.send(method, f"{self.tracking_uri}{endpoint}", endpoint, **request), endpoint)
 
     # The model registry.
     def get_registered_model(self, name: str) -> RegisteredModel:
@@ -301,7 +255,7 @@ class Mlflow:
         url = artifact_url(self.tracking_uri, artifact_uri)
         response = self.send("GET", url, ARTIFACTS)
         if response.status_code != 200:
-            raise _error(response, ARTIFACTS)
+            raise answer_error(response, ARTIFACTS)
         return response.content
 
     def log_artifacts(self, run_id: str, files: Mapping[str, bytes]) -> None:
@@ -313,7 +267,7 @@ class Mlflow:
             response = self.send("PUT", f"{base}/{artifact_path(path)}", ARTIFACTS,
                                  content=content, headers={"Content-Type": mime_type})
             if not response.is_success:
-                raise _error(response, ARTIFACTS)
+                raise answer_error(response, ARTIFACTS)
 
     # The basic-auth app's users (mlflow.server.auth.client's calls).
     def create_user(self, username: str, password: str) -> None:

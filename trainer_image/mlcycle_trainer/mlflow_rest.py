@@ -20,7 +20,7 @@ import math
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import requests
@@ -32,6 +32,9 @@ from mlcycle_contract.environment import (
     MLFLOW_TRACKING_URI,
     MLFLOW_TRACKING_USERNAME,
 )
+from mlcycle_contract.mlflow_answers import API, TRANSIENT_STATUSES, answer_object
+from mlcycle_contract.mlflow_answers import Credentials as Credentials
+from mlcycle_contract.mlflow_answers import MlflowError as MlflowError
 from mlcycle_trainer.environment import optional, required
 from mlcycle_trainer.errors import (
     INVALID_ENVIRONMENT,
@@ -40,7 +43,6 @@ from mlcycle_trainer.errors import (
     Transient,
 )
 
-API = "/api/2.0/mlflow"
 TRACKING_REJECTED = "TrackingRejected"
 MAX_PARAM_CHARS = 6000
 # MLflow error codes that a retry will not change.
@@ -58,31 +60,13 @@ MAX_RETRIES = 7
 BACKOFF_FACTOR = 2.0
 BACKOFF_JITTER = 1.0
 TIMEOUT_SECONDS = 120.0
-TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 # What one runs/log-batch request may carry (MLflow's client splits larger batches).
 MAX_METRICS_PER_BATCH = 1000
 MAX_PARAMS_TAGS_PER_BATCH = 100
 MAX_ENTITIES_PER_BATCH = 1000
-# MLflow's error code for an answer that is not its JSON error (the basic-auth app answers
-# 401 and 403 in plain text): mlflow.exceptions.HTTP_STATUS_TO_ERROR_CODE.
-STATUS_ERROR_CODES = {400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED",
-                      404: "ENDPOINT_NOT_FOUND", 409: "RESOURCE_CONFLICT",
-                      429: "REQUEST_LIMIT_EXCEEDED", 499: "CANCELLED", 500: "INTERNAL_ERROR",
-                      501: "NOT_IMPLEMENTED", 503: "TEMPORARILY_UNAVAILABLE",
-                      504: "DEADLINE_EXCEEDED"}
-INTERNAL_ERROR = "INTERNAL_ERROR"
 BODY_IN_ERRORS = 500  # characters of an answer quoted in an error
 USER_UNKNOWN = "unknown"  # MlflowClient's user_id of a run without an mlflow.user tag
 ACTIVE_ONLY = "ACTIVE_ONLY"
-
-
-class MlflowError(Exception):
-    """MLflow refused or failed a request: `error_code` is MLflow's, or the one its client
-    derives from the HTTP status."""
-
-    def __init__(self, message: str, error_code: str = INTERNAL_ERROR) -> None:
-        super().__init__(message)
-        self.message, self.error_code = message, error_code
 
 
 @contextmanager
@@ -109,12 +93,6 @@ class Metric:
     step: int
 
 
-@dataclass(frozen=True)
-class Credentials:
-    username: str
-    password: str = field(repr=False)
-
-
 def _number(value: float) -> float | str:
     """A double as protobuf's JSON writes it: NaN and the infinities as strings."""
     if math.isnan(value):
@@ -131,21 +109,6 @@ def _pairs(entries: Mapping[str, str]) -> list[dict[str, str]]:
 def _present(body: Mapping[str, Any]) -> dict[str, Any]:
     """The body without its empty lists, as protobuf's JSON leaves them out."""
     return {key: value for key, value in body.items() if value != []}
-
-
-def _error(response: requests.Response, endpoint: str) -> MlflowError:
-    """MLflow's verify_rest_response: its JSON error, else a code from the HTTP status."""
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        code = str(body.get("error_code") or INTERNAL_ERROR)
-        return MlflowError(f"{code}: {body.get('message', '')}", code)
-    code = STATUS_ERROR_CODES.get(response.status_code, INTERNAL_ERROR)
-    return MlflowError(f"API request to endpoint {endpoint} failed with error code "
-                       f"{response.status_code} != 200. Response body: "
-                       f"'{response.text[:BODY_IN_ERRORS]}'", code)
 
 
 def mlflow_retry() -> Retry:
@@ -195,18 +158,7 @@ class MlflowRest:
         request: dict[str, Any] = {"params": body} if method == "GET" else {"json": body}
         response = self._session().request(method, f"{self.tracking_uri}{API}/{endpoint}",
                                            auth=self._auth, timeout=self._timeout, **request)
-        if response.status_code != 200:
-            raise _error(response, endpoint)
-        if not response.text.strip():
-            return {}
-        try:
-            found = response.json()
-        except ValueError:
-            found = None
-        if not isinstance(found, dict):
-            raise MlflowError(f"API request to endpoint {endpoint} was successful but the "
-                              "response body was not in a valid JSON format")
-        return found
+        return answer_object(response, endpoint)
 
     def experiment_by_name(self, name: str) -> dict[str, Any] | None:
         """The experiment (its id, lifecycle_stage, ...); None if there is none."""
