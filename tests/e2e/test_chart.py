@@ -325,34 +325,47 @@ def kill_container(release: Release, pod_name: str) -> None:
     wait_for(f"process {pid} to die", lambda: not processes.alive(pid), timeout=10)
 
 
+HA_TRAINING = "iris-ha"
+
+
+def start_slow_training(release: Release, mlstack: Stack, model_name: str) -> None:
+    """The iris TrainingJob `iris-ha` with 400 trees, in the workload namespace, once Running:
+    a run in flight for a failover to hand over."""
+    slow = load_example("iris/trainingjob.yaml", {
+        "metadata": {"name": HA_TRAINING},
+        "spec": {"hyperparameters": {"n_estimators": 400, "random_state": 0},
+                 "registry": {"modelName": model_name}}})
+    code, output = kubectl_apply(mlstack, release.workload, slow)
+    assert code == 0, output
+    wait_phase(release.k8s, "trainingjobs", release.workload, HA_TRAINING, ("Running",),
+               timeout=300)
+
+
+def assert_trained_once(release: Release, model_name: str, standby: str) -> None:
+    """The run in flight ended Succeeded with one Job and one model version, and `standby`
+    resumed the operator's work."""
+    k8s, workload = release.k8s, release.workload
+    trained = wait_phase(k8s, "trainingjobs", workload, HA_TRAINING, ("Succeeded", "Failed"))
+    assert trained["status"]["phase"] == "Succeeded", trained["status"]
+    assert len(jobs_with_label(k8s, workload, f"mlcycle.dev/training-job={HA_TRAINING}")) == 1
+    versions = release.registry.search_model_versions(f"name='{model_name}'")
+    assert [v.version for v in versions] == ["1"]
+    assert trained["status"]["model"]["version"] == 1
+    log = client.CoreV1Api(k8s).read_namespaced_pod_log(standby, release.namespace)
+    assert "Resuming operations" in log
+
+
 def test_killing_the_active_replica_during_training_hands_over_without_duplicates(
     release: Release, mlstack: Stack
 ) -> None:
-    k8s, workload = release.k8s, release.workload
-    model_name = "iris-ha"
-    slow = load_example("iris/trainingjob.yaml", {
-        "metadata": {"name": "iris-ha"},
-        "spec": {"hyperparameters": {"n_estimators": 400, "random_state": 0},
-                 "registry": {"modelName": model_name}}})
-    code, output = kubectl_apply(mlstack, workload, slow)
-    assert code == 0, output
-    wait_phase(k8s, "trainingjobs", workload, "iris-ha", ("Running",), timeout=180)
-
+    start_slow_training(release, mlstack, "iris-ha")
     leader = active_replica(release)
     standby = next(p.metadata.name for p in release.pods(OPERATOR_LABELS)
                    if p.metadata.name != leader)
     kill_container(release, leader)
-
-    trained = wait_phase(k8s, "trainingjobs", workload, "iris-ha", ("Succeeded", "Failed"))
-    assert trained["status"]["phase"] == "Succeeded", trained["status"]
-    assert len(jobs_with_label(k8s, workload, "mlcycle.dev/training-job=iris-ha")) == 1
-    versions = release.registry.search_model_versions(f"name='{model_name}'")
-    assert [v.version for v in versions] == ["1"]
-    assert trained["status"]["model"]["version"] == 1
     # The standby took over; the restarted leader (younger now) waits as the new standby.
     wait_for("the standby to lead", lambda: active_replica(release) == standby, timeout=60)
-    log = client.CoreV1Api(k8s).read_namespaced_pod_log(standby, release.namespace)
-    assert "Resuming operations" in log
+    assert_trained_once(release, "iris-ha", standby)
 
 
 def test_the_chart_s_operator_replaces_a_running_run_deleting_its_job(

@@ -29,19 +29,18 @@ from localkube.stack import Stack
 from localkube.testing import wait_for
 from tests.e2e.chart_support import Helm, local_image_values, service_url
 from tests.e2e.mlhelpers import (
-    condition,
-    jobs_with_label,
     kubectl_apply,
     load_example,
-    read,
     wait_phase,
 )
 from tests.e2e.test_chart import (
     OPERATOR_LABELS,
     Release,
     active_replica,
+    assert_trained_once,
     chart_only,
     restricted_namespace,
+    start_slow_training,
 )
 
 pytestmark = pytest.mark.e2e
@@ -184,19 +183,11 @@ def test_killing_the_node_of_the_active_replica_hands_over_to_the_other_node(
     one_replica_per_node: Release, mlstack: Stack
 ) -> None:
     release = one_replica_per_node
-    k8s, workload = release.k8s, release.workload
     standby = next(p.metadata.name for p in operator_pods(release)
                    if p.spec.node_name == NODE_NAME)
-    model_name = "iris-ha-node"
-    code, output = kubectl_apply(mlstack, workload, load_example("iris/dataset.yaml"))
+    code, output = kubectl_apply(mlstack, release.workload, load_example("iris/dataset.yaml"))
     assert code == 0, output
-    slow = load_example("iris/trainingjob.yaml", {
-        "metadata": {"name": "iris-ha"},
-        "spec": {"hyperparameters": {"n_estimators": 400, "random_state": 0},
-                 "registry": {"modelName": model_name}}})
-    code, output = kubectl_apply(mlstack, workload, slow)
-    assert code == 0, output
-    wait_phase(k8s, "trainingjobs", workload, "iris-ha", ("Running",), timeout=300)
+    start_slow_training(release, mlstack, "iris-ha-node")
 
     state = load_state(mlstack.paths)
     assert isinstance(state, ClusterState)
@@ -204,13 +195,4 @@ def test_killing_the_node_of_the_active_replica_hands_over_to_the_other_node(
     # The killed leader's peering record expires after its lifetime (20 s): then it leads.
     wait_for("the standby on realnode to lead", lambda: leader_node(release) == NODE_NAME,
              timeout=90, interval=0.5)
-
-    trained = wait_phase(k8s, "trainingjobs", workload, "iris-ha", ("Succeeded", "Failed"))
-    assert trained["status"]["phase"] == "Succeeded", trained["status"]
-    assert condition(trained, "Ready")["status"] == "True"
-    assert len(jobs_with_label(k8s, workload, "mlcycle.dev/training-job=iris-ha")) == 1
-    versions = release.registry.search_model_versions(f"name='{model_name}'")
-    assert [v.version for v in versions] == ["1"]
-    assert read(k8s, "trainingjobs", workload, "iris-ha")["status"]["model"]["version"] == 1
-    log = client.CoreV1Api(k8s).read_namespaced_pod_log(standby, release.namespace)
-    assert "Resuming operations" in log
+    assert_trained_once(release, "iris-ha-node", standby)
