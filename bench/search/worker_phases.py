@@ -41,6 +41,7 @@ from mlflow import MlflowClient
 from bench.search.run import FOLDS, TRIALS, in_process, spec
 from bench.training.trainer_phases import (
     DATA_BUCKET,
+    dataset_environment,
     median_table,
     run_trainer,
     services,
@@ -146,10 +147,7 @@ def main() -> None:
                 **env,
                 contract.OWNER_NAME.name: OWNER,
                 contract.MLFLOW_EXPERIMENT_NAME.name: EXPERIMENT,
-                contract.DATASET_NAME.name: "cancer",
-                contract.DATASET_VERSION.name: ingested["version"],
-                contract.DATASET_URI.name: ingested["snapshotURI"],
-                contract.DATASET_TARGET.name: "target",
+                **dataset_environment("cancer", ingested),
             }
             names = list(trees)
             for round_number in range(arguments.runs):

@@ -158,6 +158,14 @@ def median_table(runs: dict[str, list[dict[str, float]]]) -> str:
     return "\n".join(lines)
 
 
+def dataset_environment(name: str, ingested: dict[str, Any]) -> dict[str, str]:
+    """What a trainer Pod is told of the Dataset it trains on, from its ingestion's result."""
+    return {contract.DATASET_NAME.name: name,
+            contract.DATASET_VERSION.name: ingested["version"],
+            contract.DATASET_URI.name: ingested["snapshotURI"],
+            contract.DATASET_TARGET.name: "target"}
+
+
 def tree_arguments(doc: str | None) -> tuple[argparse.Namespace, dict[str, Path]]:
     """`--minio`, `--tree NAME=DIR` (repeated) and `--runs`; the trees by name."""
     parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
@@ -184,10 +192,7 @@ def main() -> None:
                 **env,
                 contract.OWNER_NAME.name: "iris-rf",
                 contract.TRAINING_SPEC.name: json.dumps(iris_spec()),
-                contract.DATASET_NAME.name: "iris",
-                contract.DATASET_VERSION.name: ingested["version"],
-                contract.DATASET_URI.name: ingested["snapshotURI"],
-                contract.DATASET_TARGET.name: "target",
+                **dataset_environment("iris", ingested),
             }
             names = list(trees)
             for round_number in range(arguments.runs):
