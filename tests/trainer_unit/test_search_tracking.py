@@ -65,7 +65,8 @@ def test_each_call_is_the_request_mlflow_s_client_makes(
     params = {"algorithm": "svc", "C": "0.5"}
     end_tags = {"mlcycle.trial.state": "Failed", "mlcycle.trial.error": "ValueError: no"}
 
-    official = MlflowClient()
+    # Not from the environment alone: another test may have set mlflow's process-wide URI.
+    official = MlflowClient(tracking_uri=fake.url)
     official.create_run("7", start_time=1600, tags=tags, run_name="trial-3")
     official.log_batch("run-0", metrics=[MlflowMetric(m.key, m.value, m.timestamp, m.step)
                                          for m in metrics],
