@@ -9,7 +9,6 @@ bridge; the iptables chains go last, once for the host.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import shutil
 import subprocess
@@ -221,8 +220,11 @@ def remove_node(state: ClusterState, paths: LocalPaths) -> None:
     if node.is_first:
         raise ValueError("the first node is the cluster's own: make down")
     stop_node(state, paths, node.index)
-    with contextlib.suppress(ApiException):
+    try:
         client.CoreV1Api(readiness.api_client(paths.kubeconfig)).delete_node(node.name)
+    except ApiException as error:
+        if error.status != 404:  # never registered, or deleted already
+            raise
     state.nodes = node.index - 1
     paths.state.write_text(state.model_dump_json(indent=2))
 
