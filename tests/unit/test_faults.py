@@ -4,10 +4,13 @@ namespace; a due point kills the very process (run in a child here)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from mlcycle import faults
 from mlcycle.faults import KillPlan, due_point
@@ -35,10 +38,11 @@ def test_no_file_configured_or_written_means_no_kill(tmp_path: Path) -> None:
     faults.configure("")
 
 
-def pass_points(armed: Path, *points: str) -> subprocess.CompletedProcess[str]:
+def pass_points(armed: Path, *points: str, prefix: tuple[str, ...] = ()
+                ) -> subprocess.CompletedProcess[str]:
     script = ("import sys; from mlcycle import faults; faults.configure(sys.argv[1]); "
               "[faults.reached(*p.split(':', 1)) for p in sys.argv[2:]]; print('survived')")
-    return subprocess.run([sys.executable, "-c", script, str(armed), *points],
+    return subprocess.run([*prefix, sys.executable, "-c", script, str(armed), *points],
                           capture_output=True, text=True, timeout=60)
 
 
@@ -54,3 +58,16 @@ def test_a_due_point_sigkills_the_process_and_is_recorded_once(tmp_path: Path) -
 
     again = pass_points(armed, "faulted:Job/train/created", "faulted:Dataset/applied")
     assert again.returncode == 0, again.stderr
+
+
+def test_a_due_point_ends_the_process_also_as_pid_1_of_a_container(tmp_path: Path) -> None:
+    """The operator's image runs it as PID 1 of the container's PID namespace, where the
+    kernel ignores a SIGKILL the process sends itself."""
+    if os.geteuid() != 0:
+        pytest.skip("a new PID namespace needs root (the suite's node runs as root)")
+    armed = tmp_path / "kill-points.json"
+    armed.write_text(json.dumps(PLAN.model_dump()))
+    as_pid_1 = ("unshare", "--pid", "--fork", "--kill-child")
+    killed = pass_points(armed, "faulted:Job/train/created", prefix=as_pid_1)
+    assert killed.returncode == 128 + signal.SIGKILL, killed
+    assert "survived" not in killed.stdout
