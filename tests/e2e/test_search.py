@@ -414,6 +414,22 @@ def search_pods(k8s: client.ApiClient, namespace: str, name: str) -> list[Any]:
             if p.metadata.labels.get("mlcycle.dev/component") == "search"]
 
 
+def workers_report(k8s: client.ApiClient, namespace: str, name: str) -> str:
+    """Each search Pod's phase, how its container ended and its last log lines: what a
+    failed assertion on a search's outcome needs to say why."""
+    core = client.CoreV1Api(k8s)
+    lines = []
+    for pod in search_pods(k8s, namespace, name):
+        states = [s.state.terminated for s in pod.status.container_statuses or []]
+        ended = next((f"exit {t.exit_code} {t.reason}: {t.message}" for t in states if t), "")
+        try:
+            log = core.read_namespaced_pod_log(pod.metadata.name, namespace, tail_lines=15)
+        except client.ApiException as error:
+            log = f"(no log: {error.status})"
+        lines.append(f"{pod.metadata.name} {pod.status.phase} {ended}\n{log}")
+    return "\n".join(lines)
+
+
 def container_pid(pod: Any) -> int:
     """The host pid of the Pod's container's main process (the trainer: PID 1 inside)."""
     (status,) = pod.status.container_statuses
@@ -468,7 +484,8 @@ def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
     done = wait_phase(k8s, "trainingjobs", ml_namespace, "killed", ("Succeeded", "Failed"),
                       timeout=900)
     status = done["status"]
-    assert status["phase"] == "Succeeded", status
+    assert status["phase"] == "Succeeded", (
+        f"{status.get('conditions')}\n{workers_report(k8s, ml_namespace, 'killed')}")
     runs = {r.info.run_id: r for r in assert_finished_once(mlstack, status, 12)}
     ended = runs[lost.info.run_id]
     assert ended.info.status == "FAILED" and ended.data.tags[contract.TAG_TRIAL_STATE] == "Failed"
