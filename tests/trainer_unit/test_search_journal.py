@@ -115,6 +115,25 @@ def test_a_detail_of_a_trial_another_worker_ended_is_refused_as_before() -> None
     assert (state, value, attributes) == (TrialState.COMPLETE, 1.0, {})
 
 
+def test_of_two_workers_reaping_one_trial_the_second_is_refused_once() -> None:
+    """Two workers find a trial's worker gone and fail it, one just after the other: the
+    second's attribute and end go out in one batch, and are refused by the write that
+    sends them, not again at its next read. (Raised at that read, outside the reaping,
+    it ended the worker's Pod: with the killed one, two Pods failed, and the Job with them.)"""
+    store = MemoryStore()
+    owner, first, second = _storage(store), _storage(store), _storage(store)
+    _study(owner).ask()
+    (seen_first,) = _study(first).get_trials()
+    (seen_second,) = _study(second).get_trials()
+    for reaper, seen in ((first, seen_first), (second, seen_second)):
+        reaper.set_trial_user_attr(seen._trial_id, "error", f"lost, found by {id(reaper)}")
+    first.set_trial_state_values(seen_first._trial_id, TrialState.FAIL)
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError):
+        second.set_trial_state_values(seen_second._trial_id, TrialState.FAIL)
+    expected = [(0, TrialState.FAIL, None, {}, {"error": f"lost, found by {id(first)}"}, {})]
+    assert _trials(second) == _trials(first) == _trials(_storage(store)) == expected
+
+
 def test_a_deferred_write_does_not_read_the_journal_a_read_does() -> None:
     """Optuna syncs after every write; a write that waits need not list the store (during a
     fit, every report would), while reading the trials still lists it."""

@@ -22,6 +22,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages.journal import BaseJournalBackend, JournalStorage
 from optuna.storages.journal._storage import JournalOperation
 
@@ -120,7 +121,20 @@ class S3JournalStorage(JournalStorage):
         if self._deferred_last:
             self._deferred_last = False
             return
-        super()._sync_with_backend()
+        # Optuna raises, as it replays a record of this worker's that the journal ignores
+        # (its trial ended meanwhile), to the caller that wrote it, and leaves the rest of
+        # the read unapplied. A batch may hold more than one such record (a reaper's
+        # attribute and end, after another reaper ended the trial): each later one would
+        # raise at some unrelated read. So the whole read is applied, and the first raises.
+        refused: Exception | None = None
+        while True:
+            try:
+                super()._sync_with_backend()
+                break
+            except (UpdateFinishedTrialError, KeyError) as error:  # the record is skipped
+                refused = refused or error
+        if refused is not None:
+            raise refused
 
     def _write_log(self, op_code: int, extra_fields: dict[str, Any]) -> None:
         # As the journal gives it back: JSON's types, not Optuna's enums.
