@@ -262,6 +262,7 @@ def ingestion_jobs_per_dataset(k8s: client.ApiClient, namespace: str) -> int:
 
 
 def main() -> None:
+    load_at_start = os.getloadavg()[0]
     running = stack.up()
     kubeconfig = running.cluster.kubeconfig
     k8s = api_client(kubeconfig)
@@ -299,7 +300,8 @@ def main() -> None:
                     follow(k8s, serving, model, start, count)
                     rates[count] = at_rest(proxy, pid)
                 results.update(
-                    operator_rss_mb=round(rss.overall / 2**20),
+                    # MB as the target says (10^6 bytes; 300 MB is 286 MiB).
+                    operator_rss_mb=round(rss.overall / 1e6),
                     create_status_p50_ms=round(percentile(latencies, 0.5) * 1000),
                     create_status_p99_ms=round(percentile(latencies, 0.99) * 1000),
                     idle_cpu_pct=round(rates[DEPLOYMENTS[-1]][1], 2),
@@ -323,24 +325,30 @@ def main() -> None:
         delete_namespace(kubeconfig, overhead_namespace, timeout=600)
     results["platform_overhead_s"] = round(statistics.median(
         timeline.end_to_end - fit for timeline, fit in runs), 1)
-    report(results, cold, load_seconds, times, duplicated, runs)
+    report(results, cold, load_seconds, times, duplicated, runs,
+           (load_at_start, os.getloadavg()[0]))
     print(json.dumps(results))
 
 
 def report(results: dict[str, Any], cold: list[float], load_seconds: float,
            failovers: list[float], duplicated: bool,
-           training_runs: list[tuple[RunTimeline, float]]) -> None:
+           training_runs: list[tuple[RunTimeline, float]],
+           load_average: tuple[float, float]) -> None:
     lines = [
         "## The operator at scale (`make bench-operator`)",
         "",
         f"Machine: {machine()}. The real operator, control plane, MLflow and MinIO of the "
-        "local stack; MLflow's requests counted on the wire by a proxy.",
+        "local stack; MLflow's requests counted on the wire by a proxy. The machine's load "
+        f"average (1 min) at the start and the end of the run: {load_average[0]:.1f}, "
+        f"{load_average[1]:.1f}; the cluster shares the machine's cores, so every figure moves "
+        "with it.",
         "",
         "| figure | value | target |",
         "| --- | --- | --- |",
         f"| operator peak RSS, {NAMESPACES * PER_NAMESPACE} Datasets + "
         f"{NAMESPACES * PER_NAMESPACE} TrainingJobs over {NAMESPACES} namespaces + "
-        f"{DEPLOYMENTS[-1]} ModelDeployments | {results['operator_rss_mb']} MiB | < 300 MB |",
+        f"{DEPLOYMENTS[-1]} ModelDeployments | {results['operator_rss_mb']} MB "
+        f"({results['operator_rss_mb'] * 1e6 / 2**20:.0f} MiB) | < 300 MB |",
         f"| create -> first status, {BURST} Datasets created at once in a namespace in use "
         f"| p50 {results['create_status_p50_ms']} ms, p99 {results['create_status_p99_ms']} ms "
         "| p50 < 200 ms, p99 < 1 s |",
