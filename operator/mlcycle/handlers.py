@@ -8,10 +8,12 @@ lookups go through kopf indices, kept up to date from the watch streams kopf run
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
@@ -34,11 +36,11 @@ from mlcycle.reconcile import dataset as datasets
 from mlcycle.reconcile import modeldeployment as model_deployments
 from mlcycle.reconcile import search as searches
 from mlcycle.reconcile import trainingjob as training_jobs
-from mlcycle.reconcile.common import Manifest, Outcome
+from mlcycle.reconcile.common import Manifest, Outcome, accepted
 from mlcycle.settings import Settings
 from mlcycle_contract import constants
 from mlcycle_contract.api.dataset import DatasetPhase
-from mlcycle_contract.api.modeldeployment import ModelDeploymentStatus
+from mlcycle_contract.api.modeldeployment import ModelDeploymentPhase, ModelDeploymentStatus
 from mlcycle_contract.api.trainingjob import TrainingJobPhase, TrainingJobStatus
 
 SETTINGS = Settings.from_env()
@@ -47,6 +49,7 @@ MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 
 # kopf indices: key -> the names of the objects under it.
 DatasetKey = tuple[str, str]  # (namespace, Dataset name)
+logger = logging.getLogger(__name__)
 AliasKey = tuple[str, str]  # (registered model name, alias)
 ObjectKey = tuple[str, str]  # (namespace, name)
 
@@ -466,6 +469,45 @@ async def conditions_observed(body: kopf.Body, type: str | None, **_: Any) -> No
         metrics.CONDITIONS.forget(key)
     else:
         metrics.CONDITIONS.observe(key, body.get("status"))
+
+
+FIRST_PHASES = {
+    constants.DATASET.plural: DatasetPhase.PENDING,
+    constants.TRAINING_JOB.plural: TrainingJobPhase.PENDING,
+    constants.MODEL_DEPLOYMENT.plural: ModelDeploymentPhase.PROGRESSING,
+}
+PARSERS: dict[str, Callable[[kopf.Body], Object[Any]]] = {
+    constants.DATASET.plural: parse_dataset,
+    constants.TRAINING_JOB.plural: parse_training_job,
+    constants.MODEL_DEPLOYMENT.plural: parse_model_deployment,
+}
+# Threads of their own: kopf's are busy with reconciles when a burst of objects arrives.
+_acknowledging = ThreadPoolExecutor(kube.ACKNOWLEDGING_THREADS, "acknowledge")
+
+
+@kopf.on.event(GROUP, VERSION, constants.DATASET.plural, id="dataset_accepted")
+@kopf.on.event(GROUP, VERSION, constants.TRAINING_JOB.plural, id="training_job_accepted")
+@kopf.on.event(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural,
+               id="model_deployment_accepted")
+async def acknowledge(body: kopf.Body, type: str | None, resource: kopf.Resource,
+                      **_: Any) -> None:
+    """A new object whose spec parses gets its first status at once (a spec that does not
+    parse gets the reconcile's refusal instead). Not awaited: the write must not hold up
+    the object's own handlers, and only one over the version read can land."""
+    if type == "DELETED" or body.get("status"):
+        return
+    parsed = PARSERS[resource.plural](body)
+    if isinstance(parsed, Invalid):
+        return
+    status = accepted(parsed, FIRST_PHASES[resource.plural]).to_wire()
+    written = asyncio.get_running_loop().run_in_executor(
+        _acknowledging, kube.acknowledge, parsed, status)
+    written.add_done_callback(_log_failed_acknowledgement)
+
+
+def _log_failed_acknowledgement(written: asyncio.Future[None]) -> None:
+    if not written.cancelled() and written.exception() is not None:
+        logger.warning("Could not write a first status: %s", written.exception())
 
 
 @kopf.on.probe(id="watchers")

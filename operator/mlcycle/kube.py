@@ -28,6 +28,8 @@ logger = logging.getLogger(__name__)
 FIELD_MANAGER = "mlcycle-operator"
 Manifest = dict[str, Any]
 T = TypeVar("T")
+ACKNOWLEDGING_THREADS = 10
+CONNECTIONS = 32
 
 
 @cache
@@ -36,7 +38,11 @@ def api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # kopf's worker threads and the acknowledging ones share these connections; urllib3
+    # closes (and logs) every one beyond the pool, which holds 5 per CPU by default.
+    configuration.connection_pool_maxsize = CONNECTIONS
+    return client.ApiClient(configuration)
 
 
 def core() -> client.CoreV1Api:
@@ -202,6 +208,22 @@ def patch_status(resource: Object[Any], status: Manifest, if_unchanged: bool = F
             constants.API_GROUP, constants.API_VERSION, metadata.namespace,
             resource.names.plural, metadata.name, patch)
     faults.reached(metadata.namespace, f"{point}/written")
+
+
+def acknowledge(resource: Object[Any], status: Manifest) -> None:
+    """A new object's first status (reconcile.common.accepted), only over the version read:
+    once anything else wrote the object, the API answers 409 and the write is dropped, as it
+    is for an object deleted since (404). Past no kill point: losing it loses nothing, the
+    reconcile writes its own status anyway."""
+    metadata = resource.metadata
+    try:
+        custom().patch_namespaced_custom_object_status(
+            constants.API_GROUP, constants.API_VERSION, metadata.namespace,
+            resource.names.plural, metadata.name,
+            {"metadata": {"resourceVersion": metadata.resource_version}, "status": status})
+    except ApiException as error:
+        if error.status not in (404, 409):
+            raise
 
 
 def event_name(involved: Object[Any], reason: str, message: str) -> str:

@@ -59,15 +59,21 @@ def read(k8s: client.ApiClient, plural: str, namespace: str, name: str) -> dict[
 
 
 def wait_phase(k8s: client.ApiClient, plural: str, namespace: str, name: str,
-               phases: tuple[str, ...], timeout: float = 240) -> dict[str, Any]:
+               phases: tuple[str, ...], timeout: float = 240,
+               reason: str | None = None) -> dict[str, Any]:
+    """The object once its phase is one of `phases` (and its Ready reason `reason`: a new
+    object's first status, Accepted, has the phase it waits in, Pending or Progressing)."""
     def reached() -> dict[str, Any] | None:
         try:
             found = read(k8s, plural, namespace, name)
         except ApiException:
             return None
-        return found if (found.get("status") or {}).get("phase") in phases else None
+        if (found.get("status") or {}).get("phase") not in phases:
+            return None
+        return found if reason is None or condition(found, "Ready")["reason"] == reason else None
 
-    return wait_for(f"{plural}/{name} to reach {phases}", reached, timeout=timeout, interval=1)
+    return wait_for(f"{plural}/{name} to reach {phases}" + (f" ({reason})" if reason else ""),
+                    reached, timeout=timeout, interval=1)
 
 
 def condition(resource: dict[str, Any], type_: str) -> dict[str, Any]:

@@ -128,9 +128,9 @@ def test_missing_dataset_waits_without_a_job_then_trains_when_it_appears(
                             {"spec": {"registry": {"modelName": f"late-{ml_namespace}"}}})
     code, output = kubectl_apply(mlstack, ml_namespace, training)
     assert code == 0, output
-    waiting = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60)
-    ready = condition(waiting, "Ready")
-    assert ready["reason"] == "DatasetNotFound" and "spec.datasetRef.name" in ready["message"]
+    waiting = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60,
+                         reason="DatasetNotFound")
+    assert "spec.datasetRef.name" in condition(waiting, "Ready")["message"]
     assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
 
     code, output = kubectl_apply(mlstack, ml_namespace, load_example("iris/dataset.yaml"))
@@ -163,8 +163,8 @@ def test_bad_dataset_is_reported_by_reason_and_blocks_training(
     training = load_example("iris/trainingjob.yaml",
                             {"spec": {"registry": {"modelName": f"blocked-{ml_namespace}"}}})
     kubectl_apply(mlstack, ml_namespace, training)
-    pending = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60)
-    assert condition(pending, "Ready")["reason"] == "DatasetNotReady"
+    wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Pending",), timeout=60,
+               reason="DatasetNotReady")
     assert not jobs_with_label(k8s, ml_namespace, f"{TRAINING_LABEL}=iris-rf")
 
 

@@ -5,8 +5,10 @@ stale read never lands."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import kopf
 import pytest
@@ -30,6 +32,7 @@ def body(kind: str, spec: dict[str, Any], generation: int = 1) -> kopf.Body:
     })
 
 
+T = TypeVar("T")
 TRAINING_SPEC = {"datasetRef": {"name": "flowers"}, "algorithm": "random_forest_classifier"}
 
 
@@ -160,3 +163,48 @@ def test_a_job_event_before_the_job_has_a_status_reads_nothing(
     handlers.job_event(cast(kopf.Body, {**job, "status": {"active": 1}}), "MODIFIED",
                        no_index, no_index)
     assert reads == ["iris"]
+
+
+def acknowledged(monkeypatch: pytest.MonkeyPatch, plural: str, given: kopf.Body,
+                 type_: str | None = "ADDED") -> list[tuple[str, dict[str, Any]]]:
+    """The (resourceVersion, status) first statuses the handler writes for one event."""
+    written: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(handlers.kube, "acknowledge", lambda resource, status: written.append(
+        (resource.metadata.resource_version, status)))
+    monkeypatch.setattr(handlers, "_acknowledging", Inline())
+    asyncio.run(handlers.acknowledge(
+        body=given, type=type_, resource=kopf.Resource(constants.API_GROUP, "v1alpha1", plural)))
+    return written
+
+
+class Inline(Executor):
+    """Runs each call as it is submitted: the written statuses are known when it returns."""
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        done: Future[T] = Future()
+        done.set_result(fn(*args, **kwargs))
+        return done
+
+
+def test_a_new_object_gets_its_first_status_at_once_over_the_version_seen(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    new = body("TrainingJob", TRAINING_SPEC, generation=3)
+    new = kopf.Body({**new, "metadata": {**new["metadata"], "resourceVersion": "7"}})
+    [(version, status)] = acknowledged(monkeypatch, "trainingjobs", new)
+    assert version == "7"
+    assert (status["phase"], status["observedGeneration"]) == ("Pending", 3)
+    [ready] = status["conditions"]
+    assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "Unknown", "Accepted")
+    dataset = body("Dataset", {"source": {"builtin": "iris"}, "target": "species"})
+    [(_, status)] = acknowledged(monkeypatch, "datasets", dataset)
+    assert status["phase"] == "Pending"
+
+
+def test_no_first_status_over_a_status_for_a_spec_that_does_not_parse_or_once_deleted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    with_status = kopf.Body({**body("TrainingJob", TRAINING_SPEC), "status": {"phase": "Running"}})
+    assert acknowledged(monkeypatch, "trainingjobs", with_status) == []
+    invalid = body("TrainingJob", {"datasetRef": {}})
+    assert acknowledged(monkeypatch, "trainingjobs", invalid) == []
+    assert acknowledged(monkeypatch, "trainingjobs", body("TrainingJob", TRAINING_SPEC),
+                        type_="DELETED") == []

@@ -54,6 +54,7 @@ class DataFormat(StrEnum):
 class DatasetPhase(StrEnum):
     """Coarse lifecycle stage; conditions carry the details."""
 
+    PENDING = "Pending"  # accepted; its ingestion is being set up
     INGESTING = "Ingesting"
     READY = "Ready"
     FAILED = "Failed"

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import datetime
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import ValidationError
 
 from mlcycle.builders.common import CONTAINER_NAME
-from mlcycle.objects import field_errors
+from mlcycle.objects import Object, field_errors
 from mlcycle.settings import Settings
 from mlcycle_contract.api.common import (
     Condition,
@@ -29,6 +30,7 @@ from mlcycle_contract.results import CommandResult, FailureResult
 Manifest = dict[str, Any]
 ResultT = TypeVar("ResultT", bound=CommandResult)
 
+ACCEPTED = "Accepted"
 INVALID_SPEC = "InvalidSpec"
 INVALID_RESULT = "InvalidResult"
 OOM_KILLED = "OOMKilled"  # the kubelet's reason for a container the kernel killed
@@ -74,6 +76,19 @@ class Event:
 
 
 StatusT = TypeVar("StatusT", bound=ObservedStatus)
+
+
+def accepted(resource: Object[StatusT], phase: StrEnum) -> StatusT:
+    """The first status of a new object whose spec parses, written as soon as the operator
+    sees it: `kubectl get` shows it taken on while its reconcile still sets up credentials,
+    Jobs or the model, which in a burst of new objects waits for a worker thread."""
+    generation = resource.metadata.generation
+    return resource.status.model_copy(update={
+        "phase": phase,
+        "observed_generation": generation,
+        "conditions": with_ready([], None, ACCEPTED, "accepted; the operator is starting on it",
+                                 generation),
+    })
 
 
 @dataclass
