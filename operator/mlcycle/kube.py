@@ -28,8 +28,7 @@ logger = logging.getLogger(__name__)
 FIELD_MANAGER = "mlcycle-operator"
 Manifest = dict[str, Any]
 T = TypeVar("T")
-ACKNOWLEDGING_THREADS = 10
-CONNECTIONS = 32
+CONNECTIONS = 32  # more than kopf's worker threads and the acknowledging ones together
 
 
 @cache
@@ -217,10 +216,13 @@ def acknowledge(resource: Object[Any], status: Manifest) -> None:
     reconcile writes its own status anyway."""
     metadata = resource.metadata
     try:
-        custom().patch_namespaced_custom_object_status(
+        answer = custom().patch_namespaced_custom_object_status(
             constants.API_GROUP, constants.API_VERSION, metadata.namespace,
             resource.names.plural, metadata.name,
-            {"metadata": {"resourceVersion": metadata.resource_version}, "status": status})
+            {"metadata": {"resourceVersion": metadata.resource_version}, "status": status},
+            _preload_content=False)  # the object it answers with is not needed: not parsed
+        answer.drain_conn()  # read to its end: a connection back in the pool half-read
+        answer.release_conn()  # would hand the rest to the next request as its answer
     except ApiException as error:
         if error.status not in (404, 409):
             raise
