@@ -172,8 +172,8 @@ def acknowledged(monkeypatch: pytest.MonkeyPatch, plural: str, given: kopf.Body,
     monkeypatch.setattr(handlers.kube, "acknowledge", lambda resource, status: written.append(
         (resource.metadata.resource_version, status)))
     monkeypatch.setattr(handlers, "_acknowledging", Inline())
-    asyncio.run(handlers.acknowledge(
-        body=given, type=type_, resource=kopf.Resource(constants.API_GROUP, "v1alpha1", plural)))
+    resource = kopf.Resource(constants.API_GROUP, constants.API_VERSION, plural)
+    asyncio.run(handlers.acknowledge(body=given, type=type_, resource=resource))
     return written
 
 
