@@ -6,8 +6,10 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import json
+import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -237,3 +239,24 @@ def test_a_nodes_pod_cgroups_are_its_own(tmp_path: Path) -> None:
     host.remove_pod_cgroups(NodeIdentity(2), tmp_path)
     assert all(not (h / "mlcycle-2").exists() for h in hierarchies)
     assert all((h / "kubepods" / "besteffort" / "pod-a").is_dir() for h in hierarchies)
+
+
+def test_a_pod_cgroup_removed_during_the_walk_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kubelet removes a stopping pod's cgroups while `make down` walks them (a CI run
+    failed in the final teardown with FileNotFoundError on one)."""
+    for hierarchy in _hierarchies(tmp_path):
+        (hierarchy / "kubepods" / "burstable" / "pod-a" / "container").mkdir(parents=True)
+    vanished = tmp_path / "memory" / "kubepods" / "burstable" / "pod-a"
+    real_scandir = os.scandir
+
+    def scandir_of_a_removed_cgroup(path: Any) -> Any:
+        if Path(path) == vanished:
+            raise FileNotFoundError(2, "No such file or directory", str(path))
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir_of_a_removed_cgroup)
+    found = host.pod_cgroups(NodeIdentity(1), tmp_path)
+    assert vanished in found  # listed by its parent; only its own listing failed
+    assert tmp_path / "cpu" / "kubepods" / "burstable" / "pod-a" / "container" in found

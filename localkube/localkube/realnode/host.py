@@ -60,11 +60,18 @@ def pod_cgroups(node: NodeIdentity, cgroup_mounts: Path = CGROUP_ROOT) -> list[P
     for hierarchy in _hierarchies(cgroup_mounts):
         top = hierarchy / node.pods_cgroup
         if top.is_dir():
-            found.extend(path for path in top.rglob("*") if path.is_dir())
+            found.extend(_directories_below(top))
             found.append(top)
         if node.cgroup_root is not None and (hierarchy / node.cgroup_root.strip("/")).is_dir():
             found.append(hierarchy / node.cgroup_root.strip("/"))
     return sorted(found, key=lambda path: len(path.parts), reverse=True)
+
+
+def _directories_below(top: Path) -> list[Path]:
+    """Every directory below top. os.walk skips a directory that vanishes during the walk
+    (the kubelet removes a pod's cgroups as it stops it); pathlib's rglob raises
+    FileNotFoundError for it."""
+    return [Path(parent) / name for parent, names, _ in os.walk(top) for name in names]
 
 
 def kill_pod_processes(node: NodeIdentity, timeout: float = 10) -> None:
