@@ -54,6 +54,7 @@ from bench.training.run import overhead
 from localkube import build, processes, stack
 from localkube.paths import REPO_ROOT
 from localkube.readiness import api_client
+from localkube.release import CHART
 from localkube.stack import Stack
 from localkube.testing import create_namespace, delete_namespace, wait_for
 
@@ -62,7 +63,6 @@ NAMESPACES, PER_NAMESPACE, BURST = 10, 100, 100
 DEPLOYMENTS = (20, 200)
 POLL_SECONDS, WINDOW_SECONDS, SETTLE_SECONDS = 5, 60, 20
 FAILOVER_ROUNDS = 3
-CHART = REPO_ROOT / "charts" / "mlcycle"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -45,10 +45,11 @@ from localkube.images import CHART_IMAGES
 from localkube.paths import local_paths
 from localkube.realnode import containerd, node
 from localkube.realnode.config import NODE_NAME
+from localkube.release import CHART, Helm, local_image_values, service_url
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle import crdgen
-from tests.e2e.chart_support import CHART, Helm, hand_crds_back, local_image_values, service_url
+from tests.e2e.chart_support import hand_crds_back
 from tests.e2e.mlhelpers import (
     condition,
     jobs_with_label,

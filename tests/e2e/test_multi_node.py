@@ -25,9 +25,9 @@ from localkube.cluster import ClusterState, load_state
 from localkube.images import CHART_IMAGES
 from localkube.realnode import node
 from localkube.realnode.config import NODE_NAME, NodeIdentity
+from localkube.release import Helm, local_image_values, service_url
 from localkube.stack import Stack
 from localkube.testing import wait_for
-from tests.e2e.chart_support import Helm, local_image_values, service_url
 from tests.e2e.mlhelpers import (
     kubectl_apply,
     load_example,

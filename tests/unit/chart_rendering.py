@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 
 from localkube import build
+from localkube.release import CHART
 
-CHART = Path(__file__).resolve().parents[2] / "charts" / "mlcycle"
 SCENARIOS = sorted((CHART / "ci").glob("*.yaml"))
 RELEASE, NAMESPACE = "rel", "mlops"
 Manifest = dict[str, Any]
