@@ -143,6 +143,15 @@ def test_one_replica_still_peers_so_scaling_up_never_runs_two_active_operators()
     assert not of_kind(documents, "PodDisruptionBudget")
 
 
+def test_zero_replicas_pause_the_operator_and_keep_mlflow_and_minio() -> None:
+    documents = render("--set", "operator.replicas=0")
+    deployments = {d["metadata"]["name"]: d["spec"]["replicas"]
+                   for d in of_kind(documents, "Deployment")}
+    assert deployments["rel-mlcycle-operator"] == 0
+    assert deployments["rel-mlcycle-mlflow"] == deployments["rel-mlcycle-minio"] == 1
+    assert not of_kind(documents, "PodDisruptionBudget")
+
+
 def test_external_services_scenario_has_no_mlflow_minio_or_generated_secret() -> None:
     documents = render("--values", str(CHART / "ci/external-services-values.yaml"))
     names = {d["metadata"]["name"] for d in documents}
