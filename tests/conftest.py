@@ -34,7 +34,7 @@ def local_cluster() -> Iterator[ClusterState]:
 def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
     """Cluster, MinIO, MLflow, the CRDs and the operator."""
     paths = local_paths()
-    already_running = services.is_running(services.load_state(paths)) and (
+    already_running = services.is_running(paths, services.load_state(paths)) and (
         stack.operator_pid(paths) is not None)
     running = stack.up()
     # The tests inspect MLflow as its admin; no Pod gets these (each namespace has its own).

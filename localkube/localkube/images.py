@@ -82,6 +82,7 @@ SPECS: dict[str, ImageSpec] = {
 NODE_IMAGES = ("pause", "coredns", "base")
 PROJECT_IMAGES = ("trainer", "serving", "operator")
 CHART_IMAGES = ("operator", "minio")  # MLflow runs from the operator's image (mlflow[auth])
+WORKLOAD_IMAGES = ("trainer", "serving")  # what the operator's Jobs and model servers run
 # The base under a fixed name, for Pods that just need Python (examples/localkube/).
 PYTHON_IMAGE = f"{REGISTRY}/python:3.11"
 

@@ -121,6 +121,15 @@ def log_tail(log_file: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
+def health_error(url: str, tls: ssl.SSLContext | None = None) -> str | None:
+    """None when url answers 200, else what went wrong."""
+    try:
+        with urllib.request.urlopen(url, timeout=2, context=tls) as response:
+            return None if response.status == 200 else f"HTTP {response.status}"
+    except (urllib.error.URLError, OSError) as error:
+        return str(error)
+
+
 def wait_healthy(
     name: str,
     url: str,
@@ -137,12 +146,10 @@ def wait_healthy(
             raise RuntimeError(
                 f"{name} exited during start-up. Last log lines:\n{log_tail(log_file)}"
             )
-        try:
-            with urllib.request.urlopen(url, timeout=2, context=tls) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError) as error:
-            last_error = str(error)
+        error = health_error(url, tls)
+        if error is None:
+            return
+        last_error = error
         time.sleep(0.2)
     raise RuntimeError(
         f"{name} was not healthy at {url} within {timeout:.0f} s ({last_error}). "

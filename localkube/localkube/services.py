@@ -1,6 +1,8 @@
 """The services the ML lifecycle needs beside the cluster: MinIO (S3) and an MLflow server.
 
-Both listen on the bridge address, so the host and every pod reach them. MinIO is built
+By default they are the Helm chart's Pods (localkube.chart_services), as a user installs
+them. `LOCALKUBE_SERVICES=process` runs them as local processes instead, which this module
+starts: both listen on the bridge address, so the host and every pod reach them. MinIO is built
 from the Go module proxy like the control plane. MLflow keeps runs and registered models
 in SQLite by default (PostgreSQL or any SQL store through `MLCYCLE_MLFLOW_BACKEND_URI`)
 and proxies artifacts to a MinIO bucket. It runs MLflow's own basic-auth app with
@@ -27,6 +29,8 @@ from localkube.paths import LocalPaths
 MLFLOW_BUCKET = "mlflow"
 DATA_BUCKET = "mlcycle-data"
 BACKEND_URI_VARIABLE = "MLCYCLE_MLFLOW_BACKEND_URI"
+MODE_VARIABLE = "LOCALKUBE_SERVICES"
+HEALTH_PATHS = {"minio": "/minio/health/live", "mlflow": "/health"}
 
 
 class S3Credentials(BaseModel):
@@ -54,7 +58,22 @@ class ServicesState(BaseModel):
     mlflow_url: str
     mlflow_bucket: str = MLFLOW_BUCKET
     data_bucket: str = DATA_BUCKET
-    pids: dict[str, int]
+    pids: dict[str, int]  # the local processes'; none when they run from the chart
+    release_namespace: str | None = None  # where the chart's release runs them
+
+
+def from_chart() -> bool:
+    """Whether `make up` installs MinIO and MLflow from the chart (the default) or starts them
+    as local processes."""
+    mode = os.environ.get(MODE_VARIABLE, "chart")
+    if mode not in ("chart", "process"):
+        raise SystemExit(f"{MODE_VARIABLE}={mode!r}: use 'chart' (the default) or 'process'")
+    return mode == "chart"
+
+
+def health_url(state: ServicesState, name: str) -> str:
+    base = state.s3_endpoint if name == "minio" else state.mlflow_url
+    return base + HEALTH_PATHS[name]
 
 
 def credentials_file(paths: LocalPaths) -> Path:
@@ -82,7 +101,7 @@ def admin_environment(paths: LocalPaths) -> dict[str, str]:
             "MLFLOW_TRACKING_PASSWORD": admin.password}
 
 
-def _write_private(path: Path, model: BaseModel) -> None:
+def write_private(path: Path, model: BaseModel) -> None:
     path.touch(mode=0o600)
     path.chmod(0o600)
     path.write_text(model.model_dump_json())
@@ -127,9 +146,9 @@ def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) ->
         shutil.rmtree(fresh, ignore_errors=True)
         fresh.mkdir(parents=True)
     credentials = S3Credentials(access_key="mlcycle", secret_key=secrets.token_urlsafe(24))
-    _write_private(credentials_file(paths), credentials)
+    write_private(credentials_file(paths), credentials)
     admin = MlflowAdmin(password=secrets.token_urlsafe(24))
-    _write_private(mlflow_admin_file(paths), admin)
+    write_private(mlflow_admin_file(paths), admin)
 
     s3_port, mlflow_port = processes.free_port(host_ip), processes.free_port(host_ip)
     state = ServicesState(
@@ -146,9 +165,9 @@ def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) ->
         env={**os.environ, "MINIO_ROOT_USER": credentials.access_key,
              "MINIO_ROOT_PASSWORD": credentials.secret_key, "MINIO_BROWSER": "off"},
     )
-    _save(paths, state)
-    processes.wait_healthy("minio", f"{state.s3_endpoint}/minio/health/live",
-                           state.pids["minio"], minio_log, 60)
+    save(paths, state)
+    processes.wait_healthy("minio", health_url(state, "minio"), state.pids["minio"], minio_log,
+                           60)
     s3 = s3_client(state, credentials)
     for bucket in (MLFLOW_BUCKET, DATA_BUCKET):
         s3.create_bucket(Bucket=bucket)  # type: ignore[attr-defined]
@@ -172,8 +191,8 @@ def up(paths: LocalPaths, host_ip: str, progress: build.Progress = build.say) ->
              "MLFLOW_AUTH_ADMIN_PASSWORD": admin.password,
              "MLFLOW_FLASK_SERVER_SECRET_KEY": secrets.token_urlsafe(24)},
     )
-    _save(paths, state)
-    processes.wait_healthy("mlflow", f"{state.mlflow_url}/health", state.pids["mlflow"],
+    save(paths, state)
+    processes.wait_healthy("mlflow", health_url(state, "mlflow"), state.pids["mlflow"],
                            mlflow_log, 120)
     progress(f"MLflow is serving on {state.mlflow_url} (UI and API)")
     return state
@@ -183,7 +202,7 @@ def _state_file(paths: LocalPaths) -> Path:
     return paths.root / "services.json"
 
 
-def _save(paths: LocalPaths, state: ServicesState) -> None:
+def save(paths: LocalPaths, state: ServicesState) -> None:
     _state_file(paths).write_text(state.model_dump_json(indent=2))
 
 
@@ -193,8 +212,14 @@ def load_state(paths: LocalPaths) -> ServicesState | None:
     return ServicesState.model_validate_json(_state_file(paths).read_text())
 
 
-def is_running(state: ServicesState | None) -> bool:
-    return state is not None and all(processes.alive(pid) for pid in state.pids.values())
+def is_running(paths: LocalPaths, state: ServicesState | None) -> bool:
+    if state is None:
+        return False
+    if state.release_namespace is not None:
+        from localkube import chart_services  # it builds on this module
+
+        return chart_services.is_running(paths)
+    return all(processes.alive(pid) for pid in state.pids.values())
 
 
 def outage(paths: LocalPaths, name: str, seconds: float) -> None:
@@ -202,17 +227,26 @@ def outage(paths: LocalPaths, name: str, seconds: float) -> None:
     fault-injection suite's service faults)."""
     state = load_state(paths)
     assert state is not None, "no services run"
+    if state.release_namespace is not None:
+        from localkube import chart_services
+
+        chart_services.outage(paths, state, name, seconds)
+        return
     state.pids[name] = processes.outage(state.pids[name], paths.logs / f"{name}.log", seconds)
-    _save(paths, state)
-    url = (f"{state.s3_endpoint}/minio/health/live" if name == "minio"
-           else f"{state.mlflow_url}/health")
-    processes.wait_healthy(name, url, state.pids[name], paths.logs / f"{name}.log", 120)
+    save(paths, state)
+    processes.wait_healthy(name, health_url(state, name), state.pids[name],
+                           paths.logs / f"{name}.log", 120)
 
 
 def down(paths: LocalPaths, progress: build.Progress = build.say) -> None:
     state = load_state(paths)
     if state is None:
         return
+    if state.release_namespace is not None:
+        from localkube import chart_services
+
+        chart_services.down(paths)
+        progress(f"Deleting namespace {state.release_namespace} (MinIO and MLflow)")
     for name, pid in reversed(list(state.pids.items())):
         processes.stop(pid)
         progress(f"Stopped {name}")

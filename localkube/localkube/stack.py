@@ -1,5 +1,6 @@
-"""The whole mlcycle stack on the local cluster: cluster, MinIO, MLflow, the CRDs and the
-operator (as a local process, configured as the Helm chart would configure its Pod).
+"""The whole mlcycle stack on the local cluster: cluster, MinIO and MLflow (the Helm chart's,
+localkube.chart_services), the CRDs and the operator (as a local process, configured as the
+Helm chart would configure its Pod).
 
 `up()` reuses whatever already runs; the test fixtures and `make up` / `make demo` share it.
 It also builds the trainer and serving images when their sources changed (a second when
@@ -15,8 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from localkube import build, cluster, processes, services
+from localkube import build, chart_services, cluster, processes, services
 from localkube.cluster import ClusterState
+from localkube.images import WORKLOAD_IMAGES
 from localkube.paths import REPO_ROOT, LocalPaths, local_paths
 from localkube.realnode import containerd
 from localkube.realnode import node as realnode
@@ -24,7 +26,6 @@ from localkube.services import S3Credentials, ServicesState
 
 CRDS_DIR = REPO_ROOT / "crds"
 OPERATOR = "operator"
-WORKLOAD_IMAGES = ("trainer", "serving")
 
 
 @dataclass(frozen=True)
@@ -138,11 +139,15 @@ def up(progress: build.Progress = build.say, nodes: int | None = None) -> Stack:
     cluster_was_running = cluster.is_running(cluster.load_state(paths), paths)
     stack_cluster = cluster.up(progress, nodes=nodes)
     service_state = services.load_state(paths)
-    if not (cluster_was_running and services.is_running(service_state)):
-        # New MinIO and MLflow listen on new ports: an operator still running knows the old.
+    from_chart = services.from_chart()
+    if not (cluster_was_running and services.is_running(paths, service_state)
+            and service_state is not None
+            and (service_state.release_namespace is not None) == from_chart):
+        # New MinIO and MLflow listen on new addresses: an operator still running knows the old.
         stop_operator(paths)
         services.down(paths, progress)
-        service_state = services.up(paths, stack_cluster.host_ip, progress)
+        service_state = (chart_services.up(paths, stack_cluster, progress) if from_chart
+                         else services.up(paths, stack_cluster.host_ip, progress))
     assert service_state is not None
     images = realnode.load_images(paths, WORKLOAD_IMAGES, stack_cluster.nodes, progress)
     stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths, images)

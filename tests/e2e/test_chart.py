@@ -75,6 +75,40 @@ def restricted_namespace(k8s: client.ApiClient, kubeconfig: Path, prefix: str) -
     return name
 
 
+# --- the stack's own release ------------------------------------------------------------------
+
+
+def test_the_stack_s_minio_and_mlflow_are_the_chart_s_pods(mlstack: Stack,
+                                                           k8s: client.ApiClient) -> None:
+    """`make up` installs MinIO and MLflow with the chart from the images built here (the
+    operator paused, the stack's own process serving); the stack reaches them at their
+    Services, with the credentials of the chart's Secrets."""
+    state = mlstack.services
+    if state.release_namespace is None:
+        pytest.skip("LOCALKUBE_SERVICES=process: MinIO and MLflow run as local processes")
+    namespace = state.release_namespace
+    built = node.load_images(mlstack.paths, CHART_IMAGES)
+    apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
+    assert apps.read_namespaced_deployment(f"{namespace}-operator", namespace).spec.replicas == 0
+    for component, image in (("minio", built["minio"]), ("mlflow", built["operator"])):
+        pods = core.list_namespaced_pod(namespace, label_selector=(
+            f"app.kubernetes.io/instance={namespace},app.kubernetes.io/component={component}"
+        )).items
+        assert [p.status.phase for p in pods] == ["Running"], component
+        container = pods[0].spec.containers[0]
+        assert container.image == image and container.image_pull_policy == "Never"
+        assert container.security_context.read_only_root_filesystem is True
+        assert pods[0].spec.security_context.run_as_non_root is True
+    assert state.s3_endpoint == service_url(k8s, namespace, f"{namespace}-minio", "s3")
+    assert state.mlflow_url == service_url(k8s, namespace, f"{namespace}-mlflow", "http")
+    storage = boto3.client("s3", endpoint_url=state.s3_endpoint, region_name="us-east-1",
+                           aws_access_key_id=mlstack.credentials.access_key,
+                           aws_secret_access_key=mlstack.credentials.secret_key)
+    buckets = {b["Name"] for b in storage.list_buckets()["Buckets"]}
+    assert {state.mlflow_bucket, state.data_bucket} <= buckets  # made by the chart's Job
+    assert MlflowClient(state.mlflow_url, state.mlflow_url).search_experiments()  # as admin
+
+
 # --- rendering checked by the apiserver ------------------------------------------------------
 
 

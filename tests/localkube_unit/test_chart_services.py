@@ -1,0 +1,56 @@
+"""How the stack chooses and describes its MinIO and MLflow, without a cluster (the e2e test
+tests/e2e/test_chart.py::test_the_stack_s_minio_and_mlflow_are_the_chart_s_pods runs them)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from localkube import chart_services, services
+from localkube.paths import LocalPaths
+from localkube.services import ServicesState
+
+
+def test_the_chart_is_the_default_and_process_the_alternative(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(services.MODE_VARIABLE, raising=False)
+    assert services.from_chart()
+    monkeypatch.setenv(services.MODE_VARIABLE, "process")
+    assert not services.from_chart()
+
+
+def test_an_unknown_mode_is_refused_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(services.MODE_VARIABLE, "pods")
+    with pytest.raises(SystemExit, match="LOCALKUBE_SERVICES='pods'"):
+        services.from_chart()
+
+
+def test_a_backend_uri_is_refused_rather_than_ignored_in_chart_mode(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(services.BACKEND_URI_VARIABLE, "postgresql://mlflow@db/mlflow")
+    nothing: Any = None  # refused before the cluster is touched
+    with pytest.raises(SystemExit, match=r"MLCYCLE_MLFLOW_BACKEND_URI.*LOCALKUBE_SERVICES=process"):
+        chart_services.up(LocalPaths(tmp_path), nothing)
+
+
+def test_health_urls_are_the_same_in_both_modes() -> None:
+    state = ServicesState(s3_endpoint="http://10.96.0.20:9000",
+                          mlflow_url="http://10.96.0.21:5000", pids={}, release_namespace="mlcycle")
+    assert services.health_url(state, "minio") == "http://10.96.0.20:9000/minio/health/live"
+    assert services.health_url(state, "mlflow") == "http://10.96.0.21:5000/health"
+
+
+def test_a_state_recorded_by_process_mode_reads_as_process_mode() -> None:
+    recorded = '{"s3_endpoint": "http://10.0.0.1:9000", "mlflow_url": "http://10.0.0.1:5000", ' \
+               '"pids": {"minio": 1, "mlflow": 2}}'
+    assert ServicesState.model_validate_json(recorded).release_namespace is None
+
+
+def test_a_process_state_whose_processes_are_gone_is_not_running(tmp_path: Path) -> None:
+    gone = ServicesState(s3_endpoint="", mlflow_url="", pids={"minio": 2**22 + 1})
+    assert not services.is_running(LocalPaths(tmp_path), gone)
+    assert not services.is_running(LocalPaths(tmp_path), None)
