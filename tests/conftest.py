@@ -35,7 +35,7 @@ def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
     """Cluster, MinIO, MLflow, the CRDs and the operator."""
     paths = local_paths()
     already_running = services.is_running(paths, services.load_state(paths)) and (
-        stack.operator_pid(paths) is not None)
+        stack.operator_running(paths))
     running = stack.up()
     # The tests inspect MLflow as its admin; no Pod gets these (each namespace has its own).
     admin = services.load_mlflow_admin(paths)
@@ -46,6 +46,14 @@ def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
     if not already_running:
         stack.stop_operator(paths)
         services.down(paths)
+
+
+@pytest.fixture
+def operator_process(mlstack: Stack) -> Iterator[int]:
+    """A fresh operator process (its pid), for a test that SIGKILLs it, arms its kill points or
+    reads its ports; the stack's own operator (the chart's) paused meanwhile."""
+    with stack.operator_process(mlstack) as pid:
+        yield pid
 
 
 class ServiceEnvironment(dict[str, str]):

@@ -1,6 +1,6 @@
 """The operator at scale and in failover, on the local stack (`make bench-operator`).
 
-The stack's own operator is stopped for the run; the benchmark starts operator processes of
+The stack's own operator is paused for the run; the benchmark starts operator processes of
 the same code with the same settings, whose MLflow requests go through a counting proxy, so
 MLflow's load is counted on the wire, not reported by the code under measurement.
 
@@ -36,7 +36,6 @@ import json
 import os
 import signal
 import statistics
-import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +50,7 @@ from bench.sections import machine, percentile, replace_section
 from bench.serving.procfs import PeakRss
 from bench.training.breakdown import RunTimeline, breakdown_table
 from bench.training.run import overhead
-from localkube import build, processes, stack
+from localkube import chart_services, processes, stack
 from localkube.paths import REPO_ROOT
 from localkube.readiness import api_client
 from localkube.release import CHART
@@ -207,18 +206,6 @@ def at_rest(proxy: CountingProxy, pid: int) -> tuple[float, float]:
             100 * (cpu_seconds(pid) - cpu) / WINDOW_SECONDS)
 
 
-def peering_crds(running: Stack) -> None:
-    """kopf's peering CRDs as the chart installs them."""
-    helm = build.ensure_binaries(["helm"])["helm"]
-    rendered = subprocess.run(
-        [str(helm), "template", "bench", str(CHART), "--show-only",
-         "templates/crds/kopfpeerings.kopf.dev.yaml"],
-        capture_output=True, text=True, check=True, timeout=120).stdout
-    subprocess.run([str(running.cluster.kubectl), "--kubeconfig",
-                    str(running.cluster.kubeconfig), "apply", "-f", "-"],
-                   input=rendered, capture_output=True, text=True, check=True, timeout=120)
-
-
 def chart_peering_lifetime() -> str:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     return str(values["operator"]["peering"]["lifetimeSeconds"])
@@ -275,9 +262,9 @@ def main() -> None:
     for namespace in [*namespaces, warm, failing_over]:
         no_pods(core, namespace)
     results: dict[str, Any] = {}
-    stack.stop_operator(running.paths)
+    stack.pause_operator(running.paths)
     try:
-        peering_crds(running)
+        chart_services.apply_peering_crds(running.paths, running.cluster)
         times = [failover(running, k8s, failing_over, index) for index in range(FAILOVER_ROUNDS)]
         duplicated = ingestion_jobs_per_dataset(k8s, failing_over) > 1
         results["failover_s"] = round(statistics.median(times), 1)
@@ -313,7 +300,7 @@ def main() -> None:
                 rss.stop()
                 processes.stop(pid)
     finally:
-        stack.start_operator(running)
+        stack.resume_operator(running)
         for namespace in [*namespaces, warm, serving, failing_over]:
             delete_namespace(kubeconfig, namespace, timeout=900)
     overhead_namespace = create_namespace(kubeconfig, prefix="overhead")

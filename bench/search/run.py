@@ -235,14 +235,13 @@ def main() -> None:
                            "floor": floor.wall, "fit": floor.compute,
                            "best_p1": p1.best, "best_floor": floor.best})
             print(json.dumps(rounds[-1]))
-        pid = stack.operator_pid(running.paths)
-        assert pid is not None
-        peak = PeakRss(pid, interval=1.0)
-        peak.start()
-        try:
-            on_cluster(running, objects, namespace, "rss", 2, trials=200)
-        finally:
-            peak.stop()
+        with stack.operator_process(running) as pid:  # a process, whose RSS procfs gives
+            peak = PeakRss(pid, interval=1.0)
+            peak.start()
+            try:
+                on_cluster(running, objects, namespace, "rss", 2, trials=200)
+            finally:
+                peak.stop()
         operator_rss_mib = peak.overall / 2**20
     finally:
         delete_namespace(running.cluster.kubeconfig, namespace, timeout=600)

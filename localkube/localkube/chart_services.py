@@ -1,18 +1,20 @@
-"""MinIO and MLflow for the local stack from the Helm chart, as a user installs them: release
-`mlcycle` in namespace `mlcycle`, from the images built here, with the operator paused
-(`operator.replicas=0`: the stack runs its own operator process, localkube.stack) and the
-CRDs left to the harness (`crds.enabled=false`).
+"""MinIO, MLflow and the operator for the local stack from the Helm chart, as a user installs
+them: release `mlcycle` in namespace `mlcycle`, from the images built here, with the CRDs
+left to the harness (`crds.enabled=false`; kopf's peering CRDs applied from the chart).
 
-Every `up` starts from fresh data: the namespace goes, its claims with it. The admin
-credentials are the chart's own Secrets, copied into the same 0600 files as the local
-processes' (localkube.services). The host and every Pod reach MinIO and MLflow at their
-Services' ClusterIPs, through kube-proxy.
+`up` installs MinIO and MLflow with the operator paused (`operator.replicas=0`); `run_operator`
+then gives it one replica serving every namespace (`LOCALKUBE_OPERATOR=process` runs a local
+process instead, localkube.stack). Every `up` starts from fresh data: the namespace goes, its
+claims with it. The admin credentials are the chart's own Secrets, copied into the same 0600
+files as the local processes' (localkube.services). The host and every Pod reach MinIO and
+MLflow at their Services' ClusterIPs, through kube-proxy.
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import subprocess
 import time
 
 import urllib3
@@ -30,10 +32,20 @@ from localkube.testing import delete_namespace, wait_for
 RELEASE = NAMESPACE = "mlcycle"
 FULLNAME = RELEASE  # the chart's fullname when the release is named after it
 SERVICE_PORTS = {"minio": "s3", "mlflow": "http"}  # each Service's named port
+OPERATOR = "operator"
+PEERING_CRDS = "templates/crds/kopfpeerings.kopf.dev.yaml"
 
 
 def deployment_name(service: str) -> str:
     return f"{FULLNAME}-{service}"
+
+
+def _selector(component: str) -> str:
+    return f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={component}"
+
+
+def _helm(paths: LocalPaths) -> release.Helm:
+    return release.Helm.create(paths.kubeconfig, paths.root / "helm")
 
 
 def _secret(k8s: client.ApiClient, name: str) -> dict[str, str]:
@@ -58,7 +70,7 @@ def up(paths: LocalPaths, stack_cluster: ClusterState,
     # The chart names the workload images too (its bucket Job runs the trainer's boto3).
     built = node.load_images(paths, (*CHART_IMAGES, *WORKLOAD_IMAGES), stack_cluster.nodes,
                              progress)
-    helm = release.Helm.create(paths.kubeconfig, paths.root / "helm")
+    helm = _helm(paths)
     helm.run("upgrade", "--install", RELEASE, str(release.CHART), "--namespace", NAMESPACE,
              "--wait", "--timeout", "6m", "--set", "crds.enabled=false",
              "--set", "operator.replicas=0", *release.local_image_values(built))
@@ -110,25 +122,91 @@ def is_running(paths: LocalPaths) -> bool:
         return False
 
 
+def _scale(paths: LocalPaths, component: str, replicas: int) -> None:
+    apps = client.AppsV1Api(readiness.api_client(paths.kubeconfig))
+    apps.patch_namespaced_deployment_scale(deployment_name(component), NAMESPACE,
+                                           {"spec": {"replicas": replicas}})
+
+
+def _scale_to_zero(paths: LocalPaths, component: str) -> None:
+    """Its Deployment scaled to 0 until its Pods are gone."""
+    core = client.CoreV1Api(readiness.api_client(paths.kubeconfig))
+    _scale(paths, component, 0)
+    wait_for(f"{component}'s Pods gone", lambda: not core.list_namespaced_pod(
+        NAMESPACE, label_selector=_selector(component)).items, timeout=120, interval=0.2)
+
+
+def _scale_to_one(paths: LocalPaths, component: str) -> None:
+    apps = client.AppsV1Api(readiness.api_client(paths.kubeconfig))
+    _scale(paths, component, 1)
+    wait_for(f"{component} ready again (kubectl logs -n {NAMESPACE} "
+             f"deployment/{deployment_name(component)})",
+             lambda: _ready_replicas(apps, component) >= 1, timeout=180, interval=0.2)
+
+
 def outage(paths: LocalPaths, state: ServicesState, name: str, seconds: float) -> None:
     """`minio` or `mlflow` down for `seconds`: its Deployment scaled to 0 until its Pod is
     gone, then back to 1, its data kept on the claim and its address on the Service."""
-    k8s = readiness.api_client(paths.kubeconfig)
-    apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
-    selector = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component={name}"
-
-    def scale(replicas: int) -> None:
-        apps.patch_namespaced_deployment_scale(deployment_name(name), NAMESPACE,
-                                               {"spec": {"replicas": replicas}})
-
-    scale(0)
-    wait_for(f"{name}'s Pod gone", lambda: not core.list_namespaced_pod(
-        NAMESPACE, label_selector=selector).items, timeout=120, interval=0.2)
+    _scale_to_zero(paths, name)
     time.sleep(seconds)
-    scale(1)
-    wait_for(f"{name} ready again", lambda: _ready_replicas(apps, name) >= 1, timeout=180,
-             interval=0.2)
+    _scale_to_one(paths, name)
     _wait_healthy(state, name)
+
+
+def apply_peering_crds(paths: LocalPaths, stack_cluster: ClusterState) -> None:
+    """kopf's KopfPeering and ClusterKopfPeering CRDs as the chart renders them. The harness
+    owns them: a test's release that installed them with its CRDs leaves Helm's field manager
+    behind, whose fields this apply takes over (the same content) instead of failing."""
+    rendered = _helm(paths).run("template", RELEASE, str(release.CHART),
+                                "--show-only", PEERING_CRDS).stdout
+    subprocess.run([str(stack_cluster.kubectl), "--kubeconfig",
+                    str(stack_cluster.kubeconfig), "apply", "--server-side", "--force-conflicts",
+                    "-f", "-"],
+                   input=rendered, capture_output=True, text=True, check=True, timeout=120)
+
+
+def run_operator(paths: LocalPaths, stack_cluster: ClusterState, workload_images: dict[str, str],
+                 mlflow_ui_url: str, progress: build.Progress = build.say) -> None:
+    """The chart's operator, one replica serving every namespace, on the operator image built
+    from the current sources (rebuilt when they changed) and the given trainer and serving
+    images; run links in statuses point at `mlflow_ui_url`, which the host reaches."""
+    started = time.monotonic()
+    built = node.load_images(paths, (OPERATOR,), stack_cluster.nodes, progress)
+    apply_peering_crds(paths, stack_cluster)
+    _helm(paths).run(
+        "upgrade", RELEASE, str(release.CHART), "--namespace", NAMESPACE, "--reuse-values",
+        "--wait", "--timeout", "6m", "--set", "operator.replicas=1",
+        "--set", "operator.clusterWide=true", "--set", f"mlflow.uiURL={mlflow_ui_url}",
+        *release.image_values("image", built[OPERATOR]),
+        *release.image_values("workloads.trainerImage", workload_images["trainer"]),
+        *release.image_values("workloads.servingImage", workload_images["serving"]))
+    progress(f"The chart's operator runs (kubectl logs -n {NAMESPACE} "
+             f"deployment/{deployment_name(OPERATOR)}), in {time.monotonic() - started:.0f} s")
+
+
+def operator_running(paths: LocalPaths) -> bool:
+    try:
+        apps = client.AppsV1Api(readiness.api_client(paths.kubeconfig))
+        return _ready_replicas(apps, OPERATOR) >= 1
+    except (ApiException, urllib3.exceptions.HTTPError):
+        return False
+
+
+def pause_operator(paths: LocalPaths) -> None:
+    """The chart's operator scaled to 0 until its Pods are gone (nothing of it acts)."""
+    _scale_to_zero(paths, OPERATOR)
+
+
+def resume_operator(paths: LocalPaths) -> None:
+    _scale_to_one(paths, OPERATOR)
+
+
+def operator_log(paths: LocalPaths) -> str:
+    """What the chart's operator Pods have logged (their current containers)."""
+    core = client.CoreV1Api(readiness.api_client(paths.kubeconfig))
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=_selector(OPERATOR)).items
+    return "".join(core.read_namespaced_pod_log(pod.metadata.name, NAMESPACE)
+                   for pod in pods)
 
 
 def down(paths: LocalPaths) -> None:

@@ -62,13 +62,18 @@ class ServicesState(BaseModel):
     release_namespace: str | None = None  # where the chart's release runs them
 
 
+def chart_or_process(variable: str, default: str = "chart") -> bool:
+    """Whether the environment `variable` says `chart` (True) or `process` (False)."""
+    mode = os.environ.get(variable, default)
+    if mode not in ("chart", "process"):
+        raise SystemExit(f"{variable}={mode!r}: use 'chart' (the default) or 'process'")
+    return mode == "chart"
+
+
 def from_chart() -> bool:
     """Whether `make up` installs MinIO and MLflow from the chart (the default) or starts them
     as local processes."""
-    mode = os.environ.get(MODE_VARIABLE, "chart")
-    if mode not in ("chart", "process"):
-        raise SystemExit(f"{MODE_VARIABLE}={mode!r}: use 'chart' (the default) or 'process'")
-    return mode == "chart"
+    return chart_or_process(MODE_VARIABLE)
 
 
 def health_url(state: ServicesState, name: str) -> str:

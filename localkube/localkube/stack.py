@@ -1,11 +1,13 @@
-"""The whole mlcycle stack on the local cluster: cluster, MinIO and MLflow (the Helm chart's,
-localkube.chart_services), the CRDs and the operator (as a local process, configured as the
-Helm chart would configure its Pod).
+"""The whole mlcycle stack on the local cluster: cluster, MinIO, MLflow and the operator from
+the Helm chart (localkube.chart_services), and the CRDs.
 
 `up()` reuses whatever already runs; the test fixtures and `make up` / `make demo` share it.
-It also builds the trainer and serving images when their sources changed (a second when
-nothing did) and loads them into every node, and (re)starts the operator with their
-references: an edit to trainer, serving or contract code is in the next Pod it creates.
+It also builds the images when their sources changed (a second when nothing did), loads them
+into every node and rolls the chart's operator onto them: an edit to operator, trainer,
+serving or contract code is in the next Pod. `LOCALKUBE_OPERATOR=process` runs the operator
+as a local process instead, configured as the chart configures its Pod: the fast path for
+operator edits (no image to rebuild), and what the tests that SIGKILL the operator or arm its
+kill points run (`operator_process`, with the chart's paused meanwhile).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +29,7 @@ from localkube.realnode import node as realnode
 from localkube.services import S3Credentials, ServicesState
 
 CRDS_DIR = REPO_ROOT / "crds"
-OPERATOR = "operator"
+OPERATOR_MODE_VARIABLE = "LOCALKUBE_OPERATOR"
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,19 @@ class Stack:
             [str(self.cluster.kubectl), "--kubeconfig", str(self.cluster.kubeconfig), *args],
             capture_output=True, text=True, check=check, timeout=300,
         )
+
+
+def operator_from_chart() -> bool:
+    """Whether the stack's operator is the chart's Deployment (the default with the chart's
+    services) or a local process (`LOCALKUBE_OPERATOR=process`; the only choice with
+    `LOCALKUBE_SERVICES=process`)."""
+    services_from_chart = services.from_chart()
+    chart = services.chart_or_process(OPERATOR_MODE_VARIABLE,
+                                      "chart" if services_from_chart else "process")
+    if chart and not services_from_chart:
+        raise SystemExit(f"{OPERATOR_MODE_VARIABLE}=chart needs the chart's MinIO and MLflow: "
+                         f"unset {services.MODE_VARIABLE}")
+    return chart
 
 
 def _operator_pid_file(paths: LocalPaths) -> Path:
@@ -152,6 +169,13 @@ def up(progress: build.Progress = build.say, nodes: int | None = None) -> Stack:
     images = realnode.load_images(paths, WORKLOAD_IMAGES, stack_cluster.nodes, progress)
     stack = Stack(stack_cluster, service_state, services.load_credentials(paths), paths, images)
     install_crds(stack_cluster)
+    if operator_from_chart():
+        stop_operator(paths)
+        chart_services.run_operator(paths, stack_cluster, images, service_state.mlflow_url,
+                                    progress)
+        return stack
+    if service_state.release_namespace is not None:
+        chart_services.pause_operator(paths)
     running = operator_pid(paths)
     if running is not None and operator_images(running) != images:
         progress("The trainer or serving image changed: restarting the operator with it")
@@ -161,6 +185,44 @@ def up(progress: build.Progress = build.say, nodes: int | None = None) -> Stack:
         start_operator(stack)
         progress("The mlcycle operator is running (log: .local/logs/operator.log)")
     return stack
+
+
+def operator_running(paths: LocalPaths) -> bool:
+    """The stack's operator, a process or the chart's, runs."""
+    return operator_pid(paths) is not None or chart_services.operator_running(paths)
+
+
+def pause_operator(paths: LocalPaths) -> None:
+    """Nothing of the stack's operator acts: its process stopped, the chart's scaled to 0."""
+    stop_operator(paths)
+    if operator_from_chart():
+        chart_services.pause_operator(paths)
+
+
+def resume_operator(running: Stack) -> None:
+    """The stack's operator running again, as `up()` left it."""
+    if operator_from_chart():
+        stop_operator(running.paths)
+        chart_services.resume_operator(running.paths)
+    elif operator_pid(running.paths) is None:
+        start_operator(running)
+
+
+@contextmanager
+def operator_process(running: Stack) -> Iterator[int]:
+    """A fresh operator process (its pid) for a test that SIGKILLs it, arms its kill points
+    or reads its ports, with the stack's own operator paused meanwhile and resumed after."""
+    pause_operator(running.paths)
+    try:
+        yield start_operator(running)
+    finally:
+        resume_operator(running)
+
+
+def operator_log(running: Stack) -> str:
+    if operator_from_chart():
+        return chart_services.operator_log(running.paths)
+    return (running.paths.logs / "operator.log").read_text(errors="replace")
 
 
 def down(progress: build.Progress = build.say) -> None:

@@ -78,19 +78,22 @@ def restricted_namespace(k8s: client.ApiClient, kubeconfig: Path, prefix: str) -
 # --- the stack's own release ------------------------------------------------------------------
 
 
-def test_the_stack_s_minio_and_mlflow_are_the_chart_s_pods(mlstack: Stack,
-                                                           k8s: client.ApiClient) -> None:
-    """`make up` installs MinIO and MLflow with the chart from the images built here (the
-    operator paused, the stack's own process serving); the stack reaches them at their
-    Services, with the credentials of the chart's Secrets."""
+def test_the_stack_s_minio_mlflow_and_operator_are_the_chart_s_pods(
+        mlstack: Stack, k8s: client.ApiClient) -> None:
+    """`make up` installs MinIO, MLflow and the operator with the chart from the images built
+    here; the stack reaches MinIO and MLflow at their Services, with the credentials of the
+    chart's Secrets."""
     state = mlstack.services
     if state.release_namespace is None:
         pytest.skip("LOCALKUBE_SERVICES=process: MinIO and MLflow run as local processes")
     namespace = state.release_namespace
     built = node.load_images(mlstack.paths, CHART_IMAGES)
-    apps, core = client.AppsV1Api(k8s), client.CoreV1Api(k8s)
-    assert apps.read_namespaced_deployment(f"{namespace}-operator", namespace).spec.replicas == 0
-    for component, image in (("minio", built["minio"]), ("mlflow", built["operator"])):
+    core = client.CoreV1Api(k8s)
+    components = [("minio", built["minio"]), ("mlflow", built["operator"])]
+    if stack.operator_from_chart():
+        assert stack.operator_pid(mlstack.paths) is None  # no local process besides
+        components.append(("operator", built["operator"]))
+    for component, image in components:
         pods = core.list_namespaced_pod(namespace, label_selector=(
             f"app.kubernetes.io/instance={namespace},app.kubernetes.io/component={component}"
         )).items
@@ -224,11 +227,11 @@ def chart_only(mlstack: Stack, k8s: client.ApiClient, helm: Helm, namespace: str
     the workload namespace deleted, the release uninstalled, its namespace deleted with the
     claims it kept, the CRDs handed back to the harness and its operator started again."""
     kubeconfig = mlstack.cluster.kubeconfig
-    harness_operator = stack.operator_pid(mlstack.paths) is not None
-    stack.stop_operator(mlstack.paths)
+    harness_operator = stack.operator_running(mlstack.paths)
+    stack.pause_operator(mlstack.paths)
     with contextlib.ExitStack() as cleanup:
         if harness_operator:
-            cleanup.callback(stack.start_operator, mlstack)
+            cleanup.callback(stack.resume_operator, mlstack)
         cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
                                                for crd in crdgen.build_crds()])
         cleanup.callback(testing.delete_namespace, kubeconfig, namespace)
@@ -328,7 +331,7 @@ def test_iris_examples_train_register_and_serve_through_the_installation(
                          artifacts=sorted(obj["Key"] for obj in artifacts))
 
     # Everything above was done by the chart's operator with the chart's Role only.
-    assert stack.operator_pid(mlstack.paths) is None
+    assert not stack.operator_running(mlstack.paths)
     for pod in release.pods(OPERATOR_LABELS):
         log = client.CoreV1Api(k8s).read_namespaced_pod_log(pod.metadata.name, release.namespace)
         assert "Forbidden" not in log and " 403" not in log, log[-3000:]

@@ -19,7 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
-from localkube import services
+from localkube import services, stack
 from localkube.stack import Stack
 from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, wait_phase
 
@@ -125,9 +125,8 @@ def test_no_secret_value_appears_in_logs_events_status_or_mlflow(
     values = secret_values(mlstack, client.CoreV1Api(k8s))
     assert len(values) > 2, "no namespace credentials to look for: did no flow run?"
     assert all(len(value) >= 16 for value in values.values()), "a secret too short to search"
-    operator_log = mlstack.paths.logs / "operator.log"
     sources = [*pod_texts(k8s), *object_texts(k8s), *mlflow_texts(mlstack),
-               ("the operator's log", operator_log.read_text(errors="replace"))]
+               ("the operator's log", stack.operator_log(mlstack))]
     assert len(sources) > 10
     hits = [f"{name} in {where}" for where, text in sources
             for name, value in values.items() if value in text]

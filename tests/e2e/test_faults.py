@@ -127,21 +127,18 @@ class Supervisor:
 
 @contextmanager
 def supervised_operator(mlstack: Stack) -> Iterator[Supervisor]:
-    """A fresh operator (so it reads the kill-points file the stack now names), kept alive
-    while the test runs; disarmed and running again after it."""
-    stack.stop_operator(mlstack.paths)
-    stack.start_operator(mlstack)
-    supervisor = Supervisor(mlstack)
-    thread = threading.Thread(target=supervisor.watch, daemon=True)
-    thread.start()
-    try:
-        yield supervisor
-    finally:
-        disarm(mlstack)
-        supervisor.stopping.set()
-        thread.join()
-        if stack.operator_pid(mlstack.paths) is None:
-            stack.start_operator(mlstack)
+    """A fresh operator process (so it reads the kill-points file the stack now names; the
+    stack's own paused meanwhile), kept alive while the test runs; disarmed after it."""
+    with stack.operator_process(mlstack):
+        supervisor = Supervisor(mlstack)
+        thread = threading.Thread(target=supervisor.watch, daemon=True)
+        thread.start()
+        try:
+            yield supervisor
+        finally:
+            disarm(mlstack)
+            supervisor.stopping.set()
+            thread.join()
 
 
 def arm(mlstack: Stack, namespace: str, points: list[str]) -> None:

@@ -5,7 +5,6 @@ Ready condition it reaches)."""
 from __future__ import annotations
 
 import json
-import logging
 import urllib.request
 from pathlib import Path
 
@@ -13,14 +12,12 @@ import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
-from localkube import stack
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle.health import WATCHED_RESOURCES, expected_watchers
 from tests.e2e.mlhelpers import kubectl_apply, load_example, wait_phase
 
 pytestmark = pytest.mark.e2e
-logger = logging.getLogger(__name__)
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -31,15 +28,9 @@ def operator_port(pid: int, variable: str) -> int | None:
 
 
 @pytest.fixture
-def operator_ports(mlstack: Stack) -> tuple[int, int]:
-    """(health port, metrics port) of the running operator; one started before the metrics
-    existed (no MLCYCLE_METRICS_PORT) is restarted as `make up` would start it now."""
-    pid = stack.operator_pid(mlstack.paths)
-    assert pid is not None, "no operator runs"
-    if operator_port(pid, "MLCYCLE_METRICS_PORT") is None:
-        logger.warning("The operator (pid %d) predates its metrics: restarting it", pid)
-        stack.stop_operator(mlstack.paths)
-        pid = stack.start_operator(mlstack)
+def operator_ports(operator_process: int) -> tuple[int, int]:
+    """(health port, metrics port) of the test's operator process."""
+    pid = operator_process
     health, metrics = (operator_port(pid, "MLCYCLE_HEALTH_PORT"),
                        operator_port(pid, "MLCYCLE_METRICS_PORT"))
     assert health is not None and metrics is not None

@@ -551,7 +551,7 @@ def kill_and_restart_operator(running: Stack) -> int:
 
 
 def test_operator_killed_three_times_during_a_search_finishes_it_once(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, operator_process: int
 ) -> None:
     """Two kills at random trials of the search (drawn from a logged seed), the third as the
     best trial's training Job appears: the moment a restart could register twice."""

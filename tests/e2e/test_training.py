@@ -196,7 +196,7 @@ def test_schema_rejects_an_unknown_algorithm_at_apply_time(
 
 
 def test_operator_killed_during_training_finishes_with_one_job_and_one_version(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, operator_process: int
 ) -> None:
     model_name = f"restart-{ml_namespace}"
     # Slow enough to kill the operator while the Job runs: many trees, cross-validated.

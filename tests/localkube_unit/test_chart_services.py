@@ -1,5 +1,6 @@
-"""How the stack chooses and describes its MinIO and MLflow, without a cluster (the e2e test
-tests/e2e/test_chart.py::test_the_stack_s_minio_and_mlflow_are_the_chart_s_pods runs them)."""
+"""How the stack chooses and describes its MinIO, MLflow and operator, without a cluster (the
+e2e test tests/e2e/test_chart.py::test_the_stack_s_minio_and_mlflow_are_the_chart_s_pods runs
+them)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from localkube import chart_services, services
+from localkube import chart_services, services, stack
 from localkube.paths import LocalPaths
 from localkube.services import ServicesState
 
@@ -54,3 +55,23 @@ def test_a_process_state_whose_processes_are_gone_is_not_running(tmp_path: Path)
     gone = ServicesState(s3_endpoint="", mlflow_url="", pids={"minio": 2**22 + 1})
     assert not services.is_running(LocalPaths(tmp_path), gone)
     assert not services.is_running(LocalPaths(tmp_path), None)
+
+
+def test_the_operator_follows_the_services_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(services.MODE_VARIABLE, raising=False)
+    monkeypatch.delenv(stack.OPERATOR_MODE_VARIABLE, raising=False)
+    assert stack.operator_from_chart()
+    monkeypatch.setenv(stack.OPERATOR_MODE_VARIABLE, "process")  # the fast path for edits
+    assert not stack.operator_from_chart()
+    monkeypatch.delenv(stack.OPERATOR_MODE_VARIABLE)
+    monkeypatch.setenv(services.MODE_VARIABLE, "process")
+    assert not stack.operator_from_chart()
+
+
+def test_the_chart_s_operator_without_the_chart_s_services_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(services.MODE_VARIABLE, "process")
+    monkeypatch.setenv(stack.OPERATOR_MODE_VARIABLE, "chart")
+    with pytest.raises(SystemExit, match=r"LOCALKUBE_OPERATOR=chart needs.*LOCALKUBE_SERVICES"):
+        stack.operator_from_chart()
