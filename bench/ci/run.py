@@ -1,10 +1,13 @@
 """How long a newcomer waits: `make test` on a fresh clone, as CI runs it, timed in parts
 (`make build`: the venv and the pinned binaries; `make images`; then the rest), warm or
-(with --cold) from empty Go, uv, pip and image caches as on a new machine.
+(with --cold) from empty Go, uv, pip and image caches as on a new machine; with --demo,
+`make demo` instead of `make test`, in one piece as the newcomer runs it (the clone's
+cluster is stopped after it).
 
-Run: `.venv/bin/python -m bench.ci.run [--cold] [--build-only]`. Without --build-only the
-clone starts its own local cluster, so stop yours first (`make down`). Results replace the
-`ci-*` sections of docs/benchmarks.md; the README quotes them.
+Run: `.venv/bin/python -m bench.ci.run [--cold] [--build-only | --demo]`. Without
+--build-only the clone starts its own local cluster, so stop yours first (`make down`).
+Results replace the `ci-*` (or `demo-*`) sections of docs/benchmarks.md; the README quotes
+them.
 """
 
 from __future__ import annotations
@@ -52,8 +55,12 @@ def main() -> None:
     parser.add_argument("--cold", action="store_true", help="start from empty caches")
     parser.add_argument("--build-only", action="store_true",
                         help="time the builds alone (needs no cluster, runs no test)")
+    parser.add_argument("--demo", action="store_true",
+                        help="time `make demo` instead (its builds included, not apart)")
     parser.add_argument("--note", default="", help="a sentence on the conditions, recorded")
     args = parser.parse_args()
+    if args.demo and args.build_only:
+        sys.exit("--demo times the builds within `make demo`: drop --build-only")
     if not args.build_only and cluster.is_running(cluster.load_state()):
         sys.exit("a local cluster is running: stop it with `make down` first")
 
@@ -64,16 +71,25 @@ def main() -> None:
         log = REPO / ".local" / "bench" / "ci.log"  # not logs/: a cluster start empties that
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text("")
-        parts = {
-            "`make build` (venv and pinned binaries)": timed(["make", "build"], clone, env, log),
-            "`make images` (base, trainer, serving, operator, pause, CoreDNS)":
-                timed(["make", "images"], clone, env, log),
-        }
-        if not args.build_only:
-            parts["`.ci/run` (= `make test`: the rest, lint, unit, end-to-end)"] = timed(
-                ["bash", ".ci/run"], clone, env, log)
+        if args.demo:
+            try:
+                parts = {"`make demo` (builds, images, cluster, chart, examples, predictions)":
+                         timed(["make", "demo"], clone, env, log)}
+            finally:
+                subprocess.run(["make", "down"], cwd=clone, env=env, capture_output=True)
+        else:
+            parts = {
+                "`make build` (venv and pinned binaries)":
+                    timed(["make", "build"], clone, env, log),
+                "`make images` (base, trainer, serving, operator, pause, CoreDNS)":
+                    timed(["make", "images"], clone, env, log),
+            }
+            if not args.build_only:
+                parts["`.ci/run` (= `make test`: the rest, lint, unit, end-to-end)"] = timed(
+                    ["bash", ".ci/run"], clone, env, log)
     kind = "cold (empty Go, uv, pip and image caches)" if args.cold else "warm (cached builds)"
-    what = "the builds of `make test`" if args.build_only else "`make test`"
+    what = ("`make demo`" if args.demo else
+            "the builds of `make test`" if args.build_only else "`make test`")
     lines = [
         f"### {what} on a fresh clone, {kind}",
         "",
@@ -84,10 +100,11 @@ def main() -> None:
         *(f"| {part} | {seconds / 60:.1f} |" for part, seconds in parts.items()),
         f"| in all | {sum(parts.values()) / 60:.1f} |",
     ]
-    if not args.build_only:
+    if not (args.build_only or args.demo):
         found = SUMMARY.findall(log.read_text())
         lines += ["", f"pytest: {found[-1] if found else 'no pytest summary found'}."]
-    section = "ci-" + ("cold" if args.cold else "warm") + ("-build" if args.build_only else "")
+    section = (("demo-" if args.demo else "ci-") + ("cold" if args.cold else "warm")
+               + ("-build" if args.build_only else ""))
     replace_section(section, "\n".join(lines))
     print("\n".join(lines))
 
