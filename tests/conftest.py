@@ -1,6 +1,7 @@
 """Session-wide fixtures: the local cluster and the mlcycle stack on it (each started once,
 reused when already up, and stopped at the end only if the session started it), and a
-fresh namespace per test that is deleted, for real, afterwards."""
+fresh namespace per test that is deleted, for real, afterwards: the test ends when its
+Pods are gone."""
 
 from __future__ import annotations
 
@@ -86,7 +87,7 @@ def k8s(local_cluster: ClusterState) -> client.ApiClient:
 def namespace(local_cluster: ClusterState) -> Iterator[str]:
     name = testing.create_namespace(local_cluster.kubeconfig)
     yield name
-    testing.delete_namespace(local_cluster.kubeconfig, name)
+    testing.delete_namespace(local_cluster.kubeconfig, name, until_gone=False)
 
 
 @pytest.fixture

@@ -234,7 +234,7 @@ def chart_only(mlstack: Stack, k8s: client.ApiClient, helm: Helm, namespace: str
             cleanup.callback(stack.resume_operator, mlstack)
         cleanup.callback(hand_crds_back, k8s, [crd["metadata"]["name"]
                                                for crd in crdgen.build_crds()])
-        cleanup.callback(testing.delete_namespace, kubeconfig, namespace)
+        cleanup.callback(testing.delete_namespace, kubeconfig, namespace, until_gone=False)
         cleanup.callback(helm.run, "uninstall", RELEASE, "--namespace", namespace, "--wait",
                          check=False)
         # First, while the chart's operator runs and releases kopf's finalizers.

@@ -172,7 +172,7 @@ def two_namespaces(mlstack: Stack) -> Iterator[tuple[str, str]]:
     faulted = testing.create_namespace(kubeconfig, prefix="faulted")
     yield control, faulted
     for namespace in (control, faulted):
-        testing.delete_namespace(kubeconfig, namespace)
+        testing.delete_namespace(kubeconfig, namespace, until_gone=False)
 
 
 def model_name(namespace: str) -> str:

@@ -80,7 +80,7 @@ def registry(mlstack: Stack, k8s: client.ApiClient) -> Iterator[Registry]:
                            stack.image_runtime(mlstack.paths, mlstack.images["serving"]).split(","))
             yield Registry(namespace, model_name, MlflowClient(url, url), marker_dir, runtime)
     finally:
-        testing.delete_namespace(mlstack.cluster.kubeconfig, namespace)
+        testing.delete_namespace(mlstack.cluster.kubeconfig, namespace, until_gone=False)
         shutil.rmtree(marker_dir, ignore_errors=True)
 
 

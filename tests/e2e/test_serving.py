@@ -55,7 +55,7 @@ def served(mlstack: Stack, k8s: client.ApiClient) -> Iterator[Served]:
     url = mlstack.services.mlflow_url
     mlflow.set_tracking_uri(url)  # for mlflow.sklearn.load_model("models:/...")
     yield Served(namespace, model_name, MlflowClient(tracking_uri=url, registry_uri=url))
-    testing.delete_namespace(mlstack.cluster.kubeconfig, namespace)
+    testing.delete_namespace(mlstack.cluster.kubeconfig, namespace, until_gone=False)
 
 
 def wait_serving(k8s: client.ApiClient, namespace: str, name: str, version: int,

@@ -80,7 +80,7 @@ def tenants(mlstack: Stack, k8s: client.ApiClient) -> Iterator[tuple[Tenant, Ten
                             source.removeprefix(ARTIFACTS).strip("/")))
     yield found[0], found[1]
     for namespace in namespaces:
-        testing.delete_namespace(kubeconfig, namespace)
+        testing.delete_namespace(kubeconfig, namespace, until_gone=False)
 
 
 def secret_values(mlstack: Stack) -> set[str]:
