@@ -458,25 +458,36 @@ def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
                               algorithm=SLOW_TRIALS["algorithm"])
     experiment, study = wait_for("the first trial in the status",
                                  studying(k8s, ml_namespace, "killed"), timeout=600)
-    victim = next(p for p in search_pods(k8s, ml_namespace, "killed")
-                  if p.status.phase == "Running")
-    pid = container_pid(victim)
-    host = victim.spec.hostname or victim.metadata.name  # an Indexed Job's: <job>-<index>
     uid = read(k8s, "trainingjobs", ml_namespace, "killed")["metadata"]["uid"]
+    chosen: dict[str, Any] = {}
+
+    def choose() -> None:
+        """A running worker: its Pod, the host pid of its container and its trials' host."""
+        pod = next(p for p in search_pods(k8s, ml_namespace, "killed")
+                   if p.status.phase == "Running")
+        chosen.update(pod=pod, pid=container_pid(pod),
+                      host=pod.spec.hostname or pod.metadata.name)  # Indexed Job: <job>-<index>
 
     def killed_mid_trial() -> Any:
         """Frozen (SIGSTOP), the worker cannot end a trial: SIGKILL it if its trial's run is
-        open and the study holds the trial running, else let it go on and look again."""
-        os.kill(pid, signal.SIGSTOP)
+        open and the study holds the trial running, else let it go on and look again (at
+        another worker, if this one has ended on its own, out of trials)."""
+        try:
+            os.kill(chosen["pid"], signal.SIGSTOP)
+        except ProcessLookupError:
+            choose()
+            return None
         open_runs = [run for run in trial_runs(
             mlstack, experiment, study, "attributes.status = 'RUNNING'",
-            f"tags.`{TAG_TRIAL_WORKER}` LIKE '{host}-%'") if running_in_study(
+            f"tags.`{TAG_TRIAL_WORKER}` LIKE '{chosen['host']}-%'") if running_in_study(
             services_env, ml_namespace, "killed", uid, study,
             int(run.data.tags[contract.TAG_TRIAL_NUMBER]))]
-        os.kill(pid, signal.SIGKILL if open_runs else signal.SIGCONT)
+        os.kill(chosen["pid"], signal.SIGKILL if open_runs else signal.SIGCONT)
         return open_runs[0] if open_runs else None
 
+    choose()
     lost = wait_for("the worker inside a trial", killed_mid_trial, timeout=120)
+    victim = chosen["pod"]
     worker = lost.data.tags[TAG_TRIAL_WORKER]
     logger.info("SIGKILLed worker %s (Pod %s) in trial %s", worker, victim.metadata.name,
                 lost.data.tags[contract.TAG_TRIAL_NUMBER])
