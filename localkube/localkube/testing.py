@@ -43,7 +43,7 @@ def delete_namespace(kubeconfig: Path, name: str, timeout: float = 180, *,
     """Delete the namespace and wait until it is gone (the namespace controller and
     the kubelet must both do their part), or with `until_gone=False` only until its Pods
     are: while Pods run, the namespace controller looks again only after half their
-    grace period, so the namespace itself lingers some 15 s after its last Pod. A test's
+    grace period, so the namespace itself lingered 10 to 20 s after its last Pod. A test's
     namespace with a unique name costs nothing in that time."""
     core = client.CoreV1Api(api_client(kubeconfig))
     try:
@@ -63,8 +63,6 @@ def delete_namespace(kubeconfig: Path, name: str, timeout: float = 180, *,
     def no_pods() -> bool:
         return not core.list_namespaced_pod(name).items
 
-    if until_gone:
-        wait_for(f"namespace {name} to be deleted", gone, timeout=timeout, interval=0.5)
-    else:
-        wait_for(f"the pods of namespace {name} to be deleted", no_pods, timeout=timeout,
-                 interval=0.5)
+    what = f"namespace {name}" if until_gone else f"the pods of namespace {name}"
+    wait_for(f"{what} to be deleted", gone if until_gone else no_pods, timeout=timeout,
+             interval=0.5)
