@@ -49,14 +49,6 @@ def mlstack(local_cluster: ClusterState) -> Iterator[Stack]:
         services.down(paths)
 
 
-@pytest.fixture
-def operator_process(mlstack: Stack) -> Iterator[int]:
-    """A fresh operator process (its pid), for a test that SIGKILLs it, arms its kill points or
-    reads its ports; the stack's own operator (the chart's) paused meanwhile."""
-    with stack.operator_process(mlstack) as pid:
-        yield pid
-
-
 class ServiceEnvironment(dict[str, str]):
     """Environment variables whose secret values never show in a test report."""
 

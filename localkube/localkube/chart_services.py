@@ -13,7 +13,9 @@ MLflow at their Services' ClusterIPs, through kube-proxy.
 from __future__ import annotations
 
 import base64
+import json
 import os
+import signal
 import subprocess
 import time
 
@@ -33,6 +35,7 @@ RELEASE = NAMESPACE = "mlcycle"
 FULLNAME = RELEASE  # the chart's fullname when the release is named after it
 SERVICE_PORTS = {"minio": "s3", "mlflow": "http"}  # each Service's named port
 OPERATOR = "operator"
+KILL_POINTS_MOUNT = "/kill-points"
 PEERING_CRDS = "templates/crds/kopfpeerings.kopf.dev.yaml"
 
 
@@ -179,9 +182,54 @@ def run_operator(paths: LocalPaths, stack_cluster: ClusterState, workload_images
         "--set", "operator.clusterWide=true", "--set", f"mlflow.uiURL={mlflow_ui_url}",
         *release.image_values("image", built[OPERATOR]),
         *release.image_values("workloads.trainerImage", workload_images["trainer"]),
-        *release.image_values("workloads.servingImage", workload_images["serving"]))
+        *release.image_values("workloads.servingImage", workload_images["serving"]),
+        *kill_points_values(paths))
     progress(f"The chart's operator runs (kubectl logs -n {NAMESPACE} "
              f"deployment/{deployment_name(OPERATOR)}), in {time.monotonic() - started:.0f} s")
+
+
+def kill_points_values(paths: LocalPaths) -> list[str]:
+    """The host's kill-points directory in the operator's Pod, and MLCYCLE_KILL_POINTS naming
+    its file (mlcycle.faults), as the local process has it: a hostPath volume, which this local
+    stack sets through the chart's extraVolumes and a user's release never does. Writable by
+    all: the container's user records the points that fired."""
+    directory = paths.kill_points.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o777)
+    volume = {"name": "kill-points", "hostPath": {"path": str(directory), "type": "Directory"}}
+    mount = {"name": "kill-points", "mountPath": KILL_POINTS_MOUNT}
+    variable = {"name": "MLCYCLE_KILL_POINTS",
+                "value": f"{KILL_POINTS_MOUNT}/{paths.kill_points.name}"}
+    return ["--set-json", f"operator.extraVolumes={json.dumps([volume])}",
+            "--set-json", f"operator.extraVolumeMounts={json.dumps([mount])}",
+            "--set-json", f"operator.extraEnv={json.dumps([variable])}"]
+
+
+def operator_pod(paths: LocalPaths) -> client.V1Pod:
+    """The chart's one operator Pod (`run_operator` runs one replica)."""
+    core = client.CoreV1Api(readiness.api_client(paths.kubeconfig))
+    pods = [pod for pod in core.list_namespaced_pod(
+        NAMESPACE, label_selector=_selector(OPERATOR)).items
+        if pod.metadata.deletion_timestamp is None]
+    if len(pods) != 1:
+        raise RuntimeError(f"{len(pods)} operator Pods in {NAMESPACE}, where one should run")
+    return pods[0]
+
+
+def operator_restarts(paths: LocalPaths) -> int:
+    """How many times the kubelet has restarted the operator's container."""
+    statuses = operator_pod(paths).status.container_statuses or []
+    return statuses[0].restart_count if statuses else 0
+
+
+def kill_operator(paths: LocalPaths) -> None:
+    """SIGKILL the operator container's main process, as a crash or the OOM killer would;
+    return once the kubelet has started the container again."""
+    pod = operator_pod(paths)
+    restarts = pod.status.container_statuses[0].restart_count
+    os.kill(node.container_pid(paths, pod), signal.SIGKILL)
+    wait_for("the kubelet to restart the operator's container",
+             lambda: operator_restarts(paths) > restarts, timeout=60, interval=0.2)
 
 
 def operator_running(paths: LocalPaths) -> bool:

@@ -43,6 +43,13 @@ class LocalPaths:
         return self.root / "volumes"
 
     @property
+    def kill_points(self) -> Path:
+        """Where the fault-injection tests arm the operator's kill points (mlcycle.faults),
+        which it records there as they fire; no file, no kill point. The chart's operator
+        Pod mounts its directory."""
+        return self.root / "faults" / "kill-points.json"
+
+    @property
     def bin(self) -> Path:
         return self.root / "bin"
 

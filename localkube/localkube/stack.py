@@ -6,13 +6,15 @@ It also builds the images when their sources changed (a second when nothing did)
 into every node and rolls the chart's operator onto them: an edit to operator, trainer,
 serving or contract code is in the next Pod. `LOCALKUBE_OPERATOR=process` runs the operator
 as a local process instead, configured as the chart configures its Pod: the fast path for
-operator edits (no image to rebuild), and what the tests that SIGKILL the operator or arm its
-kill points run (`operator_process`, with the chart's paused meanwhile).
+operator edits (no image to rebuild). The tests that SIGKILL the operator (`kill_operator`),
+arm its kill points (`LocalPaths.kill_points`) or read its endpoints (`operator_urls`) act on
+whichever of the two runs.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +29,7 @@ from localkube.paths import REPO_ROOT, LocalPaths, local_paths
 from localkube.realnode import containerd
 from localkube.realnode import node as realnode
 from localkube.services import S3Credentials, ServicesState
+from localkube.testing import wait_for
 
 CRDS_DIR = REPO_ROOT / "crds"
 OPERATOR_MODE_VARIABLE = "LOCALKUBE_OPERATOR"
@@ -64,12 +67,6 @@ def _operator_pid_file(paths: LocalPaths) -> Path:
     return paths.root / "operator.pid"
 
 
-def kill_points_file(paths: LocalPaths) -> Path:
-    """Where the fault-injection tests arm the local operator's kill points (mlcycle.faults);
-    no file, no kill point."""
-    return paths.root / "kill-points.json"
-
-
 def operator_pid(paths: LocalPaths) -> int | None:
     try:
         pid = int(_operator_pid_file(paths).read_text())
@@ -103,7 +100,7 @@ def operator_environment(stack: Stack) -> dict[str, str]:
         "MLCYCLE_SERVING_IMAGE": images["serving"],
         "MLCYCLE_IMAGE_PULL_POLICY": "Never",
         "MLCYCLE_SERVING_RUNTIME": image_runtime(stack.paths, images["serving"]),
-        "MLCYCLE_KILL_POINTS": str(kill_points_file(stack.paths)),
+        "MLCYCLE_KILL_POINTS": str(stack.paths.kill_points),
     }
 
 
@@ -122,10 +119,14 @@ def start_operator_process(stack: Stack, log: Path, **settings: str) -> int:
                                 **services.admin_environment(stack.paths), **settings})
 
 
+def process_environment(pid: int) -> dict[str, str]:
+    return dict(entry.split("=", 1) for entry in
+                Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+
+
 def operator_images(pid: int) -> dict[str, str]:
     """The workload images the running operator was started with."""
-    variables = dict(entry.split("=", 1) for entry in
-                     Path(f"/proc/{pid}/environ").read_text().split("\0") if "=" in entry)
+    variables = process_environment(pid)
     return {name: variables.get(f"MLCYCLE_{name.upper()}_IMAGE", "")
             for name in WORKLOAD_IMAGES}
 
@@ -208,10 +209,41 @@ def resume_operator(running: Stack) -> None:
         start_operator(running)
 
 
+def kill_operator(running: Stack) -> None:
+    """SIGKILL the operator, as a crash would (no goodbye to its peers), and return once it
+    runs again: the kubelet restarts the chart's container; a local process (its process
+    group) is started again here."""
+    if operator_from_chart():
+        chart_services.kill_operator(running.paths)
+        return
+    pid = operator_pid(running.paths)
+    if pid is None:
+        raise RuntimeError("no operator process runs")
+    os.killpg(pid, signal.SIGKILL)
+    wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10, interval=0.05)
+    start_operator(running)
+
+
+def operator_urls(running: Stack) -> tuple[str, str]:
+    """Where the host reaches the running operator's /healthz and /metrics: the chart's Pod
+    at its IP (the node's bridge routes it), or the local process's ports."""
+    if operator_from_chart():
+        pod = chart_services.operator_pod(running.paths)
+        ports = {port.name: port.container_port for port in pod.spec.containers[0].ports}
+        return (f"http://{pod.status.pod_ip}:{ports['health']}",
+                f"http://{pod.status.pod_ip}:{ports['metrics']}")
+    pid = operator_pid(running.paths)
+    if pid is None:
+        raise RuntimeError("no operator process runs")
+    variables = process_environment(pid)
+    return (f"http://127.0.0.1:{variables['MLCYCLE_HEALTH_PORT']}",
+            f"http://127.0.0.1:{variables['MLCYCLE_METRICS_PORT']}")
+
+
 @contextmanager
 def operator_process(running: Stack) -> Iterator[int]:
-    """A fresh operator process (its pid) for a test that SIGKILLs it, arms its kill points
-    or reads its ports, with the stack's own operator paused meanwhile and resumed after."""
+    """A fresh operator process (its pid), with the stack's own operator paused meanwhile and
+    resumed after: one that reads the kill-points file, which a running process may predate."""
     pause_operator(running.paths)
     try:
         yield start_operator(running)

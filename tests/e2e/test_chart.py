@@ -357,8 +357,7 @@ def kill_container(release: Release, pod_name: str) -> None:
     """SIGKILL the container's main process, as a crash or the OOM killer would: no goodbye
     to the peering object; the kubelet restarts the container."""
     pod = client.CoreV1Api(release.k8s).read_namespaced_pod(pod_name, release.namespace)
-    container_id = pod.status.container_statuses[0].container_id.removeprefix("containerd://")
-    pid = containerd.running_containers(node.node_dirs(local_paths()))[container_id]
+    pid = node.container_pid(local_paths(), pod)
     os.kill(pid, signal.SIGKILL)
     wait_for(f"process {pid} to die", lambda: not processes.alive(pid), timeout=10)
 

@@ -1,10 +1,10 @@
 """The fault-injection suite: the operator SIGKILLed at its write boundaries (`make test-faults`).
 
 Each test applies the same resources in two namespaces at once: a control, which no fault
-touches, and one where kill points are armed (mlcycle.faults). The operator SIGKILLs
-itself at each armed point in turn (the first time it passes it), a supervisor starts it
-again at once, as Kubernetes restarts a crashed Pod, and the next point waits for the next
-pass. When both namespaces have settled, the faulted one must hold what the control holds:
+touches, and one where kill points are armed (mlcycle.faults). The operator, the chart's Pod
+of the stack, SIGKILLs itself at each armed point in turn (the first time it passes it), the
+kubelet restarts its container, and the next point waits for the next pass. When both
+namespaces have settled, the faulted one must hold what the control holds:
 
 - the same Jobs (one per resource, generation and trigger: none twice, none missing);
 - the same status: phases, condition reasons, versions, runs, trial counts;
@@ -39,7 +39,7 @@ import pytest
 from kubernetes import client
 from mlflow.tracking import MlflowClient
 
-from localkube import cluster, services, stack, testing
+from localkube import chart_services, cluster, services, stack, testing
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle import faults
@@ -110,8 +110,8 @@ SEARCH_POINTS = [
 
 @dataclass
 class Supervisor:
-    """Starts the operator again whenever it is found dead, as the kubelet restarts a
-    crashed container (at once here: no back-off to wait out)."""
+    """Starts a local operator process again whenever it is found dead, as the kubelet
+    restarts a crashed container (at once here: no back-off to wait out)."""
 
     mlstack: Stack
     restarts: int = 0
@@ -126,33 +126,41 @@ class Supervisor:
 
 
 @contextmanager
-def supervised_operator(mlstack: Stack) -> Iterator[Supervisor]:
-    """A fresh operator process (so it reads the kill-points file the stack now names; the
-    stack's own paused meanwhile), kept alive while the test runs; disarmed after it."""
-    with stack.operator_process(mlstack):
-        supervisor = Supervisor(mlstack)
-        thread = threading.Thread(target=supervisor.watch, daemon=True)
-        thread.start()
-        try:
-            yield supervisor
-        finally:
-            disarm(mlstack)
-            supervisor.stopping.set()
-            thread.join()
+def supervised_operator(mlstack: Stack) -> Iterator[Callable[[], int]]:
+    """The stack's operator, started again whenever it dies; yields how many times it has
+    been since. The chart's Pod is the kubelet's to restart (after at most 1 s: the real
+    node's crashLoopBackOff). A local process (LOCALKUBE_OPERATOR=process) is replaced by a
+    fresh one, which reads the kill-points file, restarted by a Supervisor. Disarmed after."""
+    try:
+        if stack.operator_from_chart():
+            before = chart_services.operator_restarts(mlstack.paths)
+            yield lambda: chart_services.operator_restarts(mlstack.paths) - before
+            return
+        with stack.operator_process(mlstack):
+            supervisor = Supervisor(mlstack)
+            thread = threading.Thread(target=supervisor.watch, daemon=True)
+            thread.start()
+            try:
+                yield lambda: supervisor.restarts
+            finally:
+                supervisor.stopping.set()
+                thread.join()
+    finally:
+        disarm(mlstack)
 
 
 def arm(mlstack: Stack, namespace: str, points: list[str]) -> None:
-    armed = stack.kill_points_file(mlstack.paths)
+    armed = mlstack.paths.kill_points
     faults.fired_file(armed).unlink(missing_ok=True)
     armed.write_text(faults.KillPlan(namespace=namespace, points=points).model_dump_json())
 
 
 def disarm(mlstack: Stack) -> None:
-    stack.kill_points_file(mlstack.paths).unlink(missing_ok=True)
+    mlstack.paths.kill_points.unlink(missing_ok=True)
 
 
 def fired(mlstack: Stack) -> list[str]:
-    return sorted(faults.fired_points(stack.kill_points_file(mlstack.paths)))
+    return sorted(faults.fired_points(mlstack.paths.kill_points))
 
 
 def assert_all_fired(mlstack: Stack, points: list[str]) -> None:
@@ -180,10 +188,15 @@ def model_name(namespace: str) -> str:
 
 
 def apply_iris(mlstack: Stack, namespace: str) -> None:
+    """The iris flow, its training slowed (400 trees) so that it outlasts the operator's
+    restart after the kill before its Running status: else that status is never written,
+    and TrainingJob/status/Running/written never passed."""
     name = model_name(namespace)
     for document in (
         load_example("iris/dataset.yaml"),
-        load_example("iris/trainingjob.yaml", {"spec": {"registry": {"modelName": name}}}),
+        load_example("iris/trainingjob.yaml", {"spec": {
+            "registry": {"modelName": name},
+            "hyperparameters": {"n_estimators": 400, "random_state": 0}}}),
         load_example("iris/modeldeployment.yaml", {"spec": {"model": {"name": name}}}),
     ):
         code, output = kubectl_apply(mlstack, namespace, document)
@@ -300,14 +313,14 @@ def test_the_iris_flow_and_a_rollout_survive_a_kill_at_every_write(
     mlstack: Stack, k8s: client.ApiClient, two_namespaces: tuple[str, str]
 ) -> None:
     control, faulted = two_namespaces
-    with supervised_operator(mlstack) as supervisor:
+    with supervised_operator(mlstack) as restarts:
         arm(mlstack, faulted, IRIS_POINTS)
         for namespace in two_namespaces:
             apply_iris(mlstack, namespace)
         for namespace in two_namespaces:
             wait_for(f"{namespace} to serve version 1", serving(k8s, namespace, 1), timeout=600)
         assert_all_fired(mlstack, IRIS_POINTS)
-        wait_for("a restart after each kill", lambda: supervisor.restarts >= len(IRIS_POINTS),
+        wait_for("a restart after each kill", lambda: restarts() >= len(IRIS_POINTS),
                  timeout=30)
         assert_alike(mlstack, k8s, control, faulted)
         assert registered(mlstack, model_name(faulted)) == (["1"], "1")

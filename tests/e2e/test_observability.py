@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 
 import pytest
 from kubernetes import client
 from prometheus_client.parser import text_string_to_metric_families
 
+from localkube import stack
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle.health import WATCHED_RESOURCES, expected_watchers
@@ -21,33 +21,17 @@ pytestmark = pytest.mark.e2e
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
-def operator_port(pid: int, variable: str) -> int | None:
-    environment = Path(f"/proc/{pid}/environ").read_text().split("\0")
-    return next((int(e.split("=", 1)[1]) for e in environment
-                 if e.startswith(f"{variable}=")), None)
-
-
-@pytest.fixture
-def operator_ports(operator_process: int) -> tuple[int, int]:
-    """(health port, metrics port) of the test's operator process."""
-    pid = operator_process
-    health, metrics = (operator_port(pid, "MLCYCLE_HEALTH_PORT"),
-                       operator_port(pid, "MLCYCLE_METRICS_PORT"))
-    assert health is not None and metrics is not None
-    return health, metrics
-
-
-def healthz(port: int) -> dict[str, object] | None:
+def healthz(url: str) -> dict[str, object] | None:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as answer:
+        with urllib.request.urlopen(f"{url}/healthz", timeout=5) as answer:
             report: dict[str, object] = json.loads(answer.read())
             return report
     except OSError:  # not listening yet, or 500 while a watcher is not running
         return None
 
 
-def scrape(port: int) -> Samples:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+def scrape(url: str) -> Samples:
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as answer:
         text = answer.read().decode()
     return {(sample.name, frozenset(sample.labels.items())): sample.value
             for family in text_string_to_metric_families(text) for sample in family.samples}
@@ -58,17 +42,16 @@ def value(samples: Samples, name: str, **labels: str) -> float:
 
 
 def test_healthz_reports_every_watcher_and_metrics_count_an_ingestion(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str,
-    operator_ports: tuple[int, int],
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
-    health_port, metrics_port = operator_ports
-    report = wait_for("the operator's /healthz", lambda: healthz(health_port), timeout=120)
-    # The local operator serves every namespace: one cluster-wide watcher per resource.
+    health_url, metrics_url = stack.operator_urls(mlstack)
+    report = wait_for("the operator's /healthz", lambda: healthz(health_url), timeout=120)
+    # The stack's operator serves every namespace: one cluster-wide watcher per resource.
     watchers = report["watchers"]
     assert isinstance(watchers, list)
     assert sorted(watchers) == sorted(expected_watchers(WATCHED_RESOURCES, []))
 
-    before = scrape(metrics_port)
+    before = scrape(metrics_url)
     code, output = kubectl_apply(mlstack, ml_namespace, load_example("iris/dataset.yaml"))
     assert code == 0, output
     dataset = wait_phase(k8s, "datasets", ml_namespace, "iris", ("Ready", "Failed"))
@@ -80,7 +63,7 @@ def test_healthz_reports_every_watcher_and_metrics_count_an_ingestion(
 
     def counted_ready() -> Samples | None:
         """The watch brings the Ready status to the conditions gauge just after it is written."""
-        samples = scrape(metrics_port)
+        samples = scrape(metrics_url)
         more = (value(samples, "mlcycle_conditions", **ready)
                 > value(before, "mlcycle_conditions", **ready))
         return samples if more else None

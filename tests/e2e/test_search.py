@@ -37,9 +37,9 @@ from mlflow.tracking import MlflowClient
 from optuna.storages.journal import JournalStorage
 from optuna.trial import TrialState as OptunaState
 
-from localkube import processes, stack
-from localkube.paths import LocalPaths, local_paths
-from localkube.realnode import containerd, node
+from localkube import stack
+from localkube.paths import local_paths
+from localkube.realnode import node
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from mlcycle_contract import environment as contract
@@ -430,13 +430,6 @@ def workers_report(k8s: client.ApiClient, namespace: str, name: str) -> str:
     return "\n".join(lines)
 
 
-def container_pid(pod: Any) -> int:
-    """The host pid of the Pod's container's main process (the trainer: PID 1 inside)."""
-    (status,) = pod.status.container_statuses
-    running = containerd.running_containers(node.node_dirs(local_paths()))
-    return running[status.container_id.removeprefix("containerd://")]
-
-
 def running_in_study(services_env: dict[str, str], namespace: str, name: str, uid: str,
                      study: str, number: int) -> bool:
     """Whether the study's journal holds trial `number` running: a worker's MLflow run may
@@ -465,7 +458,7 @@ def test_a_killed_worker_s_trial_ends_failed_and_the_search_finishes(
         """A running worker: its Pod, the host pid of its container and its trials' host."""
         pod = next(p for p in search_pods(k8s, ml_namespace, "killed")
                    if p.status.phase == "Running")
-        chosen.update(pod=pod, pid=container_pid(pod),
+        chosen.update(pod=pod, pid=node.container_pid(local_paths(), pod),
                       host=pod.spec.hostname or pod.metadata.name)  # Indexed Job: <job>-<index>
 
     def killed_mid_trial() -> Any:
@@ -537,32 +530,18 @@ def test_more_failed_trials_than_allowed_fail_the_search_naming_the_error(
 KILL_SEED = "MLCYCLE_KILL_SEED"  # set it to replay a run's kill moments
 
 
-def operator_healthy(paths: LocalPaths) -> bool:
+def operator_healthy(running: Stack) -> bool:
     """kopf's liveness endpoint answers: the operator has started and runs its handlers."""
-    pid = stack.operator_pid(paths)
-    if pid is None:
-        return False
-    environment = Path(f"/proc/{pid}/environ").read_text().split("\0")
-    port = next(e.split("=", 1)[1] for e in environment if e.startswith("MLCYCLE_HEALTH_PORT="))
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as answer:
+        health, _ = stack.operator_urls(running)
+        with urllib.request.urlopen(f"{health}/healthz", timeout=2) as answer:
             return bool(answer.status == 200)
-    except OSError:
+    except (OSError, RuntimeError):  # not listening yet, or no operator (yet)
         return False
-
-
-def kill_and_restart_operator(running: Stack) -> int:
-    """SIGKILL the operator's process group, then start it again at once as `make up` does
-    (the stack's endpoints, credentials and images); its new pid."""
-    pid = stack.operator_pid(running.paths)
-    assert pid is not None, "no operator runs"
-    os.killpg(pid, signal.SIGKILL)
-    wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10, interval=0.05)
-    return stack.start_operator(running)
 
 
 def test_operator_killed_three_times_during_a_search_finishes_it_once(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, operator_process: int
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
     """Two kills at random trials of the search (drawn from a logged seed), the third as the
     best trial's training Job appears: the moment a restart could register twice."""
@@ -584,10 +563,9 @@ def test_operator_killed_three_times_during_a_search_finishes_it_once(
     for what, reached in [*((f"{m} trials finished", finished(m)) for m in moments),
                           ("the final training Job", training_job)]:
         wait_for(what, reached, timeout=600)
-        wait_for("the operator's liveness", lambda: operator_healthy(mlstack.paths),
-                 timeout=120)
-        pid = kill_and_restart_operator(mlstack)
-        logger.warning("SIGKILLed the operator at %s; restarted as pid %d", what, pid)
+        wait_for("the operator's liveness", lambda: operator_healthy(mlstack), timeout=120)
+        stack.kill_operator(mlstack)
+        logger.warning("SIGKILLed the operator at %s; it runs again", what)
 
     done = wait_phase(k8s, "trainingjobs", ml_namespace, "restarts", ("Succeeded", "Failed"),
                       timeout=900)

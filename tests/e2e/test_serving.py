@@ -24,7 +24,7 @@ from sklearn.datasets import load_iris
 
 from localkube import testing
 from localkube.paths import local_paths
-from localkube.realnode import containerd, node
+from localkube.realnode import node
 from localkube.stack import Stack
 from localkube.testing import wait_for
 from tests.e2e.mlhelpers import condition, kubectl_apply, load_example, read, wait_phase
@@ -178,10 +178,9 @@ def test_a_model_trained_in_another_runtime_is_refused_and_the_served_one_stays(
     assert ready.status_code == 200
 
 
-def container_process_tree(container_id: str) -> set[int]:
+def container_process_tree(pod: Any) -> set[int]:
     """The pids, as the container sees them, of its main process and all its descendants."""
-    main = containerd.running_containers(node.node_dirs(local_paths()))[
-        container_id.removeprefix("containerd://")]
+    main = node.container_pid(local_paths(), pod)
     parents, inner = {}, {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -225,7 +224,7 @@ def test_serving_workers_2_is_two_server_processes_answering_on_one_port(
 
     container = pod.status.container_statuses[0]
     assert container.restart_count == 0
-    assert answered <= container_process_tree(container.container_id)
+    assert answered <= container_process_tree(pod)
     logs = mlstack.kubectl("logs", "-n", served.namespace, pod.metadata.name).stdout
     started = {json.loads(line)["pid"] for line in logs.splitlines()
                if '"Started worker"' in line}

@@ -4,8 +4,6 @@ operator restart in the middle of a training run."""
 
 from __future__ import annotations
 
-import os
-import signal
 from typing import Any
 
 import pytest
@@ -13,9 +11,8 @@ import yaml
 from kubernetes import client
 from mlflow import MlflowClient
 
-from localkube import processes, stack
+from localkube import stack
 from localkube.stack import Stack
-from localkube.testing import wait_for
 from tests.e2e.mlhelpers import (
     condition,
     events_for,
@@ -196,7 +193,7 @@ def test_schema_rejects_an_unknown_algorithm_at_apply_time(
 
 
 def test_operator_killed_during_training_finishes_with_one_job_and_one_version(
-    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str, operator_process: int
+    mlstack: Stack, k8s: client.ApiClient, ml_namespace: str
 ) -> None:
     model_name = f"restart-{ml_namespace}"
     # Slow enough to kill the operator while the Job runs: many trees, cross-validated.
@@ -205,11 +202,7 @@ def test_operator_killed_during_training_finishes_with_one_job_and_one_version(
         "registry": {"modelName": model_name}}})
     wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Running",), timeout=180)
 
-    pid = stack.operator_pid(mlstack.paths)
-    assert pid is not None
-    os.killpg(pid, signal.SIGKILL)
-    wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10)
-    stack.start_operator(mlstack)
+    stack.kill_operator(mlstack)
 
     trained = wait_phase(k8s, "trainingjobs", ml_namespace, "iris-rf", ("Succeeded", "Failed"))
     assert trained["status"]["phase"] == "Succeeded", trained["status"]

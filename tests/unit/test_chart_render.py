@@ -137,6 +137,19 @@ def test_the_url_source_policy_reaches_the_operator_as_its_settings_read_it() ->
     assert Settings.from_env(operator_env(render())).source_deny_cidrs == ["10.96.0.0/12"]
 
 
+def test_extra_volumes_are_mounted_into_the_operator_beside_its_tmp() -> None:
+    documents = render("--set-json", 'operator.extraVolumes=[{"name": "ca", "configMap": '
+                       '{"name": "corporate-ca"}}]',
+                       "--set-json", 'operator.extraVolumeMounts=[{"name": "ca", '
+                       '"mountPath": "/etc/ca", "readOnly": true}]')
+    pod = dict(pod_templates(documents))["rel-mlcycle-operator"]
+    assert pod["volumes"] == [{"name": "tmp", "emptyDir": {}},
+                              {"name": "ca", "configMap": {"name": "corporate-ca"}}]
+    assert pod["containers"][0]["volumeMounts"] == [
+        {"name": "tmp", "mountPath": "/tmp"},
+        {"name": "ca", "mountPath": "/etc/ca", "readOnly": True}]
+
+
 def test_one_replica_still_peers_so_scaling_up_never_runs_two_active_operators() -> None:
     documents = render("--set", "operator.replicas=1")
     assert operator_env(documents)["MLCYCLE_PEERING"] == "rel-mlcycle"

@@ -330,6 +330,10 @@ def kubelet_config(dirs: NodeDirs, settings: KubeletSettings,
         "nodeStatusReportFrequency": "10s",
         "nodeStatusUpdateFrequency": "5s",
         "shutdownGracePeriod": "0s",
+        # A crashed container starts again after at most 1 s, not after a back-off doubling
+        # from 10 s to 5 min: the fault-injection tests SIGKILL the chart's operator at 20-odd
+        # points in a row (KubeletCrashLoopBackOffMax, beta and on since 1.35).
+        "crashLoopBackOff": {"maxContainerRestartPeriod": "1s"},
         "systemReserved": {"cpu": "100m", "memory": "256Mi"},
         "enforceNodeAllocatable": ["pods"],
         **({} if node.is_first else _beside_the_first(dirs, node)),

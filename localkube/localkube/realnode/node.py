@@ -38,6 +38,16 @@ def node_dirs(paths: LocalPaths, node: NodeIdentity = FIRST_NODE) -> NodeDirs:
     return node.dirs(paths.root)
 
 
+def container_pid(paths: LocalPaths, pod: client.V1Pod) -> int:
+    """The host pid of the main process (PID 1 inside) of the Pod's first container, from the
+    containerd of the node that runs it."""
+    index = config.node_index(pod.spec.node_name)
+    if index is None:
+        raise ValueError(f"Pod {pod.metadata.name} runs on {pod.spec.node_name}, not a real node")
+    container_id = pod.status.container_statuses[0].container_id.removeprefix("containerd://")
+    return containerd.running_containers(node_dirs(paths, NodeIdentity(index)))[container_id]
+
+
 def process_names(count: int) -> list[str]:
     """The pids a cluster of `count` nodes records: each node's containerd and kubelet, and
     the host's one kube-proxy."""
