@@ -52,7 +52,6 @@ MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 DatasetKey = tuple[str, str]  # (namespace, Dataset name)
 AliasKey = tuple[str, str]  # (registered model name, alias)
 ObjectKey = tuple[str, str]  # (namespace, name)
-WORKER_LIMIT = 256  # per watched resource; above bench.scale's burst of 100 objects
 
 
 @kopf.on.startup()
@@ -64,13 +63,6 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING  # our own Events mark the transitions
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
-    # kopf runs a worker per object with pending events, each holding those events' bodies
-    # and its handler's state: unbounded, 2,000 objects created at once took the operator
-    # past 340 MB (bench.scale). Capped, a watch waits for a free worker, so such a load
-    # settles more slowly (docs/benchmarks.md); idle workers leave after 0.5 s, not 5 s, so
-    # that they free their slots sooner.
-    settings.queueing.worker_limit = WORKER_LIMIT
-    settings.queueing.idle_timeout = 0.5
 
 
 @contextlib.contextmanager
