@@ -216,17 +216,21 @@ def operator_pod(paths: LocalPaths) -> client.V1Pod:
     return pods[0]
 
 
+def _restarts(pod: client.V1Pod) -> int:
+    statuses = pod.status.container_statuses or []
+    return statuses[0].restart_count if statuses else 0
+
+
 def operator_restarts(paths: LocalPaths) -> int:
     """How many times the kubelet has restarted the operator's container."""
-    statuses = operator_pod(paths).status.container_statuses or []
-    return statuses[0].restart_count if statuses else 0
+    return _restarts(operator_pod(paths))
 
 
 def kill_operator(paths: LocalPaths) -> None:
     """SIGKILL the operator container's main process, as a crash or the OOM killer would;
     return once the kubelet has started the container again."""
     pod = operator_pod(paths)
-    restarts = pod.status.container_statuses[0].restart_count
+    restarts = _restarts(pod)
     os.kill(node.container_pid(paths, pod), signal.SIGKILL)
     wait_for("the kubelet to restart the operator's container",
              lambda: operator_restarts(paths) > restarts, timeout=60, interval=0.2)

@@ -209,6 +209,13 @@ def resume_operator(running: Stack) -> None:
         start_operator(running)
 
 
+def _running_operator_pid(paths: LocalPaths) -> int:
+    pid = operator_pid(paths)
+    if pid is None:
+        raise RuntimeError("no operator process runs")
+    return pid
+
+
 def kill_operator(running: Stack) -> None:
     """SIGKILL the operator, as a crash would (no goodbye to its peers), and return once it
     runs again: the kubelet restarts the chart's container; a local process (its process
@@ -216,9 +223,7 @@ def kill_operator(running: Stack) -> None:
     if operator_from_chart():
         chart_services.kill_operator(running.paths)
         return
-    pid = operator_pid(running.paths)
-    if pid is None:
-        raise RuntimeError("no operator process runs")
+    pid = _running_operator_pid(running.paths)
     os.killpg(pid, signal.SIGKILL)
     wait_for("the operator to die", lambda: not processes.alive(pid), timeout=10, interval=0.05)
     start_operator(running)
@@ -232,10 +237,7 @@ def operator_urls(running: Stack) -> tuple[str, str]:
         ports = {port.name: port.container_port for port in pod.spec.containers[0].ports}
         return (f"http://{pod.status.pod_ip}:{ports['health']}",
                 f"http://{pod.status.pod_ip}:{ports['metrics']}")
-    pid = operator_pid(running.paths)
-    if pid is None:
-        raise RuntimeError("no operator process runs")
-    variables = process_environment(pid)
+    variables = process_environment(_running_operator_pid(running.paths))
     return (f"http://127.0.0.1:{variables['MLCYCLE_HEALTH_PORT']}",
             f"http://127.0.0.1:{variables['MLCYCLE_METRICS_PORT']}")
 
