@@ -4,10 +4,12 @@ and the user names, which come from the namespace and never from the Secret."""
 from __future__ import annotations
 
 import base64
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import urllib3
 
 from mlcycle import tenancy
 from mlcycle.settings import Settings
@@ -79,3 +81,21 @@ def test_a_burst_of_reconciles_in_a_new_namespace_provisions_its_tenant_once(
     assert sorted(provisioned) == ["team-a", "team-b"]
     assert most_at_once[0] == 1
     assert [tenant.namespace for tenant in tenants] == namespaces
+
+
+def test_a_minio_that_accepts_and_never_answers_is_unavailable_within_the_timeout(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A MinIO Pod gone behind its Service held the admin client's connection (5 minutes by
+    default, over a minute seen): the handler must get TenancyUnavailable, retried soon."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        monkeypatch.setenv("MINIO_ROOT_USER", "root")
+        monkeypatch.setenv("MINIO_ROOT_PASSWORD", "root-password")
+        monkeypatch.setattr(tenancy, "MINIO_ADMIN_TIMEOUT", urllib3.Timeout(connect=0.5, read=0.5))
+        settings = Settings(s3_endpoint=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        started = time.monotonic()
+        with pytest.raises(tenancy.TenancyUnavailable) as raised:
+            tenancy._provision_storage(tenancy.Tenant("team-a", "s3-secret", "x"), settings)
+    assert time.monotonic() - started < 10
+    assert "s3-secret" not in str(raised.value) and "root-password" not in str(raised.value)
