@@ -13,6 +13,7 @@ operator that should pause the in-cluster ones). The settings are in `mlcycle.se
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from dataclasses import dataclass
 
@@ -23,6 +24,11 @@ from mlcycle import faults, handlers, kube, metrics
 from mlcycle.settings import Settings
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
+# How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+# A first status is written from a thread that wakes from each socket read to find the GIL
+# held by reconciles parsing and building objects. In bursts of 100 Datasets on 2 cores
+# (bench.scale's, 10 of each interleaved) the median p50 went from 221 ms at 5 ms to 173 ms.
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 logger = logging.getLogger("mlcycle")
 
@@ -95,6 +101,7 @@ def quiet_timer_successes(record: logging.LogRecord) -> bool:
 
 
 def main() -> None:
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(quiet_timer_successes)
