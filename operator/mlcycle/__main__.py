@@ -92,21 +92,21 @@ def operator_settings(settings: Settings, peering: Peering | None) -> kopf.Opera
     return operator
 
 
-def quiet_timer_successes(record: logging.LogRecord) -> bool:
-    """kopf logs every timer tick that succeeded: with 200 ModelDeployments polling every
-    5 s that is 40 lines a second of nothing, most of an idle operator's work."""
-    message = record.msg
-    return not (record.name == "kopf.objects" and isinstance(message, str)
-                and message.startswith("Timer ") and message.endswith(" succeeded."))
+def configure_logging() -> None:
+    """The operator's own lines at INFO; kopf's per-object lines from WARNING up (retries,
+    failures). At INFO kopf writes a line for every handler and timer that succeeded: with
+    200 ModelDeployments polling every 5 s, 40 lines a second of nothing, and in a burst of
+    new objects thousands, whose formatting held the GIL from the threads writing first
+    statuses (burst p50 191 -> 152 ms side by side, 3 rounds each)."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
+    # httpx logs every request at INFO: the registry polls (mlcycle.mlflow_api) would fill the log.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def main() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(quiet_timer_successes)
-    # httpx logs every request at INFO: the registry polls (mlcycle.mlflow_api) would fill the log.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    configure_logging()
     namespaces = handlers.SETTINGS.namespaces
     faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)
