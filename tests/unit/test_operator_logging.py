@@ -1,5 +1,5 @@
-"""The operator's log: its own lines at INFO, kopf's per-object lines only from WARNING up
-(a success per handler and per timer tick is noise; a retry or a failure is not)."""
+"""The operator's log: kopf's per-object lines only from WARNING up (a success per handler
+and per timer tick is noise; a retry or a failure is not)."""
 
 from __future__ import annotations
 
@@ -25,11 +25,9 @@ def root_at_info() -> Iterator[None]:
         logging.getLogger(name).setLevel(logging.NOTSET)
 
 
-def test_kopf_s_successes_are_not_written_its_failures_and_ours_are(root_at_info: None,
-                                                                    ) -> None:
+def test_kopf_s_successes_are_not_written_its_failures_are(root_at_info: None) -> None:
     configure_logging()
     kopf_objects = logging.getLogger("kopf.objects")
     assert not kopf_objects.isEnabledFor(logging.INFO)
     assert kopf_objects.isEnabledFor(logging.WARNING)
     assert not logging.getLogger("httpx").isEnabledFor(logging.INFO)
-    assert logging.getLogger("mlcycle.handlers").isEnabledFor(logging.INFO)
