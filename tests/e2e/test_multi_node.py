@@ -93,18 +93,27 @@ def test_a_two_replica_model_deployment_spreads_over_both_nodes_behind_one_servi
         NODE_NAME, SECOND.name]
 
     url = service_url(k8s, ml_namespace, "iris", "http")
-    for _ in range(30):
-        response = httpx.post(f"{url}/invocations", json={"dataframe_records": [IRIS_ROW]},
-                              timeout=30)
-        assert response.status_code == 200, response.text
-        assert response.json()["predictions"] == [2]
-    # kube-proxy balanced the Service's traffic over both nodes' replicas.
-    for pod in pods:
-        metrics = httpx.get(f"http://{pod.status.pod_ip}:8080/metrics", timeout=30).text
-        served_here = sum(float(value) for value in re.findall(
-            r'^mlcycle_serving_requests_total\{[^}]*route="/invocations"[^}]*\} (\S+)$',
-            metrics, re.MULTILINE))
-        assert served_here > 0, f"{pod.metadata.name} on {pod.spec.node_name} got no request"
+
+    def served_by_each_replica() -> bool:
+        for _ in range(10):
+            response = httpx.post(f"{url}/invocations",
+                                  json={"dataframe_records": [IRIS_ROW]}, timeout=30)
+            assert response.status_code == 200, response.text
+            assert response.json()["predictions"] == [2]
+        return all(invocations_served(pod) > 0 for pod in pods)
+
+    # kube-proxy balances the Service's traffic over both nodes' replicas once it has
+    # programmed the second endpoint, which may come a sync period after the Pod is ready.
+    wait_for("requests to the Service to reach the replica on each node",
+             served_by_each_replica, timeout=90, interval=1)
+
+
+def invocations_served(pod: Any) -> float:
+    """The /invocations requests a serving Pod has answered, from its own metrics."""
+    metrics = httpx.get(f"http://{pod.status.pod_ip}:8080/metrics", timeout=30).text
+    return sum(float(value) for value in re.findall(
+        r'^mlcycle_serving_requests_total\{[^}]*route="/invocations"[^}]*\} (\S+)$',
+        metrics, re.MULTILINE))
 
 
 @pytest.fixture
