@@ -173,7 +173,7 @@ def acknowledged(monkeypatch: pytest.MonkeyPatch, plural: str, given: kopf.Body,
         (resource.metadata.resource_version, status)))
     monkeypatch.setattr(handlers, "_acknowledging", Inline())
     resource = kopf.Resource(constants.API_GROUP, constants.API_VERSION, plural)
-    asyncio.run(handlers.acknowledge(body=given, type=type_, resource=resource))
+    asyncio.run(handlers.observed(body=given, type=type_, resource=resource))
     return written
 
 

@@ -10,7 +10,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from mlcycle import metrics
-from mlcycle.handlers import conditions_observed
+from mlcycle.handlers import observed
 from mlcycle.metrics import HeldCondition, condition_counts, held_conditions
 
 
@@ -103,9 +103,10 @@ def test_the_watch_handler_feeds_the_gauge_and_a_deletion_leaves_it() -> None:
                       "metadata": {"name": "gauged", "namespace": "ns", "uid": "u1"},
                       "status": {"conditions": [{"type": "Ready", "status": "False",
                                                  "reason": "SourceGone"}]}})
+    datasets = kopf.Resource("mlcycle.dev", "v1alpha1", "datasets")
     before = sample("mlcycle_conditions", **labels)
-    asyncio.run(conditions_observed(body=body, type=None))  # as listed when the watch starts
-    asyncio.run(conditions_observed(body=body, type="MODIFIED"))
+    asyncio.run(observed(body=body, type=None, resource=datasets))  # as the watch lists it
+    asyncio.run(observed(body=body, type="MODIFIED", resource=datasets))
     assert sample("mlcycle_conditions", **labels) == before + 1
-    asyncio.run(conditions_observed(body=body, type="DELETED"))
+    asyncio.run(observed(body=body, type="DELETED", resource=datasets))
     assert sample("mlcycle_conditions", **labels) == before
