@@ -12,8 +12,10 @@ MLflow's load is counted on the wire, not reported by the code under measurement
 - Create -> first status: 100 Datasets created at once (20 client threads); from each
   create's answer to its first status on a watch. In a namespace in use (one Dataset there
   already has its status: the operator has set up the namespace's credentials), the target's
-  figure; and in a new namespace, where the first objects wait for that one-time setup
-  (MinIO and MLflow users; MinIO's admin API derives a key in 64 MiB per call).
+  figure: p50 and p99 are the medians of 3 bursts' (each burst's Datasets deleted once the
+  operator has made their ingestion Jobs); and in a new namespace, where the first objects
+  wait for that one-time setup (MinIO and MLflow users; MinIO's admin API derives a key in
+  64 MiB per call).
 - Operator RSS: the peak over the whole run.
 - ModelDeployments: the iris example trained for real in a namespace of its own, then 20,
   then 200 ModelDeployments there (0 Pods allowed) following its `champion` alias, polling
@@ -58,7 +60,7 @@ from localkube.stack import Stack
 from localkube.testing import create_namespace, delete_namespace, wait_for
 
 GROUP, VERSION = "mlcycle.dev", "v1alpha1"
-NAMESPACES, PER_NAMESPACE, BURST = 10, 100, 100
+NAMESPACES, PER_NAMESPACE, BURST, BURST_ROUNDS = 10, 100, 100, 3
 DEPLOYMENTS = (20, 200)
 POLL_SECONDS, WINDOW_SECONDS, SETTLE_SECONDS = 5, 60, 20
 FAILOVER_ROUNDS = 3
@@ -101,10 +103,11 @@ def in_use(k8s: client.ApiClient, namespace: str) -> None:
         objects, namespace, "datasets") == 1, timeout=120, interval=0.2)
 
 
-def first_status_latencies(k8s: client.ApiClient, namespace: str) -> list[float]:
+def first_status_latencies(k8s: client.ApiClient, namespace: str,
+                           prefix: str = "burst") -> list[float]:
     """BURST Datasets created at once; seconds from each create's answer to its status."""
     objects = client.CustomObjectsApi(k8s)
-    names = [f"burst-{index}" for index in range(BURST)]
+    names = [f"{prefix}-{index}" for index in range(BURST)]
     seen: dict[str, float] = {}
     stream = watch.Watch()
 
@@ -129,6 +132,29 @@ def first_status_latencies(k8s: client.ApiClient, namespace: str) -> list[float]
     missing = set(names) - set(seen)
     assert not missing, f"{len(missing)} Datasets got no status in 300 s"
     return [max(0.0, seen[name] - created[name]) for name in names]
+
+
+def warm_bursts(k8s: client.ApiClient, namespace: str) -> list[list[float]]:
+    """BURST_ROUNDS bursts in a namespace in use, each one's latencies."""
+    return [warm_burst(k8s, namespace, f"burst{round_}") for round_ in range(BURST_ROUNDS)]
+
+
+def warm_burst(k8s: client.ApiClient, namespace: str, prefix: str) -> list[float]:
+    """A burst whose Datasets are deleted once the operator has created their ingestion
+    Jobs, so that the next burst starts on a quiet operator and the load after the bursts
+    is the issue's."""
+    objects, batch = client.CustomObjectsApi(k8s), client.BatchV1Api(k8s)
+    latencies = first_status_latencies(k8s, namespace, prefix)
+    wait_for("the burst's ingestion Jobs", lambda: sum(
+        1 for job in batch.list_namespaced_job(namespace).items
+        if job.metadata.name.startswith(f"{prefix}-")) == BURST, timeout=300, interval=1)
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(lambda index: objects.delete_namespaced_custom_object(
+            GROUP, VERSION, namespace, "datasets", f"{prefix}-{index}"), range(BURST)))
+    wait_for("the burst's Datasets to be gone", lambda: len(
+        objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "datasets")[
+            "items"]) == 1, timeout=300, interval=1)
+    return latencies
 
 
 def load(k8s: client.ApiClient, namespaces: list[str]) -> float:
@@ -278,7 +304,7 @@ def main() -> None:
             try:
                 cold = first_status_latencies(k8s, namespaces[0])
                 in_use(k8s, warm)
-                latencies = first_status_latencies(k8s, warm)
+                bursts = warm_bursts(k8s, warm)
                 load_seconds = load(k8s, namespaces)
                 model = train_champion(running, k8s, serving)
                 no_pods(core, serving)
@@ -289,8 +315,10 @@ def main() -> None:
                 results.update(
                     # MB as the target says (10^6 bytes; 300 MB is 286 MiB).
                     operator_rss_mb=round(rss.overall / 1e6),
-                    create_status_p50_ms=round(percentile(latencies, 0.5) * 1000),
-                    create_status_p99_ms=round(percentile(latencies, 0.99) * 1000),
+                    create_status_p50_ms=round(statistics.median(
+                        percentile(burst, 0.5) for burst in bursts) * 1000),
+                    create_status_p99_ms=round(statistics.median(
+                        percentile(burst, 0.99) for burst in bursts) * 1000),
                     idle_cpu_pct=round(rates[DEPLOYMENTS[-1]][1], 2),
                     mlflow_rps_idle_200_deployments=round(rates[200][0], 3),
                     mlflow_rps_idle_20_deployments=round(rates[20][0], 3),
@@ -312,12 +340,13 @@ def main() -> None:
         delete_namespace(kubeconfig, overhead_namespace, timeout=600)
     results["platform_overhead_s"] = round(statistics.median(
         timeline.end_to_end - fit for timeline, fit in runs), 1)
-    report(results, cold, load_seconds, times, duplicated, runs,
+    report(results, cold, bursts, load_seconds, times, duplicated, runs,
            (load_at_start, os.getloadavg()[0]))
     print(json.dumps(results))
 
 
-def report(results: dict[str, Any], cold: list[float], load_seconds: float,
+def report(results: dict[str, Any], cold: list[float], bursts: list[list[float]],
+           load_seconds: float,
            failovers: list[float], duplicated: bool,
            training_runs: list[tuple[RunTimeline, float]],
            load_average: tuple[float, float]) -> None:
@@ -336,7 +365,10 @@ def report(results: dict[str, Any], cold: list[float], load_seconds: float,
         f"{NAMESPACES * PER_NAMESPACE} TrainingJobs over {NAMESPACES} namespaces + "
         f"{DEPLOYMENTS[-1]} ModelDeployments | {results['operator_rss_mb']} MB "
         f"({results['operator_rss_mb'] * 1e6 / 2**20:.0f} MiB) | < 300 MB |",
-        f"| create -> first status, {BURST} Datasets created at once in a namespace in use "
+        f"| create -> first status, {BURST} Datasets created at once in a namespace in use, "
+        f"median of {BURST_ROUNDS} bursts (p50s "
+        f"{', '.join(f'{percentile(b, 0.5) * 1000:.0f}' for b in bursts)} ms; p99s "
+        f"{', '.join(f'{percentile(b, 0.99) * 1000:.0f}' for b in bursts)} ms) "
         f"| p50 {results['create_status_p50_ms']} ms, p99 {results['create_status_p99_ms']} ms "
         "| p50 < 200 ms, p99 < 1 s |",
         f"| the same in a new namespace (its credentials set up first) | p50 "
