@@ -32,7 +32,7 @@ USES: dict[Grant, tuple[str, str]] = {
     **{("mlcycle.dev", f"{kind}/status", "patch"): ("kube.py",
                                                     "patch_namespaced_custom_object_status(")
        for kind in ("datasets", "trainingjobs", "modeldeployments")},
-    ("batch", "jobs", "create"): ("kube.py", "create_namespaced_job("),
+    ("batch", "jobs", "create"): ("kube.py", 'post(f"/apis/batch/v1/namespaces/{namespace}/jobs"'),
     ("batch", "jobs", "get"): ("kube.py", "read_namespaced_job("),
     ("batch", "jobs", "list"): ("kube.py", "list_namespaced_job("),  # and kopf, to watch
     ("batch", "jobs", "delete"): ("kube.py", "delete_namespaced_job("),
@@ -57,7 +57,7 @@ USES: dict[Grant, tuple[str, str]] = {
                                                           "kube.apply(build_autoscaler("),
     ("autoscaling", "horizontalpodautoscalers", "delete"): (
         "reconcile/modeldeployment.py", 'kube.delete_if_exists("autoscaling/v2"'),
-    ("", "events", "create"): ("kube.py", "create_namespaced_event("),
+    ("", "events", "create"): ("kube.py", 'post(f"/api/v1/namespaces/{metadata.namespace}/events"'),
     # The same Event posted again is counted on the one object (kube.post_event).
     ("", "events", "get"): ("kube.py", "read_namespaced_event("),
     ("", "events", "patch"): ("kube.py", "patch_namespaced_event("),

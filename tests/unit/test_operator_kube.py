@@ -24,11 +24,12 @@ class FakeApi:
     def __init__(self, exists: bool) -> None:
         self.exists, self.requests = exists, []
 
-    def create_namespaced_job(self, namespace: str, body: Any, **options: Any) -> Any:
+    def post(self, path: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        assert path == "/apis/batch/v1/namespaces/ml/jobs"
         self.requests.append("create")
         if self.exists:
             raise ApiException(status=409, reason="AlreadyExists")
-        return answer({**body, "status": {}})
+        return {**manifest, "status": {}}
 
     def read_namespaced_job(self, name: str, namespace: str, **options: Any) -> Any:
         self.requests.append("read")
@@ -43,6 +44,7 @@ class FakeApi:
 def api(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> FakeApi:
     fake = FakeApi(exists=request.param)
     monkeypatch.setattr(kube, "batch", lambda: fake)
+    monkeypatch.setattr(kube, "post", fake.post)
     monkeypatch.setattr(kube, "core", lambda: fake)
     return fake
 
