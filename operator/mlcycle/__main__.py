@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import kopf
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import faults, handlers, kube, metrics
+from mlcycle import faults, handlers, kopf_bodies, kube, metrics
 from mlcycle.settings import Settings
 
 PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
@@ -107,6 +107,7 @@ def configure_logging() -> None:
 def main() -> None:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     configure_logging()
+    kopf_bodies.drop_managed_fields()
     namespaces = handlers.SETTINGS.namespaces
     faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)

@@ -21,7 +21,7 @@ import kopf
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import alias_board, health, kube, metrics, registry, tenancy, triggers
+from mlcycle import alias_board, health, kopf_bodies, kube, metrics, registry, tenancy, triggers
 from mlcycle.builders.common import CONTAINER_NAME
 from mlcycle.objects import (
     Invalid,
@@ -58,8 +58,7 @@ ObjectKey = tuple[str, str]  # (namespace, name)
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     prefix = constants.KOPF_ANNOTATION_PREFIX
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=prefix, key="last-handled-configuration")
+    settings.persistence.diffbase_storage = kopf_bodies.diffbase_storage()
     settings.posting.level = logging.WARNING  # our own Events mark the transitions
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
