@@ -54,15 +54,12 @@ def without_managed_fields(raw_event: Any) -> Any:
 def drop_managed_fields() -> None:
     """Every watch event reaches kopf's processing without managedFields. kopf (pinned in
     the lock files) looks its event processor up in `processing` when it starts its
-    watchers, so this must run before `kopf.run`."""
+    watchers, so this must run before `kopf.run`, and once."""
     process = processing.process_resource_event
-    if getattr(process, "drops_managed_fields", False):
-        return
 
     @functools.wraps(process)
     async def process_resource_event(**kwargs: Any) -> str | None:  # kopf passes keywords
         kwargs["raw_event"] = without_managed_fields(kwargs["raw_event"])
         return await process(**kwargs)
 
-    process_resource_event.drops_managed_fields = True  # type: ignore[attr-defined]
     processing.process_resource_event = process_resource_event  # type: ignore[assignment]

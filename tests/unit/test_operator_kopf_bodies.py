@@ -67,7 +67,6 @@ def test_kopf_processes_every_event_without_managed_fields_and_gets_its_answer_b
 
     monkeypatch.setattr(processing, "process_resource_event", kopf_s_processor)
     drop_managed_fields()
-    drop_managed_fields()  # installed once
     event = {"type": "MODIFIED", "object": copy.deepcopy(BODY)}
     assert asyncio.run(processing.process_resource_event(raw_event=event)) == "43"
     [processed] = seen
