@@ -1,12 +1,10 @@
 """What kopf keeps of each object's body, and copies on each event, made smaller.
 
 kopf keeps the latest body of every object whose kind has timers (all three of ours), and
-copies bodies for each handler and each diff. Three cuts, measured with bench.scale's load
+copies bodies for each handler and each diff. Two cuts, measured with bench.scale's load
 (2,000 objects) and burst (100 new Datasets):
 - without metadata.managedFields, which nothing in the operator reads and which is more than
   half of a body's JSON (the field sets of every writer);
-- the latest body kept only for an object with a timer running (most have none: the timers'
-  filters hold for few of them);
 - a diff base built from the fields it keeps, where kopf deep-copies the whole body first.
 """
 
@@ -17,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, cast
 
 import kopf
-from kopf._core.reactor import inventory, processing
+from kopf._core.reactor import processing
 
 from mlcycle_contract import constants
 
@@ -53,30 +51,15 @@ def without_managed_fields(raw_event: Any) -> Any:
     return raw_event
 
 
-def release_idle_body(memories: inventory.ResourceMemories, raw_event: Any) -> None:
-    """kopf keeps an object's latest body for its timers' kwargs, and sets it again when it
-    starts one: an object with no timer running needs none kept."""
-    body = raw_event.get("object") if isinstance(raw_event, dict) else None
-    if not isinstance(body, dict):
-        return
-    memory = memories._items.get(memories._build_key(cast(kopf.RawBody, body)))
-    if memory is not None and not memory.daemons_memory.running_daemons:
-        memory.daemons_memory.live_fresh_body = None
-
-
-def slim_event_processing() -> None:
-    """Every watch event reaches kopf's processing without managedFields, and leaves no
-    body behind for an object without a running timer. kopf (pinned in the lock files)
-    looks its event processor up in `processing` when it starts its watchers, so this must
-    run before `kopf.run`, and once."""
+def drop_managed_fields() -> None:
+    """Every watch event reaches kopf's processing without managedFields. kopf (pinned in
+    the lock files) looks its event processor up in `processing` when it starts its
+    watchers, so this must run before `kopf.run`, and once."""
     process = processing.process_resource_event
 
     @functools.wraps(process)
     async def process_resource_event(**kwargs: Any) -> str | None:  # kopf passes keywords
         kwargs["raw_event"] = without_managed_fields(kwargs["raw_event"])
-        try:
-            return await process(**kwargs)
-        finally:
-            release_idle_body(kwargs["memories"], kwargs["raw_event"])
+        return await process(**kwargs)
 
     processing.process_resource_event = process_resource_event  # type: ignore[assignment]

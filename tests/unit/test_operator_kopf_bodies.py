@@ -1,18 +1,17 @@
 """kopf_bodies: the slim diff base judges changes exactly as kopf's own (the same essence
-of a body), kopf's event processing gets every event without managedFields, and keeps a
-body only for an object whose timer runs."""
+of a body), and kopf's event processing gets every event without managedFields."""
 
 from __future__ import annotations
 
 import asyncio
 import copy
-from typing import Any, cast
+from typing import Any
 
 import kopf
 import pytest
-from kopf._core.reactor import inventory, processing
+from kopf._core.reactor import processing
 
-from mlcycle.kopf_bodies import diffbase_storage, slim_event_processing
+from mlcycle.kopf_bodies import diffbase_storage, drop_managed_fields
 from mlcycle_contract import constants
 
 STORED = f"{constants.KOPF_ANNOTATION_PREFIX}/last-handled-configuration"
@@ -67,46 +66,11 @@ def test_kopf_processes_every_event_without_managed_fields_and_gets_its_answer_b
         return "43"  # the resourceVersion kopf patched, which its worker waits for
 
     monkeypatch.setattr(processing, "process_resource_event", kopf_s_processor)
-    slim_event_processing()
-    memories = inventory.ResourceMemories()
+    drop_managed_fields()
     event = {"type": "MODIFIED", "object": copy.deepcopy(BODY)}
-    assert asyncio.run(processing.process_resource_event(
-        raw_event=event, memories=memories)) == "43"
+    assert asyncio.run(processing.process_resource_event(raw_event=event)) == "43"
     [processed] = seen
     assert "managedFields" not in processed["object"]["metadata"]
     assert processed["object"]["spec"] == BODY["spec"]
     assert processed["object"]["metadata"]["uid"] == "u1"
-    assert asyncio.run(processing.process_resource_event(
-        raw_event={"type": "ERROR"}, memories=memories)) == "43"
-
-
-def process_with_timer_running(running: bool, monkeypatch: pytest.MonkeyPatch,
-                               ) -> inventory.ResourceMemory:
-    """An event through kopf's processing as kopf (pinned) does it for a kind with timers:
-    the object's memory keeps its latest body, and a timer runs if its filter holds."""
-    async def kopf_s_processor(*, raw_event: dict[str, Any],
-                               memories: inventory.ResourceMemories, **_: Any) -> None:
-        memory = await memories.recall(raw_event["object"])
-        memory.daemons_memory.live_fresh_body = kopf.Body(raw_event["object"])
-        if running:
-            memory.daemons_memory.running_daemons[kopf.HandlerId("tick")] = cast(Any, object())
-
-    monkeypatch.setattr(processing, "process_resource_event", kopf_s_processor)
-    slim_event_processing()
-    memories = inventory.ResourceMemories()
-    event = {"type": "ADDED", "object": copy.deepcopy(BODY)}
-    asyncio.run(processing.process_resource_event(raw_event=event, memories=memories))
-    return asyncio.run(memories.recall(BODY))
-
-
-def test_no_body_is_kept_for_an_object_without_a_running_timer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = process_with_timer_running(False, monkeypatch)
-    assert memory.daemons_memory.live_fresh_body is None
-
-
-def test_the_body_of_an_object_whose_timer_runs_stays_for_the_timer(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    memory = process_with_timer_running(True, monkeypatch)
-    live = memory.daemons_memory.live_fresh_body
-    assert live is not None and live["metadata"]["uid"] == "u1"
+    assert asyncio.run(processing.process_resource_event(raw_event={"type": "ERROR"})) == "43"
