@@ -122,7 +122,7 @@ def main() -> None:
     limit_malloc_arenas(MALLOC_ARENAS)
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     configure_logging()
-    kopf_bodies.slim_event_processing()
+    kopf_bodies.drop_managed_fields()
     namespaces = handlers.SETTINGS.namespaces
     faults.configure(handlers.SETTINGS.kill_points)
     peering = peering_from_settings(handlers.SETTINGS, started_ms=time.time_ns() // 1_000_000)
