@@ -30,10 +30,10 @@ PEERING_GROUP, PEERING_VERSION = "kopf.dev", "v1"
 # held by reconciles parsing and building objects. Measured side by side with bench.scale's
 # burst of 100 Datasets on 2 cores, 10 bursts of each interleaved: median p50 221 -> 173 ms.
 GIL_SWITCH_INTERVAL_S = 0.0005
-# glibc gives a thread that finds the other arenas locked an arena of its own, up to 8 per
-# core, and memory freed in one arena serves no other: in a burst, the kopf, acknowledging
-# and client threads each grew one and held it. Two arenas, measured with bench.scale's load
-# side by side, two runs each: peak RSS 302, 301 -> 289, 278 MB (at rest after: the same).
+# glibc gives each thread that allocates an arena of its own, up to 8 per core, and memory
+# freed in one arena serves no other: in a burst, the kopf, acknowledging and client threads
+# each grew one and held it. Two arenas, with bench.scale's load side by side: peak RSS 302,
+# 301 -> 289, 278, 257, 293 MB over four runs (at rest after the load: the same).
 MALLOC_ARENAS = 2
 M_ARENA_MAX = -8  # mallopt's parameter number, from glibc's malloc.h
 
