@@ -14,7 +14,7 @@ import kopf
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from mlcycle import handlers
+from mlcycle import first_statuses, handlers
 from mlcycle.builders.trainingjob import training_job_name
 from mlcycle.handlers import deployments_by_alias, training_changed, training_jobs_by_dataset
 from mlcycle.objects import Invalid, TrainingJob, parse_training_job
@@ -149,19 +149,21 @@ def test_a_search_with_a_trigger_ticks_through_its_own_start_and_writes_over_wha
     assert written == [("7", True), ("7", True)]
 
 
-def test_a_job_event_before_the_job_has_a_status_reads_nothing(
+def test_a_job_event_before_the_job_has_a_status_stays_out_of_the_worker_threads(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """The event of a Job just created: its creator wrote the owner's status already."""
+    """The event of a Job just created: its creator wrote the owner's status already, and
+    kopf's filter keeps it from a worker thread; with a status, the owner is read."""
     reads: list[str] = []
     monkeypatch.setattr(handlers.kube, "read_custom",
                         lambda names, namespace, name: reads.append(name))
     job = {"metadata": {"name": "iris-ingest-1", "namespace": "ml", "ownerReferences": [
         {"kind": "Dataset", "name": "iris", "controller": True}]}}
+    started = cast(kopf.Body, {**job, "status": {"active": 1}})
+    assert not handlers.job_reports(body=cast(kopf.Body, {**job, "status": {}}), type="ADDED")
+    assert not handlers.job_reports(body=started, type="DELETED")
+    assert handlers.job_reports(body=started, type="MODIFIED")
     no_index = cast(kopf.Index[Any, Any], {})
-    handlers.job_event(cast(kopf.Body, {**job, "status": {}}), "ADDED", no_index, no_index)
-    assert reads == []
-    handlers.job_event(cast(kopf.Body, {**job, "status": {"active": 1}}), "MODIFIED",
-                       no_index, no_index)
+    handlers.job_event(started, no_index, no_index)
     assert reads == ["iris"]
 
 
@@ -171,7 +173,7 @@ def acknowledged(monkeypatch: pytest.MonkeyPatch, plural: str, given: kopf.Body,
     written: list[tuple[str, dict[str, Any]]] = []
     monkeypatch.setattr(handlers.kube, "acknowledge", lambda resource, status: written.append(
         (resource.metadata.resource_version, status)))
-    monkeypatch.setattr(handlers, "_acknowledging", Inline())
+    monkeypatch.setattr(handlers, "FIRST_STATUSES", first_statuses.FirstStatuses(Inline()))
     resource = kopf.Resource(constants.API_GROUP, constants.API_VERSION, plural)
     asyncio.run(handlers.observed(body=given, type=type_, resource=resource))
     return written

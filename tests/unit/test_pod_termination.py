@@ -203,7 +203,7 @@ def test_the_pod_event_reports_the_end_and_the_jobs_complete_event_sends_nothing
     assert api.written == [("Succeeded", True)]
     assert api.events == ["Succeeded"] and api.woken == ["iris-md"]
     api.job = job(TRAIN_JOB, COMPLETE)
-    handlers.job_event(kopf.Body(api.job), "MODIFIED", NO_INDEX, FOLLOWING)
+    handlers.job_event(kopf.Body(api.job), NO_INDEX, FOLLOWING)
     handlers.pod_event(kopf.Body(pod(TRAINED)), "MODIFIED", NO_INDEX, FOLLOWING)  # finalizer
     assert api.written == [("Succeeded", True)]
     assert api.events == ["Succeeded"] and api.woken == ["iris-md"]
@@ -280,6 +280,5 @@ def test_an_ingestions_second_report_finds_it_recorded_and_writes_nothing(
     monkeypatch.setattr(handlers.kube, "post_event", lambda *_: None)
     monkeypatch.setattr(handlers, "wake_training_job", lambda _, name: woken.append(name))
     waiting = cast(kopf.Index[Any, Any], {("ml", "iris"): ["iris-rf"]})
-    handlers.job_event(kopf.Body(job(name, COMPLETE, owner="Dataset")), "MODIFIED", waiting,
-                       NO_INDEX)
+    handlers.job_event(kopf.Body(job(name, COMPLETE, owner="Dataset")), waiting, NO_INDEX)
     assert written == [True] and woken == ["iris-rf"]
