@@ -11,12 +11,12 @@ about a second at start-up; naming them imports none.
 
 from __future__ import annotations
 
-import importlib
 from functools import cache
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from mlcycle_contract import model_format
 from mlcycle_contract.api.algorithms import ALGORITHMS
 from mlcycle_serving.hidden_imports import hidden
 
@@ -35,17 +35,10 @@ def trusted_types() -> list[str]:
 
 @cache
 def skops_io() -> ModuleType:
-    """`skops.io`, imported while `all_estimators()` lists nothing, and scikit-learn
+    """`skops.io` trusting no estimator by itself (`model_format.skops_io`), imported
     without pandas (`hidden_imports`)."""
     with hidden("pandas"):
-        import sklearn.utils
-
-        listing = sklearn.utils.all_estimators
-        sklearn.utils.all_estimators = lambda *args, **kwargs: []
-        try:
-            return importlib.import_module("skops.io")
-        finally:
-            sklearn.utils.all_estimators = listing
+        return model_format.skops_io()
 
 
 def load_skops(path: Path) -> Any:

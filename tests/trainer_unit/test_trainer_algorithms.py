@@ -250,3 +250,28 @@ def test_each_estimator_is_named_as_skops_names_it_in_a_saved_model() -> None:
 
     for algorithm in ALGORITHMS.values():
         assert get_type_name(algorithm.estimator_class()) == algorithm.estimator
+
+
+# A fresh interpreter: skops is first imported as the trainer imports it.
+TRAINER_SERIALIZES = """
+import numpy as np
+from sklearn.naive_bayes import GaussianNB
+from sklearn.pipeline import Pipeline
+from mlcycle_contract.api.algorithms import ALGORITHMS
+from mlcycle_trainer.errors import InvalidInput
+from mlcycle_trainer.serialization import serialize
+model = GaussianNB().fit(np.array([[0.0], [1.0]]), [0, 1])
+try:
+    serialize(Pipeline([("model", model)]), ALGORITHMS["random_forest_classifier"])
+except InvalidInput as refused:
+    print(refused.reason, refused.message)
+"""
+
+
+def test_the_trainer_refuses_an_estimator_the_table_does_not_list_as_the_server_would() -> None:
+    """skops by itself trusts every scikit-learn estimator; the trainer, like the model
+    server, trusts only the table's types, so such a model is refused where it is made."""
+    done = subprocess.run([sys.executable, "-c", TRAINER_SERIALIZES],
+                          capture_output=True, text=True, timeout=300, check=True)
+    assert done.stdout.startswith("ModelNotSerializable ")
+    assert "sklearn.naive_bayes.GaussianNB" in done.stdout

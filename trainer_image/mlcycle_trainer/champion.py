@@ -16,7 +16,6 @@ from typing import Any
 
 import mlflow.artifacts
 import pandas as pd
-import skops.io
 import yaml
 from mlflow.tracking import MlflowClient
 
@@ -24,7 +23,7 @@ from mlcycle_contract.api.algorithms import ALGORITHMS
 from mlcycle_contract.api.evaluation import ChampionScores, ValidationSpec
 from mlcycle_contract.api.learning import GateMetric, Metric, Task
 from mlcycle_contract.api.trainingjob import TrainingJobSpec
-from mlcycle_contract.model_format import MLMODEL_FILE, SKOPS_FILE, unsafe_format
+from mlcycle_contract.model_format import MLMODEL_FILE, SKOPS_FILE, skops_io, unsafe_format
 from mlcycle_trainer.tracking import tracking_errors
 from mlcycle_trainer.validation import measure
 
@@ -80,7 +79,7 @@ def _load(model_dir: Path) -> Any:
     if problem is not None:
         raise ValueError(f"it is {problem}")
     trusted = sorted({name for a in ALGORITHMS.values() for name in a.skops_trusted_types()})
-    return skops.io.load(model_dir / SKOPS_FILE, trusted=trusted)
+    return skops_io().load(model_dir / SKOPS_FILE, trusted=trusted)
 
 
 def score_champion(
