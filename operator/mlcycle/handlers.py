@@ -57,7 +57,7 @@ SETTINGS = Settings.from_env()
 GROUP, VERSION = constants.API_GROUP, constants.API_VERSION
 # First statuses are written on threads of their own: kopf's are busy with reconciles when a
 # burst of objects arrives (in bench.scale's burst of 100, 4 threads gave p50 345-355 ms, 10
-# gave 259 ms). Each reconcile first waits for those asked for before it started.
+# gave 259 ms). Each reconcile first waits while any first status is being written.
 FIRST_STATUSES = first_statuses.FirstStatuses(ThreadPoolExecutor(10, "first-status"))
 MANAGED = {constants.LABEL_MANAGED_BY: constants.MANAGED_BY}
 
@@ -145,7 +145,7 @@ async def drift_by_training_job(body: kopf.Body,
 @kopf.on.create(GROUP, VERSION, constants.DATASET.plural)
 @kopf.on.update(GROUP, VERSION, constants.DATASET.plural)
 def dataset_changed(body: kopf.Body, **_: Any) -> None:
-    FIRST_STATUSES.wait_for_earlier()
+    FIRST_STATUSES.wait_until_written()
     dataset = parse_dataset(body)
     with metrics.reconciling(constants.DATASET.kind), retry_transient():
         write(dataset, datasets.reconcile_dataset(dataset, SETTINGS))
@@ -170,7 +170,7 @@ def dataset_refresh(body: kopf.Body, **_: Any) -> None:
 @kopf.on.create(GROUP, VERSION, constants.TRAINING_JOB.plural)
 @kopf.on.update(GROUP, VERSION, constants.TRAINING_JOB.plural)
 def training_job_changed(body: kopf.Body, **_: Any) -> None:
-    FIRST_STATUSES.wait_for_earlier()
+    FIRST_STATUSES.wait_until_written()
     training_job = parse_training_job(body)
     with metrics.reconciling(constants.TRAINING_JOB.kind), retry_transient():
         write(training_job, reconcile_training(training_job))
@@ -406,7 +406,7 @@ def wake_model_deployment(namespace: str, name: str) -> None:
 @kopf.on.create(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 @kopf.on.update(GROUP, VERSION, constants.MODEL_DEPLOYMENT.plural)
 def model_deployment_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    FIRST_STATUSES.wait_for_earlier()
+    FIRST_STATUSES.wait_until_written()
     deployment = parse_model_deployment(body)
     with metrics.reconciling(constants.MODEL_DEPLOYMENT.kind), retry_transient():
         write(deployment, model_deployments.reconcile_model_deployment(deployment, SETTINGS))

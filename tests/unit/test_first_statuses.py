@@ -1,4 +1,4 @@
-"""First statuses go first: a reconcile waits for those asked for before it, not after."""
+"""First statuses go first: a reconcile waits while any first status is being written."""
 
 from __future__ import annotations
 
@@ -18,32 +18,43 @@ def held(release: threading.Event, written: list[str], name: str) -> None:
     written.append(name)
 
 
-def test_nothing_asked_for_is_nothing_to_wait_for() -> None:
-    assert FirstStatuses(ThreadPoolExecutor(1)).wait_for_earlier(timeout=0)
+def test_nothing_being_written_is_nothing_to_wait_for() -> None:
+    assert FirstStatuses(ThreadPoolExecutor(1)).wait_until_written(timeout=0)
 
 
-def test_a_reconcile_waits_for_the_first_status_asked_for_before_it() -> None:
+def test_a_reconcile_waits_for_the_first_status_being_written() -> None:
     first_statuses = FirstStatuses(ThreadPoolExecutor(2))
     release, written = threading.Event(), list[str]()
     first_statuses.write(held, release, written, "a")
-    assert not first_statuses.wait_for_earlier(timeout=0.05)
+    assert not first_statuses.wait_until_written(timeout=0.05)
     release.set()
-    assert first_statuses.wait_for_earlier(timeout=WAIT)
+    assert first_statuses.wait_until_written(timeout=WAIT)
     assert written == ["a"]
 
 
-def test_a_first_status_asked_for_after_the_wait_began_is_not_waited_for() -> None:
+def test_a_first_status_asked_for_while_waiting_is_waited_for_too() -> None:
     first_statuses = FirstStatuses(ThreadPoolExecutor(2))
     release_a, release_b, written = threading.Event(), threading.Event(), list[str]()
     first_statuses.write(held, release_a, written, "a")
-    asked_before = first_statuses.asked()
+    waited = list[bool]()
+    reconcile = threading.Thread(target=lambda: waited.append(
+        first_statuses.wait_until_written(timeout=WAIT)))
+    reconcile.start()
     first_statuses.write(held, release_b, written, "b")
     release_a.set()
-    assert first_statuses.wait_for_first(asked_before, timeout=WAIT)
-    assert written == ["a"]  # "b" is still being written
-    assert not first_statuses.wait_for_earlier(timeout=0.05)
+    reconcile.join(0.2)
+    assert written == ["a"] and reconcile.is_alive()  # "b" is still being written
     release_b.set()
-    assert first_statuses.wait_for_earlier(timeout=WAIT)
+    reconcile.join(WAIT)
+    assert waited == [True] and written == ["a", "b"]
+
+
+def test_the_wait_is_bounded() -> None:
+    first_statuses = FirstStatuses(ThreadPoolExecutor(1))
+    release = threading.Event()
+    first_statuses.write(held, release, [], "a")
+    assert not first_statuses.wait_until_written(timeout=0.05)
+    release.set()
 
 
 def test_a_failed_first_status_is_logged_and_waited_for_no_longer(
@@ -54,5 +65,5 @@ def test_a_failed_first_status_is_logged_and_waited_for_no_longer(
     first_statuses = FirstStatuses(ThreadPoolExecutor(1))
     with caplog.at_level(logging.WARNING):
         first_statuses.write(refused)
-        assert first_statuses.wait_for_earlier(timeout=WAIT)
+        assert first_statuses.wait_until_written(timeout=WAIT)
     assert "Could not write a first status: 409 Conflict" in caplog.text
