@@ -67,3 +67,14 @@ def test_a_failed_first_status_is_logged_and_waited_for_no_longer(
         first_statuses.write(refused)
         assert first_statuses.wait_until_written(timeout=WAIT)
     assert "Could not write a first status: 409 Conflict" in caplog.text
+
+
+def test_under_a_steady_stream_a_reconcile_waits_only_for_the_streams_first_seconds() -> None:
+    now = [100.0]
+    first_statuses = FirstStatuses(ThreadPoolExecutor(1), clock=lambda: now[0])
+    release, written = threading.Event(), list[str]()
+    first_statuses.write(held, release, written, "a")  # being written since 100.0
+    now[0] = 100.0 + WAIT + 1  # first statuses have been written since before the bound
+    assert not first_statuses.wait_until_written(timeout=WAIT)
+    assert written == []  # returned at once, while "a" is still being written
+    release.set()
