@@ -13,7 +13,9 @@ MLflow's load is counted on the wire, not reported by the code under measurement
   create's answer to its first status on a watch. In a namespace in use (one Dataset there
   already has its status: the operator has set up the namespace's credentials), the target's
   figure: p50 and p99 are the medians of 3 bursts' (each burst's Datasets deleted once the
-  operator has made their ingestion Jobs); and in a new namespace, where the first objects
+  operator has made their ingestion Jobs, and the next burst created once the garbage
+  collector has deleted those Jobs: a burst starts on a quiet cluster, not over the
+  deletions of the one before); and in a new namespace, where the first objects
   wait for that one-time setup (MinIO and MLflow users; MinIO's admin API derives a key in
   64 MiB per call).
 - Operator RSS: the peak over the whole run.
@@ -141,20 +143,27 @@ def warm_bursts(k8s: client.ApiClient, namespace: str) -> list[list[float]]:
 
 def warm_burst(k8s: client.ApiClient, namespace: str, prefix: str) -> list[float]:
     """A burst whose Datasets are deleted once the operator has created their ingestion
-    Jobs, so that the next burst starts on a quiet operator and the load after the bursts
-    is the issue's."""
-    objects, batch = client.CustomObjectsApi(k8s), client.BatchV1Api(k8s)
+    Jobs, and whose Jobs are gone (the garbage collector's) before it returns, so that the
+    next burst starts on a quiet cluster and the load after the bursts is the issue's."""
+    objects = client.CustomObjectsApi(k8s)
     latencies = first_status_latencies(k8s, namespace, prefix)
-    wait_for("the burst's ingestion Jobs", lambda: sum(
-        1 for job in batch.list_namespaced_job(namespace).items
-        if job.metadata.name.startswith(f"{prefix}-")) == BURST, timeout=300, interval=1)
+    wait_for("the burst's ingestion Jobs", lambda: jobs_named(k8s, namespace, prefix) == BURST,
+             timeout=300, interval=1)
     with ThreadPoolExecutor(20) as pool:
         list(pool.map(lambda index: objects.delete_namespaced_custom_object(
             GROUP, VERSION, namespace, "datasets", f"{prefix}-{index}"), range(BURST)))
     wait_for("the burst's Datasets to be gone", lambda: len(
         objects.list_namespaced_custom_object(GROUP, VERSION, namespace, "datasets")[
             "items"]) == 1, timeout=300, interval=1)
+    wait_for("the burst's Jobs to be gone", lambda: jobs_named(k8s, namespace, prefix) == 0,
+             timeout=300, interval=1)
     return latencies
+
+
+def jobs_named(k8s: client.ApiClient, namespace: str, prefix: str) -> int:
+    """How many Jobs in the namespace are named after an object `prefix`-<index>."""
+    return sum(1 for job in client.BatchV1Api(k8s).list_namespaced_job(namespace).items
+               if job.metadata.name.startswith(f"{prefix}-"))
 
 
 def load(k8s: client.ApiClient, namespaces: list[str]) -> float:
@@ -303,6 +312,8 @@ def main() -> None:
             rss.start()
             try:
                 cold = first_status_latencies(k8s, namespaces[0])
+                wait_for("the first burst's ingestion Jobs", lambda: jobs_named(
+                    k8s, namespaces[0], "burst") == BURST, timeout=300, interval=1)
                 in_use(k8s, warm)
                 bursts = warm_bursts(k8s, warm)
                 rss_peaks = {"bursts": rss.window_peak()}
