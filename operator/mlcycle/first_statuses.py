@@ -10,8 +10,7 @@ burst, 4 interleaved rounds: p50 138 against 190 ms, p99 178 against 273 ms).
 
 The wait ends at most WAIT_SECONDS after the first statuses began being written: under a
 steady stream of new objects (a GitOps sync of thousands), reconciles then go on as they
-come, rather than each waiting its full bound, and the handler calls queued meanwhile do not
-pile up in kopf's few threads.
+come, rather than each waiting its full bound in one of kopf's few threads.
 """
 
 from __future__ import annotations
