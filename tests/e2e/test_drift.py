@@ -85,6 +85,14 @@ def drifted(k8s: client.ApiClient, namespace: str, name: str,
                         for c in conditions) else None
 
 
+def drift_over(k8s: client.ApiClient, namespace: str, name: str, reason: str,
+               rows: int) -> dict[str, Any] | None:
+    """The ModelDeployment once a drift check with this reason counted `rows` rows: a check
+    that ran while the rows were still being sent saw fewer, and the next one sees them all."""
+    found = drifted(k8s, namespace, name, reason)
+    return found if found is not None and found["status"]["drift"]["rows"] == rows else None
+
+
 def condition_of(resource: dict[str, Any], type_: str) -> dict[str, Any]:
     found = condition_if(resource, type_)
     assert found is not None, resource.get("status")
@@ -147,8 +155,8 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
 
     # In distribution: 75 rows per replica, under minRows 100 alone, 150 together.
     send_to_each(addresses, iris)
-    calm = wait_for("Drifted=False NoDrift", lambda: drifted(
-        k8s, ml_namespace, "iris", "NoDrift"), timeout=60, interval=2)
+    calm = wait_for("Drifted=False NoDrift over 150 rows", lambda: drift_over(
+        k8s, ml_namespace, "iris", "NoDrift", 150), timeout=60, interval=2)
     drift = calm["status"]["drift"]
     assert (drift["version"], drift["rows"], drift["replicas"]) == (1, 150, 2)
     assert drift["detected"] is False and drift["since"] and drift["checkedTime"]
@@ -159,8 +167,8 @@ def test_a_served_version_is_monitored_for_drift_over_all_replicas(
     # One feature shifted by about 2.6 standard deviations; the others as in training.
     shifted = iris.assign(**{SHIFTED: iris[SHIFTED] + 2.0})
     send_to_each(addresses, pd.concat([shifted, shifted]))
-    alarm = wait_for("Drifted=True", lambda: drifted(
-        k8s, ml_namespace, "iris", "DriftDetected"), timeout=60, interval=2)
+    alarm = wait_for("Drifted=True over 450 rows", lambda: drift_over(
+        k8s, ml_namespace, "iris", "DriftDetected", 450), timeout=60, interval=2)
     drift = alarm["status"]["drift"]
     assert drift["detected"] is True and drift["detectedTime"]
     assert (drift["rows"], drift["replicas"]) == (450, 2)
